@@ -1,0 +1,315 @@
+/**
+ * In-memory stores: the embedded default and the reference implementation of the store contract.
+ * Every method runs to completion without awaiting in between, so each one is atomic in Node's
+ * single thread, which is exactly what the contract asks of the real backends.
+ */
+import { CloudDeferError } from '../../src/core/errors.js';
+import { canTransition, isFinished, MAX_HISTORY, type TaskRecord, type TaskStatus } from '../../src/core/records.js';
+import type {
+  AcquireLeaseInput,
+  CreateTaskResult,
+  LeaseOutcome,
+  OutboxEntry,
+  PayloadStore,
+  SettleInput,
+  StagedDefer,
+  StateStore,
+  Stores,
+  TaskPage,
+  TaskQuery,
+  TransactionHook,
+} from '../../src/core/stores.js';
+import { decodeCursor, encodeCursor, newestFirst } from '../../src/core/cursor.js';
+
+export interface MemoryStoresOptions {
+  /** Where "now" comes from for expiry; tests can move it. */
+  now?: () => number;
+}
+
+interface Expiring<T> {
+  value: T;
+  expiresAt: number;
+}
+
+class MemoryPayloadStore implements PayloadStore {
+  private readonly items = new Map<string, Expiring<Uint8Array>>();
+  constructor(private readonly now: () => number) {}
+
+  async put(id: string, data: Uint8Array, ttlMs: number): Promise<void> {
+    this.items.set(id, { value: Uint8Array.from(data), expiresAt: this.now() + ttlMs });
+  }
+
+  async get(id: string): Promise<Uint8Array | undefined> {
+    const item = this.items.get(id);
+    if (!item) return undefined;
+    if (item.expiresAt <= this.now()) {
+      this.items.delete(id);
+      return undefined;
+    }
+    return Uint8Array.from(item.value);
+  }
+
+  async delete(id: string): Promise<void> {
+    this.items.delete(id);
+  }
+
+  /** Test/inspection aid: how many payloads are held (expired ones excluded). */
+  size(): number {
+    const now = this.now();
+    let n = 0;
+    for (const item of this.items.values()) if (item.expiresAt > now) n += 1;
+    return n;
+  }
+}
+
+/** Records are copied in and out so callers can never mutate stored state by accident. */
+const copy = (record: TaskRecord): TaskRecord => structuredClone(record);
+
+class MemoryStateStore implements StateStore {
+  private readonly records = new Map<string, TaskRecord>();
+  /** reference -> id of the newest task created with it. */
+  private readonly references = new Map<string, string>();
+  private readonly outbox = new Map<string, OutboxEntry>();
+
+  constructor(private readonly now: () => number) {}
+
+  private live(id: string): TaskRecord | undefined {
+    const record = this.records.get(id);
+    if (!record) return undefined;
+    if (record.expiresAt <= this.now()) {
+      this.forget(record);
+      return undefined;
+    }
+    return record;
+  }
+
+  private forget(record: TaskRecord): void {
+    this.records.delete(record.id);
+    if (record.reference && this.references.get(record.reference) === record.id) {
+      this.references.delete(record.reference);
+    }
+  }
+
+  async createTask(record: TaskRecord, now: number): Promise<CreateTaskResult> {
+    if (this.live(record.id)) {
+      throw new CloudDeferError('TASK_ALREADY_EXISTS', `A task record with id ${record.id} already exists.`);
+    }
+    if (record.reference) {
+      const holderId = this.references.get(record.reference);
+      const holder = holderId ? this.live(holderId) : undefined;
+      if (holder && !isFinished(holder.status) && (holder.uniqueUntil === undefined || holder.uniqueUntil > now)) {
+        return { created: false, existing: copy(holder) };
+      }
+      this.references.set(record.reference, record.id);
+    }
+    this.records.set(record.id, copy(record));
+    return { created: true };
+  }
+
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    const record = this.live(id);
+    return record && copy(record);
+  }
+
+  async findByReference(reference: string): Promise<TaskRecord | undefined> {
+    const id = this.references.get(reference);
+    const record = id ? this.live(id) : undefined;
+    return record && copy(record);
+  }
+
+  async acquireLease(id: string, input: AcquireLeaseInput): Promise<LeaseOutcome> {
+    const record = this.live(id);
+    if (!record) return { kind: 'missing' };
+    if (isFinished(record.status)) return { kind: 'finished', record: copy(record) };
+    if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) {
+      return { kind: 'busy', record: copy(record) };
+    }
+    record.status = 'running';
+    record.leaseOwner = input.owner;
+    record.leaseUntil = input.now + input.leaseMs;
+    record.attempts += 1;
+    record.executionCount = input.executionCount;
+    record.startedAt ??= input.now;
+    record.updatedAt = input.now;
+    record.version += 1;
+    return { kind: 'acquired', record: copy(record) };
+  }
+
+  async settle(id: string, input: SettleInput): Promise<TaskRecord | undefined> {
+    const record = this.live(id);
+    if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
+    record.status = input.status;
+    record.leaseOwner = undefined;
+    record.leaseUntil = undefined;
+    record.durationMs = input.attempt.durationMs;
+    record.updatedAt = input.now;
+    record.expiresAt = input.expiresAt;
+    if (input.error) record.lastError = input.error;
+    record.history.push(input.attempt);
+    if (record.history.length > MAX_HISTORY) record.history.splice(0, record.history.length - MAX_HISTORY);
+    // A finished holder no longer blocks its reference: createTask checks the holder's status.
+    if (isFinished(input.status)) record.finishedAt = input.now;
+    record.version += 1;
+    return copy(record);
+  }
+
+  async transition(
+    id: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    patch: Partial<Pick<TaskRecord, 'lastError' | 'finishedAt' | 'eta' | 'cloudTaskName' | 'expiresAt' | 'uniqueUntil'>>,
+    now: number,
+  ): Promise<TaskRecord | undefined> {
+    const record = this.live(id);
+    if (!record || !from.includes(record.status) || !canTransition(record.status, to)) return undefined;
+    Object.assign(record, patch);
+    record.status = to;
+    record.updatedAt = now;
+    record.version += 1;
+    if (to !== 'running') {
+      record.leaseOwner = undefined;
+      record.leaseUntil = undefined;
+    }
+    if (isFinished(to)) record.finishedAt ??= now;
+    return copy(record);
+  }
+
+  async listTasks(query: TaskQuery): Promise<TaskPage> {
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), 1000);
+    const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const now = this.now();
+    const matches: TaskRecord[] = [];
+    for (const record of this.records.values()) {
+      if (record.expiresAt <= now) continue;
+      if (query.status && record.status !== query.status) continue;
+      if (query.queue && record.queue !== query.queue) continue;
+      if (query.taskName && record.taskName !== query.taskName) continue;
+      if (query.reference && record.reference !== query.reference) continue;
+      if (query.iterationId && record.iterationId !== query.iterationId) continue;
+      if (after && newestFirst(record, after) <= 0) continue;
+      matches.push(record);
+    }
+    matches.sort(newestFirst);
+    const page = matches.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      records: page.map(copy),
+      nextCursor: matches.length > limit && last ? encodeCursor(last) : undefined,
+    };
+  }
+
+  async deleteTask(id: string): Promise<void> {
+    const record = this.records.get(id);
+    if (record) this.forget(record);
+  }
+
+  async addOutbox(entry: OutboxEntry): Promise<void> {
+    this.outbox.set(entry.taskId, structuredClone(entry));
+  }
+
+  async listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
+    const due: OutboxEntry[] = [];
+    for (const entry of this.outbox.values()) {
+      if (entry.createdAt < createdBefore) due.push(structuredClone(entry));
+      if (due.length >= limit) break;
+    }
+    return due;
+  }
+
+  async removeOutbox(taskId: string): Promise<void> {
+    this.outbox.delete(taskId);
+  }
+
+  /** Inspection aid for tests: raw record count, including ones a read would expire. */
+  rawSize(): number {
+    return this.records.size;
+  }
+}
+
+/**
+ * A unit of work over the memory stores. Defers given `{ transaction: tx }` are written and
+ * enqueued only when `commit()` runs; `rollback()` drops them.
+ */
+export class MemoryTransaction {
+  private readonly staged: Array<{ staged: StagedDefer; afterCommit: () => Promise<void> }> = [];
+  private state: 'open' | 'committed' | 'rolledBack' = 'open';
+
+  constructor(private readonly stores: MemoryStores) {}
+
+  /** @internal used by the memory TransactionHook. */
+  add(staged: StagedDefer, afterCommit: () => Promise<void>): void {
+    if (this.state !== 'open') {
+      throw new CloudDeferError('INVALID_STATE', `This transaction is already ${this.state}; start a new one to defer.`);
+    }
+    this.staged.push({ staged, afterCommit });
+  }
+
+  get status(): 'open' | 'committed' | 'rolledBack' {
+    return this.state;
+  }
+
+  async commit(): Promise<void> {
+    if (this.state !== 'open') throw new CloudDeferError('INVALID_STATE', `This transaction is already ${this.state}.`);
+    this.state = 'committed';
+    const now = Date.now();
+    for (const { staged } of this.staged) {
+      if (staged.payload) await this.stores.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
+      await this.stores.state.createTask(staged.record, now);
+      await this.stores.state.addOutbox(staged.outbox);
+    }
+    // Enqueue after everything is durable, like the real backends' hooks.
+    for (const { afterCommit } of this.staged) await afterCommit();
+  }
+
+  rollback(): void {
+    if (this.state !== 'open') return;
+    this.state = 'rolledBack';
+    this.staged.length = 0;
+  }
+}
+
+class MemoryTransactionHook implements TransactionHook<MemoryTransaction> {
+  readonly name = 'memory';
+  accepts(transaction: unknown): transaction is MemoryTransaction {
+    return transaction instanceof MemoryTransaction;
+  }
+  async stage(transaction: MemoryTransaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
+    transaction.add(staged, afterCommit);
+  }
+}
+
+export interface MemoryStores extends Stores {
+  readonly kind: 'memory';
+  readonly payloads: MemoryPayloadStore;
+  readonly state: MemoryStateStore;
+  /** Start a transaction to pass as `{ transaction }` to defer(). */
+  beginTransaction(): MemoryTransaction;
+  /** Run `work` in a transaction: commit when it resolves, roll back when it throws. */
+  transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T>;
+}
+
+export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
+  const now = options.now ?? Date.now;
+  const stores: MemoryStores = {
+    kind: 'memory',
+    payloads: new MemoryPayloadStore(now),
+    state: new MemoryStateStore(now),
+    transactions: [new MemoryTransactionHook()],
+    beginTransaction: () => new MemoryTransaction(stores),
+    async transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+      const tx = new MemoryTransaction(stores);
+      let result: T;
+      try {
+        result = await work(tx);
+      } catch (err) {
+        tx.rollback();
+        throw err;
+      }
+      await tx.commit();
+      return result;
+    },
+  };
+  return stores;
+}
+
+export type { MemoryPayloadStore, MemoryStateStore };

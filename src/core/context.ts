@@ -1,0 +1,30 @@
+/** What a running task can learn about itself, through AsyncLocalStorage. */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export interface TaskContext {
+  /** cloud-defer's task id (the record id). */
+  readonly id: string;
+  /** The registered task name. */
+  readonly name: string;
+  readonly queue: string;
+  /** X-CloudTasks-TaskRetryCount: 0 on the first attempt. */
+  readonly attempt: number;
+  /** X-CloudTasks-TaskExecutionCount: attempts that got an answer from the handler. */
+  readonly executionCount: number;
+  readonly eta: Date;
+  readonly reference?: string;
+  /** Set inside an iteration shard's callback. */
+  readonly shardIndex?: number;
+  readonly iterationId?: string;
+}
+
+const storage = new AsyncLocalStorage<TaskContext>();
+
+/** The task this code runs in, or undefined outside a deferred task. */
+export function currentTask(): TaskContext | undefined {
+  return storage.getStore();
+}
+
+export function runInTaskContext<T>(context: TaskContext, fn: () => T): T {
+  return storage.run(context, fn);
+}

@@ -1,0 +1,774 @@
+/**
+ * The defer engine: defer (steps 1 of ARCHITECTURE.md), and running one delivery (steps 3-6),
+ * over the store and transport interfaces only. Framework, backend and Google client free.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { decodeEnvelope, encodeEnvelope, type Codec } from './codec.js';
+import { runInTaskContext, type TaskContext } from './context.js';
+import {
+  CloudDeferError,
+  DuplicateTaskError,
+  isPermanentTaskFailure,
+  isSingularTaskFailure,
+} from './errors.js';
+import type { Logger } from './logger.js';
+import { isFinished, type AttemptRecord, type TaskErrorInfo, type TaskRecord, type TaskStatus } from './records.js';
+import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction } from './registry.js';
+import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
+import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+
+const DAY_MS = 86_400_000;
+const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
+const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
+const CLOUD_TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
+/** The content type of the envelope; not application/json, so body parsers leave it alone. */
+export const ENVELOPE_CONTENT_TYPE = 'application/vnd.cloud-defer+json';
+
+export interface DeferOptions {
+  /** Cloud Tasks queue id. Default: the task's queue, else the engine's default queue. */
+  queue?: string;
+  /** When to run (Date or epoch ms). Missing or past = now; at most 30 days ahead. */
+  eta?: Date | number;
+  /** Seconds from now; wins over `eta`. */
+  countdown?: number;
+  /** Cloud Tasks task id: a second task with this name is refused for about an hour. */
+  name?: string;
+  /** Duplicate prevention key: while the task holding it is unfinished (and before `uniqueUntil`), another defer returns it. */
+  reference?: string;
+  uniqueUntil?: Date | number;
+  /** With a reference already held: return the existing task (default) or throw DuplicateTaskError. */
+  onDuplicate?: 'return' | 'throw';
+  /** App Engine routing; any of these sends the task to an App Engine target. `version: 'default'` means no version. */
+  service?: string;
+  version?: string;
+  instance?: string;
+  /** HTTP target overrides. */
+  url?: string;
+  serviceAccountEmail?: string;
+  audience?: string;
+  /** Seconds Cloud Tasks waits for the handler (HTTP 15-1800, App Engine 15-86415). */
+  dispatchDeadline?: number;
+  /** Attempts before the task is recorded failed and acknowledged (counts the first). */
+  maxAttempts?: number;
+  /** A backend transaction (memory, Redis MULTI, Datastore, Firestore): enqueue only after it commits. */
+  transaction?: unknown;
+}
+
+export interface TaskInfo {
+  id: string;
+  taskName: string;
+  queue: string;
+  eta: Date;
+  reference?: string;
+  /** Full Cloud Tasks name when known (named tasks, or returned by CreateTask). */
+  cloudTaskName?: string;
+  status: TaskStatus;
+  /** True when a defer with a held reference returned the existing task instead. */
+  duplicate: boolean;
+  /** True when the enqueue waits for a transaction to commit. */
+  pendingCommit: boolean;
+  /** Resolves with the record once the task has finished (succeeded, failed or cancelled). */
+  wait(options?: { timeoutMs?: number }): Promise<TaskRecord>;
+}
+
+export interface DeferredTask<A extends unknown[]> {
+  readonly name: string;
+  readonly fn: (...args: A) => unknown;
+  defer(...args: A): Promise<TaskInfo>;
+  /** The same task with options applied to each defer. */
+  with(options: DeferOptions): { defer(...args: A): Promise<TaskInfo> };
+}
+
+/** One delivery of a task, as the HTTP layer read it from the request. */
+export interface Delivery {
+  body: Uint8Array;
+  targetKind: 'http' | 'appEngine';
+  queueName?: string;
+  cloudTaskName?: string;
+  retryCount: number;
+  executionCount: number;
+  /** Epoch ms from X-CloudTasks-TaskETA. */
+  eta?: number;
+}
+
+export type DeliveryOutcome =
+  | { kind: 'succeeded'; taskId: string }
+  | { kind: 'failed'; taskId?: string; reason: string }
+  | { kind: 'duplicate'; taskId: string; status: TaskStatus }
+  | { kind: 'retry'; taskId: string; quiet: boolean }
+  | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
+  | { kind: 'unavailable'; reason: string };
+
+export interface EngineTarget {
+  /** Where HTTP-target tasks are sent (the handler URL). */
+  http?: { url: string | (() => string); serviceAccountEmail?: string; audience?: string };
+  /** Used when the default target is App Engine, or when a defer sets App Engine routing. */
+  appEngine?: { relativeUri: string; service?: string; version?: string; instance?: string };
+  /** Which of the two plain defers use. */
+  default: 'http' | 'appEngine';
+}
+
+export interface EngineOptions {
+  stores: Stores;
+  transport: () => Promise<QueueTransport>;
+  codec: Codec;
+  logger: Logger;
+  target: () => EngineTarget;
+  defaultQueue: string;
+  /** Encoded arguments above this go to the PayloadStore. */
+  inlineLimitBytes: number;
+  retentionMs: number;
+  /** How long a run's claim holds before another delivery may take it over. */
+  leaseMs: number;
+  now: () => number;
+}
+
+export interface DrainOptions {
+  timeoutMs?: number;
+  /** Dispatch tasks scheduled in the future (and those waiting out a backoff) now. Default true. */
+  runScheduled?: boolean;
+  /** Reject when a task ended failed during the drain. Default false. */
+  throwOnFailure?: boolean;
+}
+
+export interface DrainResult {
+  succeeded: number;
+  failed: TaskRecord[];
+}
+
+type SettledListener = (record: TaskRecord) => void;
+
+const randomId = (): string => randomBytes(12).toString('base64url').replace(/[-_]/g, 'x');
+
+/** A Cloud Tasks task id derived from the record id, so a re-enqueue by the sweeper is de-duplicated. */
+export function outboxTaskName(taskId: string): string {
+  return `cd-${createHash('sha256').update(taskId).digest('hex').slice(0, 32)}`;
+}
+
+function toMs(value: Date | number, option: string): number {
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new CloudDeferError('INVALID_OPTION', `${option} must be a valid Date or epoch milliseconds.`);
+  }
+  return ms;
+}
+
+export function errorInfo(err: unknown): TaskErrorInfo {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      message: err.message,
+      name: err.name,
+      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+      ...(err.stack ? { stack: err.stack.slice(0, 4000) } : {}),
+    };
+  }
+  return { message: String(err) };
+}
+
+export class DeferredEngine {
+  readonly registry = new TaskRegistry();
+  private readonly settledListeners = new Set<SettledListener>();
+  private readonly queuesUsed = new Set<string>();
+  private inFlight = 0;
+
+  constructor(private readonly options: EngineOptions) {
+    this.queuesUsed.add(options.defaultQueue);
+  }
+
+  get stores(): Stores {
+    return this.options.stores;
+  }
+
+  /** Register a function under a stable name and get a typed handle to defer it. */
+  task<A extends unknown[]>(name: string, fn: (...args: A) => unknown, defaults: TaskDefaults = {}): DeferredTask<A> {
+    const registered = this.registry.register(name, fn as TaskFunction, defaults);
+    if (defaults.queue) this.queuesUsed.add(defaults.queue);
+    const handle: DeferredTask<A> = {
+      name: registered.name,
+      fn,
+      defer: (...args: A) => this.defer(handle, args),
+      with: (options: DeferOptions) => ({ defer: (...args: A) => this.defer(handle, args, options) }),
+    };
+    return handle;
+  }
+
+  /** Defer a registered task (handle, function or name) with its arguments. */
+  async defer<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    args: A,
+    options: DeferOptions = {},
+  ): Promise<TaskInfo> {
+    const registered = this.registry.resolve(task);
+    if (!Array.isArray(args)) {
+      throw new CloudDeferError('INVALID_OPTION', `defer(${registered.name}, args) needs the arguments as an array.`);
+    }
+    const argsBytes = this.options.codec.encodeArgs(args);
+    const now = this.options.now();
+    const eta = this.etaOf(options, now);
+    const queue = options.queue ?? registered.defaults.queue ?? this.options.defaultQueue;
+    this.validate(options, queue);
+    const state = this.options.stores.state;
+    const id = state.newTaskId?.(options.reference) ?? randomId();
+    const stored = argsBytes.byteLength > this.options.inlineLimitBytes;
+    const body = encodeEnvelope({ task: registered.name, id, ...(stored ? { payloadRef: id } : { args: argsBytes }) });
+    const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
+    const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
+    const expiresAt = Math.max(eta, now) + this.options.retentionMs;
+    const cloudTaskId = options.name ?? (options.transaction !== undefined ? outboxTaskName(id) : undefined);
+    const record: TaskRecord = {
+      id,
+      taskName: registered.name,
+      queue,
+      status: 'queued',
+      createdAt: now,
+      updatedAt: now,
+      eta,
+      attempts: 0,
+      executionCount: 0,
+      payloadSize: argsBytes.byteLength,
+      history: [],
+      version: 1,
+      expiresAt,
+      ...(options.reference !== undefined ? { reference: options.reference } : {}),
+      ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
+      ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+      ...(stored ? { payloadRef: id } : {}),
+    };
+    const request: EnqueueRequest = {
+      queue,
+      ...(cloudTaskId ? { taskId: cloudTaskId } : {}),
+      ...(eta > now ? { scheduleTime: eta } : {}),
+      ...(options.dispatchDeadline !== undefined ? { dispatchDeadlineMs: options.dispatchDeadline * 1000 } : {}),
+      bodyBase64: Buffer.from(body).toString('base64'),
+      headers: { 'Content-Type': ENVELOPE_CONTENT_TYPE },
+      target: this.targetOf(options),
+    };
+    const payloadTtl = expiresAt - now;
+
+    if (options.transaction !== undefined) {
+      return this.deferInTransaction(options.transaction, record, request, stored ? argsBytes : undefined, payloadTtl);
+    }
+
+    if (stored) await this.storeCall(() => this.options.stores.payloads.put(id, argsBytes, payloadTtl));
+    let created;
+    try {
+      created = await this.storeCall(() => state.createTask(record, now));
+    } catch (err) {
+      if (stored) await this.bestEffort(() => this.options.stores.payloads.delete(id));
+      throw err;
+    }
+    if (!created.created) {
+      if (stored) await this.bestEffort(() => this.options.stores.payloads.delete(id));
+      if (options.onDuplicate === 'throw') throw new DuplicateTaskError(options.reference ?? '', created.existing.id);
+      return this.info(created.existing, { duplicate: true });
+    }
+    let cloudTaskName: string;
+    try {
+      const transport = await this.options.transport();
+      cloudTaskName = (await transport.enqueue(request)).name;
+    } catch (err) {
+      await this.undoDefer(record, err);
+      throw err;
+    }
+    this.queuesUsed.add(queue);
+    return this.info({ ...record, cloudTaskName }, { duplicate: false });
+  }
+
+  private async deferInTransaction(
+    transaction: unknown,
+    record: TaskRecord,
+    request: EnqueueRequest,
+    payload: Uint8Array | undefined,
+    payloadTtl: number,
+  ): Promise<TaskInfo> {
+    const hook = this.options.stores.transactions.find((h) => h.accepts(transaction));
+    if (!hook) {
+      const kinds = this.options.stores.transactions.map((h) => h.name).join(', ') || 'none';
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `The transaction passed to defer() is not one the ${this.options.stores.kind} stores can join (they accept: ${kinds}). Pass a transaction of the store you configured.`,
+      );
+    }
+    const outbox: OutboxEntry = { taskId: record.id, createdAt: record.createdAt, request };
+    await hook.stage(
+      transaction,
+      { record, outbox, ...(payload ? { payload: { id: record.id, data: payload, ttlMs: payloadTtl } } : {}) },
+      () => this.enqueueOutboxEntry(outbox),
+    );
+    this.queuesUsed.add(record.queue);
+    return this.info(record, { duplicate: false, pendingCommit: true });
+  }
+
+  /** Enqueue an outbox entry under its deterministic name and forget it; a name clash means it is already queued. */
+  private async enqueueOutboxEntry(entry: OutboxEntry): Promise<void> {
+    const transport = await this.options.transport();
+    try {
+      await transport.enqueue(entry.request);
+    } catch (err) {
+      if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) {
+        this.options.logger.error('enqueue after commit failed; sweepOutbox() will retry it', {
+          taskId: entry.taskId,
+          error: errorInfo(err).message,
+        });
+        return;
+      }
+    }
+    await this.bestEffort(() => this.options.stores.state.removeOutbox(entry.taskId));
+  }
+
+  /**
+   * Enqueue the outbox entries older than `graceMs` whose enqueue never happened (the process
+   * died between commit and enqueue). Deterministic task names make a race with the original harmless.
+   */
+  async sweepOutbox(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number }> {
+    const cutoff = this.options.now() - (options.graceMs ?? 60_000);
+    const entries = await this.storeCall(() => this.options.stores.state.listOutbox(cutoff, options.limit ?? 500));
+    for (const entry of entries) await this.enqueueOutboxEntry(entry);
+    return { enqueued: entries.length };
+  }
+
+  private async undoDefer(record: TaskRecord, err: unknown): Promise<void> {
+    const { stores } = this.options;
+    if (record.payloadRef) await this.bestEffort(() => stores.payloads.delete(record.id));
+    if (err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS') {
+      // The named task exists already: this defer made nothing, so it leaves nothing.
+      await this.bestEffort(() => stores.state.deleteTask(record.id));
+      return;
+    }
+    await this.bestEffort(() =>
+      stores.state.transition(record.id, ['queued'], 'failed', { lastError: errorInfo(err) }, this.options.now()),
+    );
+  }
+
+  private etaOf(options: DeferOptions, now: number): number {
+    if (options.countdown !== undefined) {
+      if (typeof options.countdown !== 'number' || !Number.isFinite(options.countdown) || options.countdown < 0) {
+        throw new CloudDeferError('INVALID_OPTION', 'countdown must be a number of seconds >= 0.');
+      }
+      return now + options.countdown * 1000;
+    }
+    const eta = options.eta === undefined ? now : toMs(options.eta, 'eta');
+    if (eta - now > MAX_SCHEDULE_AHEAD_MS) {
+      throw new CloudDeferError('INVALID_OPTION', 'eta/countdown may be at most 30 days ahead (a Cloud Tasks limit).');
+    }
+    return Math.max(eta, now);
+  }
+
+  private validate(options: DeferOptions, queue: string): void {
+    if (!QUEUE_ID.test(queue)) {
+      throw new CloudDeferError('INVALID_OPTION', `Queue "${queue}" is not a valid Cloud Tasks queue id: 1-100 letters, digits or hyphens.`);
+    }
+    if (options.name !== undefined && !CLOUD_TASK_ID.test(options.name)) {
+      throw new CloudDeferError('INVALID_OPTION', `Task name "${options.name}" is not a valid Cloud Tasks task id: 1-500 letters, digits, '_' or '-'. Hash longer keys.`);
+    }
+    if (options.maxAttempts !== undefined && !(Number.isInteger(options.maxAttempts) && (options.maxAttempts >= 1 || options.maxAttempts === -1))) {
+      throw new CloudDeferError('INVALID_OPTION', 'maxAttempts must be a whole number >= 1, or -1 for unlimited.');
+    }
+    if (options.reference !== undefined && (typeof options.reference !== 'string' || options.reference.length === 0 || options.reference.length > 500)) {
+      throw new CloudDeferError('INVALID_OPTION', 'reference must be a non-empty string of at most 500 characters.');
+    }
+    if (options.uniqueUntil !== undefined && options.reference === undefined) {
+      throw new CloudDeferError('INVALID_OPTION', 'uniqueUntil only makes sense with a reference; add { reference }.');
+    }
+    if (options.dispatchDeadline !== undefined) {
+      const appEngine = this.isAppEngine(options);
+      const [min, max] = appEngine ? [15, 86_415] : [15, 1_800];
+      if (!(typeof options.dispatchDeadline === 'number' && options.dispatchDeadline >= min && options.dispatchDeadline <= max)) {
+        throw new CloudDeferError('INVALID_OPTION', `dispatchDeadline must be ${min}-${max} seconds for ${appEngine ? 'App Engine' : 'HTTP'} targets.`);
+      }
+    }
+  }
+
+  private isAppEngine(options: DeferOptions): boolean {
+    if (options.service !== undefined || options.version !== undefined || options.instance !== undefined) return true;
+    if (options.url !== undefined) return false;
+    return this.options.target().default === 'appEngine';
+  }
+
+  private targetOf(options: DeferOptions): QueueTarget {
+    const target = this.options.target();
+    if (this.isAppEngine(options)) {
+      const base = target.appEngine ?? { relativeUri: '/_ah/queue/deferred' };
+      const version = options.version ?? base.version;
+      const service = options.service ?? base.service;
+      const instance = options.instance ?? base.instance;
+      return {
+        kind: 'appEngine',
+        relativeUri: base.relativeUri,
+        ...(service ? { service } : {}),
+        // djangae's rule: version "default" means "leave the version out".
+        ...(version && version !== 'default' ? { version } : {}),
+        ...(instance ? { instance } : {}),
+      };
+    }
+    const http = target.http;
+    const url = options.url ?? (http ? (typeof http.url === 'function' ? http.url() : http.url) : undefined);
+    if (!url) {
+      throw new CloudDeferError('INVALID_OPTION', 'No HTTP target URL is configured: pass target: { url } to createDeferred() or url to defer().');
+    }
+    const serviceAccountEmail = options.serviceAccountEmail ?? http?.serviceAccountEmail;
+    const audience = options.audience ?? http?.audience;
+    return {
+      kind: 'http',
+      url,
+      ...(serviceAccountEmail ? { oidc: { serviceAccountEmail, ...(audience ? { audience } : {}) } } : {}),
+    };
+  }
+
+  private info(record: TaskRecord, flags: { duplicate: boolean; pendingCommit?: boolean }): TaskInfo {
+    return {
+      id: record.id,
+      taskName: record.taskName,
+      queue: record.queue,
+      eta: new Date(record.eta),
+      status: record.status,
+      duplicate: flags.duplicate,
+      pendingCommit: flags.pendingCommit ?? false,
+      ...(record.reference !== undefined ? { reference: record.reference } : {}),
+      ...(record.cloudTaskName !== undefined ? { cloudTaskName: record.cloudTaskName } : {}),
+      wait: (waitOptions) => this.waitFor(record.id, waitOptions),
+    };
+  }
+
+  // ---- status API -------------------------------------------------------------------------
+
+  getTask(id: string): Promise<TaskRecord | undefined> {
+    return this.storeCall(() => this.options.stores.state.getTask(id));
+  }
+
+  findTask(query: { reference: string }): Promise<TaskRecord | undefined> {
+    return this.storeCall(() => this.options.stores.state.findByReference(query.reference));
+  }
+
+  listTasks(query: TaskQuery = {}): Promise<TaskPage> {
+    return this.storeCall(() => this.options.stores.state.listTasks(query));
+  }
+
+  /** Cancel a task that has not run yet: it is acknowledged without running when delivered. */
+  async cancel(id: string): Promise<TaskRecord | undefined> {
+    const record = await this.storeCall(() =>
+      this.options.stores.state.transition(id, ['queued', 'retrying'], 'cancelled', {}, this.options.now()),
+    );
+    if (record) {
+      if (record.payloadRef) await this.bestEffort(() => this.options.stores.payloads.delete(record.id));
+      this.emitSettled(record);
+    }
+    return record;
+  }
+
+  /** Resolve with the record once the task has finished. */
+  async waitFor(id: string, options: { timeoutMs?: number } = {}): Promise<TaskRecord> {
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+    let delay = 5;
+    for (;;) {
+      const record = await this.getTask(id);
+      if (record && isFinished(record.status)) return record;
+      if (Date.now() >= deadline) {
+        throw new CloudDeferError('TIMEOUT', `Task ${id} did not finish in time (status: ${record?.status ?? 'unknown'}).`);
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.settledListeners.delete(listener);
+          resolve();
+        };
+        const listener: SettledListener = (settled) => {
+          if (settled.id === id) done();
+        };
+        const timer = setTimeout(done, Math.min(delay, Math.max(deadline - Date.now(), 0)));
+        this.settledListeners.add(listener);
+      });
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  onSettled(listener: SettledListener): () => void {
+    this.settledListeners.add(listener);
+    return () => this.settledListeners.delete(listener);
+  }
+
+  private emitSettled(record: TaskRecord): void {
+    for (const listener of this.settledListeners) listener(record);
+  }
+
+  /**
+   * Tests and scripts: run until every queue this engine uses is empty and no run is in flight.
+   * Tasks scheduled later (or backing off) are dispatched now with RunTask unless asked not to.
+   */
+  async drain(options: DrainOptions = {}): Promise<DrainResult> {
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+    const result: DrainResult = { succeeded: 0, failed: [] };
+    const stop = this.onSettled((record) => {
+      if (record.status === 'succeeded') result.succeeded += 1;
+      else if (record.status === 'failed') result.failed.push(record);
+    });
+    try {
+      const transport = await this.options.transport();
+      let quietRounds = 0;
+      while (quietRounds < 2) {
+        if (Date.now() > deadline) {
+          throw new CloudDeferError('TIMEOUT', 'drain() timed out with tasks still queued or running.');
+        }
+        let pending = 0;
+        for (const queue of this.queuesUsed) {
+          const tasks = await transport.listTasks(queue).catch((err: unknown) => {
+            if (err instanceof CloudDeferError && err.code === 'NOT_FOUND') return [];
+            throw err;
+          });
+          pending += tasks.length;
+          if (options.runScheduled === false) continue;
+          const now = Date.now();
+          for (const task of tasks) {
+            if ((task.scheduleTime ?? 0) > now + 5) await transport.runTask(task.name).catch(() => undefined);
+          }
+        }
+        quietRounds = pending === 0 && this.inFlight === 0 ? quietRounds + 1 : 0;
+        await new Promise((resolve) => setTimeout(resolve, quietRounds > 0 ? 2 : 10));
+      }
+    } finally {
+      stop();
+    }
+    if (options.throwOnFailure && result.failed.length > 0) {
+      const first = result.failed[0]!;
+      throw new CloudDeferError('INVALID_STATE', `${result.failed.length} task(s) failed during drain; first: ${first.taskName} (${first.id}): ${first.lastError?.message ?? 'failed'}`);
+    }
+    return result;
+  }
+
+  // ---- running a delivery -------------------------------------------------------------------
+
+  /** Steps 3-6 of ARCHITECTURE.md for one authenticated delivery. Never throws. */
+  async run(delivery: Delivery): Promise<DeliveryOutcome> {
+    this.inFlight += 1;
+    try {
+      return await this.runDelivery(delivery);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  private async runDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
+    let envelope;
+    try {
+      envelope = decodeEnvelope(delivery.body);
+    } catch (err) {
+      logger.error('undecodable task envelope; acknowledged so it is not retried', { error: errorInfo(err).message, cloudTaskName: delivery.cloudTaskName });
+      return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
+    }
+    const task = this.registry.get(envelope.task);
+    const owner = randomId();
+    const now = this.options.now();
+    let lease;
+    try {
+      lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
+    } catch (err) {
+      logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
+      return { kind: 'unavailable', reason: errorInfo(err).message };
+    }
+    if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
+    if (lease.kind === 'busy') {
+      const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
+      return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
+    }
+    if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+    const record = lease.record;
+
+    const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
+      this.settle(record, owner, status, statusCode, started, delivery, err);
+
+    if (!task) {
+      logger.error(`no task named "${envelope.task}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
+      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${envelope.task}" is registered in this app.`));
+      return { kind: 'failed', taskId: envelope.id, reason: 'UNREGISTERED_TASK' };
+    }
+
+    let args: unknown[];
+    try {
+      args = await this.loadArgs(envelope, record);
+    } catch (err) {
+      if (err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE') {
+        await finish('retrying', 503, now, err);
+        return { kind: 'unavailable', reason: err.message };
+      }
+      logger.error('task arguments cannot be loaded; recorded failed and acknowledged', { taskId: envelope.id, error: errorInfo(err).message });
+      await finish('failed', 200, now, err);
+      return { kind: 'failed', taskId: envelope.id, reason: err instanceof CloudDeferError ? err.code : 'INVALID_ENVELOPE' };
+    }
+
+    const context: TaskContext = {
+      id: record.id,
+      name: task.name,
+      queue: delivery.queueName ?? record.queue,
+      attempt: delivery.retryCount,
+      executionCount: delivery.executionCount,
+      eta: new Date(delivery.eta ?? record.eta),
+      ...(record.reference !== undefined ? { reference: record.reference } : {}),
+      ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
+      ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
+    };
+    const started = this.options.now();
+    try {
+      await runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
+    } catch (err) {
+      return this.afterFailure(record, started, err, finish);
+    }
+    await finish('succeeded', 200, started);
+    return { kind: 'succeeded', taskId: record.id };
+  }
+
+  private async afterFailure(
+    record: TaskRecord,
+    started: number,
+    err: unknown,
+    finish: (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) => Promise<void>,
+  ): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
+    if (isPermanentTaskFailure(err)) {
+      logger.warn(`task ${record.taskName} failed permanently; not retried`, { taskId: record.id, error: errorInfo(err).message });
+      await finish('failed', 200, started, err);
+      return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
+    }
+    const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
+    if (exhausted) {
+      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, { taskId: record.id, error: errorInfo(err).message });
+      await finish('failed', 200, started, err);
+      return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
+    }
+    if (isSingularTaskFailure(err)) {
+      await finish('retrying', 503, started, err);
+      return { kind: 'retry', taskId: record.id, quiet: true };
+    }
+    logger.error(`task ${record.taskName} failed; the queue will retry it`, { taskId: record.id, error: errorInfo(err) });
+    await finish('retrying', 500, started, err);
+    return { kind: 'retry', taskId: record.id, quiet: false };
+  }
+
+  private async acquire(
+    id: string,
+    taskName: string,
+    delivery: Delivery,
+    owner: string,
+    now: number,
+    payloadRef: string | undefined,
+  ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
+    const state = this.options.stores.state;
+    const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
+    const lease = await this.storeCall(() => state.acquireLease(id, input));
+    if (lease.kind !== 'missing') return lease;
+    // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
+    const eta = delivery.eta ?? now;
+    await this.storeCall(() =>
+      state.createTask(
+        {
+          id,
+          taskName,
+          queue: delivery.queueName ?? this.options.defaultQueue,
+          status: 'queued',
+          createdAt: now,
+          updatedAt: now,
+          eta,
+          attempts: 0,
+          executionCount: 0,
+          payloadSize: delivery.body.byteLength,
+          history: [],
+          version: 1,
+          expiresAt: now + this.options.retentionMs,
+          ...(payloadRef ? { payloadRef } : {}),
+        },
+        now,
+      ),
+    ).catch(() => undefined);
+    return this.storeCall(() => state.acquireLease(id, input));
+  }
+
+  private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
+    const { codec, stores } = this.options;
+    if (envelope.payloadRef === undefined) {
+      const args = codec.decodeValue(envelope.argsTree ?? []);
+      if (!Array.isArray(args)) throw new CloudDeferError('INVALID_ENVELOPE', 'The task arguments are not an array.');
+      return args;
+    }
+    const bytes = await this.storeCall(() => stores.payloads.get(envelope.payloadRef!));
+    if (!bytes) {
+      throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
+    }
+    return codec.decodeArgs(bytes);
+  }
+
+  private async settle(
+    record: TaskRecord,
+    owner: string,
+    status: 'succeeded' | 'failed' | 'retrying',
+    statusCode: number,
+    started: number,
+    delivery: Delivery,
+    err?: unknown,
+  ): Promise<void> {
+    const now = this.options.now();
+    const error = err === undefined ? undefined : errorInfo(err);
+    const attempt: AttemptRecord = {
+      at: started,
+      statusCode,
+      outcome: status,
+      durationMs: Math.max(0, now - started),
+      retryCount: delivery.retryCount,
+      ...(error ? { error } : {}),
+    };
+    const { stores, logger } = this.options;
+    let settled: TaskRecord | undefined;
+    try {
+      settled = await this.storeCall(() =>
+        stores.state.settle(record.id, {
+          owner,
+          status,
+          now,
+          attempt,
+          expiresAt: now + this.options.retentionMs,
+          ...(error ? { error } : {}),
+        }),
+      );
+    } catch (settleErr) {
+      logger.error('could not record the task outcome', { taskId: record.id, error: errorInfo(settleErr).message });
+      return;
+    }
+    if (!settled) {
+      logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', { taskId: record.id });
+      return;
+    }
+    if (isFinished(status) && record.payloadRef) await this.bestEffort(() => stores.payloads.delete(record.payloadRef!));
+    this.emitSettled(settled);
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  /** Store errors become STORE_UNAVAILABLE unless they are already ours. */
+  private async storeCall<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CloudDeferError) throw err;
+      throw new CloudDeferError('STORE_UNAVAILABLE', `The ${this.options.stores.kind} state store failed: ${errorInfo(err).message}`, { cause: err });
+    }
+  }
+
+  private async bestEffort(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.options.logger.warn('clean-up step failed (it will expire by itself)', { error: errorInfo(err).message });
+    }
+  }
+
+  /** Queues defers have used, plus the default. */
+  queues(): string[] {
+    return [...this.queuesUsed];
+  }
+
+  addQueue(name: string): void {
+    this.queuesUsed.add(name);
+  }
+}
+
+export type { RegisteredTask };

@@ -1,0 +1,82 @@
+/** The task record: what the StateStore keeps about one deferred call. Times are epoch ms. */
+export type TaskStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
+
+export const FINISHED_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const PENDING_STATUSES: readonly TaskStatus[] = ['queued', 'retrying'];
+
+export function isFinished(status: TaskStatus): boolean {
+  return FINISHED_STATUSES.includes(status);
+}
+
+/** Allowed lifecycle moves; stores refuse anything else. Rerun moves a finished task back to queued. */
+export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  queued: ['running', 'cancelled', 'failed', 'succeeded'],
+  running: ['succeeded', 'failed', 'retrying', 'running'],
+  retrying: ['running', 'cancelled', 'failed', 'succeeded'],
+  succeeded: ['queued'],
+  failed: ['queued'],
+  cancelled: ['queued'],
+};
+
+export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export interface TaskErrorInfo {
+  message: string;
+  name?: string;
+  code?: string;
+  /** Trimmed to a few KiB. */
+  stack?: string;
+}
+
+export interface AttemptRecord {
+  /** When the attempt started. */
+  at: number;
+  /** The HTTP status the handler answered. */
+  statusCode: number;
+  outcome: 'succeeded' | 'failed' | 'retrying';
+  durationMs: number;
+  error?: TaskErrorInfo;
+  /** X-CloudTasks-TaskRetryCount of the delivery. */
+  retryCount?: number;
+}
+
+export interface TaskRecord {
+  id: string;
+  /** The registered task's name (what to run). */
+  taskName: string;
+  queue: string;
+  /** Full Cloud Tasks resource name once enqueued. */
+  cloudTaskName?: string;
+  status: TaskStatus;
+  reference?: string;
+  uniqueUntil?: number;
+  createdAt: number;
+  updatedAt: number;
+  eta: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Runs started by the handler (guard acquisitions). */
+  attempts: number;
+  /** X-CloudTasks-TaskExecutionCount seen on the latest delivery. */
+  executionCount: number;
+  maxAttempts?: number;
+  lastError?: TaskErrorInfo;
+  durationMs?: number;
+  payloadSize: number;
+  /** Set when the encoded arguments live in the PayloadStore. */
+  payloadRef?: string;
+  iterationId?: string;
+  shardIndex?: number;
+  history: AttemptRecord[];
+  /** The execution guard: who runs it and until when that claim holds. */
+  leaseOwner?: string;
+  leaseUntil?: number;
+  /** Bumped by every write; lets stores refuse stale writers. */
+  version: number;
+  /** When the record may be forgotten (retention). */
+  expiresAt: number;
+}
+
+export const MAX_HISTORY = 20;

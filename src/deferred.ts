@@ -1,0 +1,339 @@
+/**
+ * createDeferred(): the composition root. Picks the queue transport (embedded emulator, an external
+ * emulator, or Cloud Tasks), the stores (memory by default), the target and the authentication
+ * mode, and hands them to the framework-free engine in src/core.
+ */
+import type { CloudTasksClient } from '@google-cloud/tasks';
+import { createCodec, type Codec } from './core/codec.js';
+import {
+  DeferredEngine,
+  type DeferOptions,
+  type DeferredTask,
+  type DrainOptions,
+  type DrainResult,
+  type EngineTarget,
+  type TaskInfo,
+} from './core/engine.js';
+import { CloudDeferError } from './core/errors.js';
+import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
+import type { TaskRecord } from './core/records.js';
+import type { TaskDefaults } from './core/registry.js';
+import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
+import type { QueueConfig, QueueTransport } from './core/transport.js';
+import { isProduction, TaskAuthenticator, unsafeAuthReason, type AuthOptions, type Jwks } from './http/auth.js';
+import { TaskHandler } from './http/handler.js';
+import { CloudTasksTransport } from './queue/cloud-tasks.js';
+import { memoryStores } from '../adapters/memory/index.js';
+import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
+
+export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
+export const DEFAULT_SWEEP_PATH = '/_ah/deferred/sweep-outbox';
+const KIB = 1024;
+const CLOUD_TASKS_MAX_BYTES = 1024 * KIB;
+const DAY_MS = 86_400_000;
+
+export type HttpTargetOptions = {
+  /** The handler's public URL; a function is read at each defer (handy when the port is known late). */
+  url?: string | (() => string);
+  /** Cloud Tasks signs an OIDC token for this account; the handler accepts only it. */
+  serviceAccountEmail?: string;
+  /** Token audience; default the URL. */
+  audience?: string;
+};
+
+export type AppEngineTargetOptions = {
+  appEngine: { service?: string; version?: string; instance?: string };
+};
+
+export interface CreateDeferredOptions {
+  /** Where task state and large payloads live. Default: memory (fine for one process and tests). */
+  stores?: Stores;
+  /**
+   * auto (default): CLOUD_TASKS_EMULATOR_HOST set -> that emulator; production (K_SERVICE or
+   * GAE_ENV) -> Cloud Tasks; otherwise the embedded emulator, in process.
+   */
+  mode?: 'auto' | 'embedded' | 'emulator' | 'cloud';
+  projectId?: string;
+  location?: string;
+  /** Your own CloudTasksClient (cloud mode). */
+  client?: CloudTasksClient;
+  /** A custom transport (replaces Cloud Tasks entirely). */
+  transport?: QueueTransport;
+  /** Where tasks are delivered. Default: HTTP to this app's handler (http://127.0.0.1:$PORT/... locally). */
+  target?: HttpTargetOptions | AppEngineTargetOptions;
+  handlerPath?: string;
+  sweepPath?: string;
+  /** Queues created or updated at start-up (UpdateQueue with a field mask). */
+  queues?: QueueConfig[];
+  defaultQueue?: string;
+  auth?: AuthOptions;
+  /** Encoded arguments above this many bytes go to the PayloadStore. Default 100 KiB, at most 1 MiB. */
+  inlineLimitBytes?: number;
+  /** How long task records are kept after they finish (or after their ETA). Default 7 days. */
+  retentionMs?: number;
+  /** How long a run holds its claim before another delivery may take it over. Default 10 min 30 s. */
+  leaseMs?: number;
+  /** Largest request body the handler reads. Default 1.5 MiB. */
+  maxBodyBytes?: number;
+  logger?: Logger | false;
+  codec?: Codec;
+  /** Options for the embedded emulator (clock, limits). */
+  emulator?: Partial<EmulatorOptions>;
+  now?: () => number;
+}
+
+interface Runtime {
+  transport: QueueTransport;
+  mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
+  emulator?: EmulatorHandle;
+}
+
+function defaultLocalUrl(path: string): string {
+  return `http://127.0.0.1:${process.env.PORT ?? 3000}${path}`;
+}
+
+export class Deferred {
+  readonly engine: DeferredEngine;
+  readonly handler: TaskHandler;
+  readonly handlerPath: string;
+  readonly logger: Logger;
+  private readonly options: CreateDeferredOptions;
+  private readonly resolvedMode: 'embedded' | 'emulator' | 'cloud' | 'custom';
+  private runtime?: Promise<Runtime>;
+  private embeddedEmulator?: EmulatorHandle;
+  private targetUrl?: string | (() => string);
+
+  constructor(options: CreateDeferredOptions = {}) {
+    this.options = options;
+    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
+    this.resolvedMode = this.pickMode();
+    const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
+    if (!(inlineLimitBytes > 0 && inlineLimitBytes <= CLOUD_TASKS_MAX_BYTES - 4 * KIB)) {
+      throw new CloudDeferError('INVALID_OPTION', 'inlineLimitBytes must be between 1 and 1 MiB minus 4 KiB (Cloud Tasks\' task size limit less the envelope).');
+    }
+    const target = options.target;
+    if (target && !('appEngine' in target)) this.targetUrl = target.url;
+    const stores = options.stores ?? memoryStores();
+    const auth = this.authOptions();
+    const unsafe = unsafeAuthReason(auth);
+    if (unsafe) {
+      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start in production: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run) or run on App Engine with auth: { mode: 'appEngine' }.`);
+    }
+    this.engine = new DeferredEngine({
+      stores,
+      transport: () => this.ready().then((r) => r.transport),
+      codec: options.codec ?? createCodec(),
+      logger: this.logger,
+      target: () => this.engineTarget(),
+      defaultQueue: options.defaultQueue ?? 'default',
+      inlineLimitBytes,
+      retentionMs: options.retentionMs ?? 7 * DAY_MS,
+      leaseMs: options.leaseMs ?? 630_000,
+      now: options.now ?? Date.now,
+    });
+    for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
+    this.handler = new TaskHandler({
+      engine: this.engine,
+      authenticator: new TaskAuthenticator(auth, () => this.currentUrl(), this.resolvedMode === 'embedded'),
+      logger: this.logger,
+      handlerPath: this.handlerPath,
+      sweepPath: options.sweepPath ?? DEFAULT_SWEEP_PATH,
+      maxBodyBytes: options.maxBodyBytes ?? 1536 * KIB,
+    });
+  }
+
+  /** Which queue transport this instance uses. */
+  get mode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
+    return this.resolvedMode;
+  }
+
+  get stores(): Stores {
+    return this.engine.stores;
+  }
+
+  /** The in-process emulator, once started (embedded mode only). */
+  get emulator(): EmulatorHandle | undefined {
+    return this.embeddedEmulator;
+  }
+
+  /** Set the handler URL once the server listens (e.g. on a port chosen by the OS). */
+  setTargetUrl(url: string | (() => string)): void {
+    this.targetUrl = url;
+  }
+
+  task<A extends unknown[]>(name: string, fn: (...args: A) => unknown, defaults?: TaskDefaults): DeferredTask<A> {
+    return this.engine.task(name, fn, defaults);
+  }
+
+  defer<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    args: A,
+    options?: DeferOptions,
+  ): Promise<TaskInfo> {
+    return this.engine.defer(task, args, options);
+  }
+
+  getTask(id: string): Promise<TaskRecord | undefined> {
+    return this.engine.getTask(id);
+  }
+
+  findTask(query: { reference: string }): Promise<TaskRecord | undefined> {
+    return this.engine.findTask(query);
+  }
+
+  listTasks(query?: TaskQuery): Promise<TaskPage> {
+    return this.engine.listTasks(query);
+  }
+
+  cancel(id: string): Promise<TaskRecord | undefined> {
+    return this.engine.cancel(id);
+  }
+
+  drain(options?: DrainOptions): Promise<DrainResult> {
+    return this.engine.drain(options);
+  }
+
+  sweepOutbox(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number }> {
+    return this.engine.sweepOutbox(options);
+  }
+
+  /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */
+  ready(): Promise<Runtime> {
+    this.runtime ??= this.start();
+    return this.runtime;
+  }
+
+  /** Stop the embedded emulator and close the Cloud Tasks client. */
+  async close(): Promise<void> {
+    if (!this.runtime) return;
+    const runtime = await this.runtime.catch(() => undefined);
+    this.runtime = undefined;
+    if (!runtime) return;
+    if (runtime.mode !== 'custom') await runtime.transport.close().catch(() => undefined);
+    await runtime.emulator?.stop();
+    this.embeddedEmulator = undefined;
+  }
+
+  private pickMode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
+    const { options } = this;
+    if (options.transport) return 'custom';
+    const mode = options.mode ?? 'auto';
+    if (mode !== 'auto') return mode;
+    if (process.env.CLOUD_TASKS_EMULATOR_HOST) return 'emulator';
+    if (options.client || isProduction()) return 'cloud';
+    return 'embedded';
+  }
+
+  private currentUrl(): string | undefined {
+    const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.handlerPath));
+    return typeof url === 'function' ? url() : url;
+  }
+
+  private engineTarget(): EngineTarget {
+    const target = this.options.target;
+    const appEngine = target && 'appEngine' in target ? target.appEngine : {};
+    const http = target && !('appEngine' in target) ? target : {};
+    const url = this.currentUrl();
+    return {
+      default: target && 'appEngine' in target ? 'appEngine' : 'http',
+      appEngine: { relativeUri: this.handlerPath, ...appEngine },
+      ...(url
+        ? {
+            http: {
+              url,
+              ...(this.serviceAccountEmail() ? { serviceAccountEmail: this.serviceAccountEmail()! } : {}),
+              ...(http.audience ? { audience: http.audience } : {}),
+            },
+          }
+        : {}),
+    };
+  }
+
+  private serviceAccountEmail(): string | undefined {
+    const target = this.options.target;
+    if (target && !('appEngine' in target) && target.serviceAccountEmail) return target.serviceAccountEmail;
+    if (this.resolvedMode === 'embedded' || this.resolvedMode === 'emulator') {
+      return `cloud-defer-tasks@${this.projectId() ?? 'local-project'}.iam.gserviceaccount.com`;
+    }
+    return undefined;
+  }
+
+  private projectId(): string | undefined {
+    return this.options.projectId ?? process.env.GOOGLE_CLOUD_PROJECT ?? process.env.GCLOUD_PROJECT;
+  }
+
+  /** The auth mode asked for, or the safe default for where we run. */
+  private authOptions(): AuthOptions {
+    if (this.options.auth) return this.options.auth;
+    const target = this.options.target;
+    const email = this.serviceAccountEmail();
+    if (this.resolvedMode === 'embedded') {
+      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks) };
+    }
+    if (this.resolvedMode === 'emulator') {
+      const jwksUri = process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
+      if (!jwksUri) return { mode: 'none' };
+      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => fetchJwks(jwksUri) };
+    }
+    if (target && 'appEngine' in target) return { mode: 'appEngine' };
+    if (email) return { mode: 'oidc', serviceAccountEmail: email };
+    if (process.env.GAE_ENV) return { mode: 'appEngine' };
+    return { mode: 'none' };
+  }
+
+  private async start(): Promise<Runtime> {
+    const { options } = this;
+    if (this.resolvedMode === 'custom') return this.withQueues({ transport: options.transport!, mode: 'custom' });
+    const projectId = this.projectId() ?? (this.resolvedMode === 'cloud' ? undefined : 'local-project');
+    const location = options.location ?? process.env.CLOUD_TASKS_LOCATION ?? 'us-central1';
+    // Loaded on first use, so importing cloud-defer stays cheap (and CommonJS: one module instance).
+    const { CloudTasksClient } = require('@google-cloud/tasks') as typeof import('@google-cloud/tasks');
+    if (this.resolvedMode === 'cloud') {
+      const client = options.client ?? new CloudTasksClient();
+      const project = projectId ?? (await client.getProjectId());
+      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: project, location }), mode: 'cloud' });
+    }
+    const { startEmulator, createEmulatorClient } = require('./emulator/index.js') as typeof import('./emulator/index.js');
+    if (this.resolvedMode === 'emulator') {
+      const address = process.env.CLOUD_TASKS_EMULATOR_HOST;
+      if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
+      const client = createEmulatorClient(address);
+      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'emulator' });
+    }
+    const url = this.currentUrl()!;
+    const emulator = await startEmulator({
+      port: 0,
+      projectId,
+      location,
+      appEngineBaseUrl: new URL(url).origin,
+      ...(options.emulator ?? {}),
+    });
+    this.embeddedEmulator = emulator;
+    const client = createEmulatorClient(emulator);
+    this.logger.info(
+      `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
+    );
+    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'embedded', emulator });
+  }
+
+  private async withQueues(runtime: Runtime): Promise<Runtime> {
+    const configs = new Map<string, QueueConfig>();
+    // The embedded emulator starts empty: create every queue this app will use.
+    if (runtime.mode === 'embedded') for (const name of this.engine.queues()) configs.set(name, { name });
+    for (const queue of this.options.queues ?? []) configs.set(queue.name, queue);
+    for (const config of configs.values()) await runtime.transport.ensureQueue(config);
+    return runtime;
+  }
+}
+
+async function fetchJwks(uri: string): Promise<Jwks> {
+  const response = await fetch(uri);
+  if (!response.ok) throw new Error(`GET ${uri} answered ${response.status}`);
+  return (await response.json()) as Jwks;
+}
+
+/** Build one deferred engine. Every option is optional; see CreateDeferredOptions. */
+export function createDeferred(options?: CreateDeferredOptions): Deferred {
+  return new Deferred(options);
+}

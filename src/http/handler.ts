@@ -1,0 +1,151 @@
+/**
+ * The framework-neutral task handler: routing, method check, authentication, bounded body,
+ * and the mapping of a run's outcome to the HTTP answer Cloud Tasks acts on.
+ */
+import type { Delivery, DeliveryOutcome, DeferredEngine } from '../core/engine.js';
+import { CloudDeferError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { header, type HeaderBag, type TaskAuthenticator } from './auth.js';
+
+export interface NeutralRequest {
+  method: string;
+  /** Path relative to where the middleware is mounted, without the query string. */
+  path: string;
+  headers: HeaderBag;
+  remoteAddress?: string;
+  /** Reads the body, rejecting with PAYLOAD_TOO_LARGE past `limit` bytes. */
+  readBody(limit: number): Promise<Uint8Array>;
+}
+
+export interface NeutralResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface HandlerSettings {
+  engine: DeferredEngine;
+  authenticator: TaskAuthenticator;
+  logger: Logger;
+  handlerPath: string;
+  /** Authenticated path that runs sweepOutbox() (for Cloud Scheduler). */
+  sweepPath: string;
+  maxBodyBytes: number;
+}
+
+const text = (status: number, body: string, headers: Record<string, string> = {}): NeutralResponse => ({
+  status,
+  headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers },
+  body,
+});
+
+const json = (status: number, value: unknown): NeutralResponse => ({
+  status,
+  headers: { 'Content-Type': 'application/json; charset=utf-8' },
+  body: JSON.stringify(value),
+});
+
+function count(value: string | undefined): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
+/** Reads the delivery headers of either target kind. */
+export function deliveryFrom(headers: HeaderBag, body: Uint8Array): Delivery {
+  const appEngine = header(headers, 'x-appengine-taskname') !== undefined && header(headers, 'x-cloudtasks-taskname') === undefined;
+  const prefix = appEngine ? 'x-appengine-' : 'x-cloudtasks-';
+  const etaSeconds = Number(header(headers, `${prefix}tasketa`));
+  const queueName = header(headers, `${prefix}queuename`);
+  const cloudTaskName = header(headers, `${prefix}taskname`);
+  return {
+    body,
+    targetKind: appEngine ? 'appEngine' : 'http',
+    retryCount: count(header(headers, `${prefix}taskretrycount`)),
+    executionCount: count(header(headers, `${prefix}taskexecutioncount`)),
+    ...(queueName ? { queueName } : {}),
+    ...(cloudTaskName ? { cloudTaskName } : {}),
+    ...(Number.isFinite(etaSeconds) && etaSeconds > 0 ? { eta: Math.round(etaSeconds * 1000) } : {}),
+  };
+}
+
+/**
+ * The HTTP answer for an outcome. App Engine throttles a whole queue on 503, so retries there use
+ * 408 (djangae's choice for SingularTaskFailure) or 500, and a busy lease 409.
+ */
+export function responseFor(outcome: DeliveryOutcome, targetKind: Delivery['targetKind']): NeutralResponse {
+  const appEngine = targetKind === 'appEngine';
+  switch (outcome.kind) {
+    case 'succeeded':
+      return text(200, 'OK');
+    case 'duplicate':
+      return text(200, `Already ${outcome.status}; not run again`);
+    case 'failed':
+      return text(200, `Failed permanently (${outcome.reason}); not retried`);
+    case 'retry':
+      return outcome.quiet ? text(appEngine ? 408 : 503, 'Retry requested') : text(500, 'Task failed; will be retried');
+    case 'busy':
+      return text(appEngine ? 409 : 503, 'Task is running elsewhere; retry later', { 'Retry-After': String(outcome.retryAfterSeconds) });
+    case 'unavailable':
+      return text(503, 'State store unavailable; retry later', { 'Retry-After': '5' });
+  }
+}
+
+export class TaskHandler {
+  constructor(private readonly settings: HandlerSettings) {}
+
+  /** Whether this request is for a path the handler owns. */
+  owns(path: string): boolean {
+    return path === this.settings.handlerPath || path === this.settings.sweepPath;
+  }
+
+  async handle(request: NeutralRequest): Promise<NeutralResponse> {
+    const { settings } = this;
+    if (request.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
+    const auth = await settings.authenticator.authenticate(request);
+    if (!auth.ok) {
+      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason });
+      return text(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
+    }
+    if (request.path === settings.sweepPath) {
+      try {
+        return json(200, await settings.engine.sweepOutbox());
+      } catch (err) {
+        return text(503, err instanceof Error ? err.message : String(err));
+      }
+    }
+    let body: Uint8Array;
+    try {
+      body = await request.readBody(settings.maxBodyBytes);
+    } catch (err) {
+      if (err instanceof CloudDeferError && err.code === 'PAYLOAD_TOO_LARGE') return text(413, err.message);
+      return text(400, 'Could not read the request body');
+    }
+    const delivery = deliveryFrom(request.headers, body);
+    return responseFor(await settings.engine.run(delivery), delivery.targetKind);
+  }
+}
+
+/** Collects a Node stream into bytes, stopping at `limit`. */
+export async function readStream(stream: AsyncIterable<unknown>, limit: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+    size += buf.byteLength;
+    if (size > limit) throw new CloudDeferError('PAYLOAD_TOO_LARGE', `Request body over ${limit} bytes.`);
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A body a parser already read (raw Buffer, text, or parsed JSON), or undefined to read the stream. */
+export function alreadyParsedBody(body: unknown, limit: number): Uint8Array | undefined {
+  let bytes: Uint8Array | undefined;
+  if (body instanceof Uint8Array) bytes = body;
+  else if (typeof body === 'string') bytes = Buffer.from(body);
+  else if (body !== undefined && body !== null && typeof body === 'object' && Object.keys(body).length > 0) {
+    bytes = Buffer.from(JSON.stringify(body));
+  }
+  if (bytes && bytes.byteLength > limit) throw new CloudDeferError('PAYLOAD_TOO_LARGE', `Request body over ${limit} bytes.`);
+  return bytes;
+}

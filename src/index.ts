@@ -1,0 +1,23 @@
+/** cloud-defer: defer a function call to Google Cloud Tasks from Express or Koa. */
+export { createDeferred, Deferred, DEFAULT_HANDLER_PATH, DEFAULT_SWEEP_PATH } from './deferred.js';
+export type { CreateDeferredOptions, HttpTargetOptions, AppEngineTargetOptions } from './deferred.js';
+export { deferredMiddleware } from './http/express.js';
+export type { ExpressMiddleware } from './http/express.js';
+export { currentTask } from './core/context.js';
+export type { TaskContext } from './core/context.js';
+export {
+  CloudDeferError,
+  DuplicateTaskError,
+  PermanentTaskFailure,
+  SingularTaskFailure,
+} from './core/errors.js';
+export type { CloudDeferErrorCode } from './core/errors.js';
+export type { DeferOptions, DeferredTask, TaskInfo, DrainOptions, DrainResult } from './core/engine.js';
+export type { TaskRecord, TaskStatus, AttemptRecord, TaskErrorInfo } from './core/records.js';
+export type { Stores, PayloadStore, StateStore, TransactionHook, TaskQuery, TaskPage } from './core/stores.js';
+export type { QueueConfig, RateLimits, RetryConfig, QueueTransport } from './core/transport.js';
+export type { AuthOptions, OidcAuthOptions, AppEngineAuthOptions, NoAuthOptions } from './http/auth.js';
+export type { Logger } from './core/logger.js';
+export { silentLogger, consoleLogger } from './core/logger.js';
+export { createCodec } from './core/codec.js';
+export type { Codec, CustomType } from './core/codec.js';
