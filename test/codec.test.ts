@@ -180,6 +180,17 @@ describe('codec', () => {
       assert.equal(codec.encodeValue(obj), obj);
     });
 
+    it('writes the documented wire format', () => {
+      const text = Buffer.from(codec.encodeArgs([undefined, -0, NaN, 1n, new Date(7), new Map([[1, 2]]), new Set(['a']), { $t: 1 }])).toString('utf8');
+      assert.equal(text, '[{"$t":"undef"},{"$t":"num","v":"-0"},{"$t":"num","v":"NaN"},{"$t":"bigint","v":"1"},' +
+        '{"$t":"date","v":7},{"$t":"map","v":[[1,2]]},{"$t":"set","v":["a"]},{"$t":"obj","v":{"$t":1}}]');
+      assert.equal(Buffer.from(codec.encodeArgs([Buffer.from('hi'), new Uint8Array([104, 105])])).toString('utf8'),
+        '[{"$t":"buf","v":"aGk="},{"$t":"u8","v":"aGk="}]');
+      const tree = codec.encodeValue({ when: new Date(7) });
+      assert.deepStrictEqual(tree, { when: { $t: 'date', v: 7 } });
+      assert.deepStrictEqual(codec.decodeValue(tree), { when: new Date(7) });
+    });
+
     it('does not modify the input when tagging is needed', () => {
       const input = { a: 1, b: undefined, c: [NaN] };
       codec.encodeValue(input);
@@ -230,7 +241,7 @@ describe('codec', () => {
 
     it('rejects other typed arrays and buffers', () => {
       unserializable(() => codec.encodeArgs([new Float64Array(2)]), /^args\[0\] is a Float64Array; only Buffer and Uint8Array/);
-      unserializable(() => codec.encodeArgs([new ArrayBuffer(2)]), /is a ArrayBuffer/);
+      unserializable(() => codec.encodeArgs([new ArrayBuffer(2)]), /^args\[0\] is an ArrayBuffer/);
     });
 
     it('names odd keys and collection members in the path', () => {
@@ -304,6 +315,17 @@ describe('codec', () => {
       assert.equal(Object.getPrototypeOf(inner), Object.prototype);
       assert.equal(inner.polluted, undefined);
       assert.ok(!Array.isArray((out[4] as unknown as unknown[])[0]));
+    });
+
+    it('does not pollute through a hostile envelope', () => {
+      const env = decodeEnvelope(utf8('{"v":1,"task":"t","id":"i","__proto__":{"polluted":1},' +
+        '"args":[{"__proto__":{"polluted":1},"a":{"constructor":{"prototype":{"polluted":1}}}}]}'));
+      assert.equal(Object.getPrototypeOf(env), Object.prototype);
+      assert.equal((env as unknown as Record<string, unknown>).polluted, undefined);
+      const [arg] = codec.decodeArgsTree(env.argsTree) as [Record<string, unknown>];
+      assert.equal(Object.getPrototypeOf(arg), Object.prototype);
+      assert.equal(arg.polluted, undefined);
+      assert.deepStrictEqual(Object.keys(arg), ['__proto__', 'a']);
     });
 
     it('rejects unknown and malformed tags', () => {

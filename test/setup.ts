@@ -1,3 +1,2 @@
-// Shared mocha set-up: no Google metadata-server probes and no real credentials lookups in tests.
+// Shared mocha set-up: no Google metadata-server probes from the official clients in tests.
 process.env.METADATA_SERVER_DETECTION = 'none';
-process.env.GOOGLE_CLOUD_PROJECT ??= 'test-project';

@@ -46,6 +46,7 @@ export interface CustomType<T = unknown> {
 
 export interface Codec {
   register<T>(type: CustomType<T>): void;
+  /** UTF-8 JSON of the args tree; a Buffer, so honour byteOffset if you touch `.buffer`. */
   encodeArgs(args: readonly unknown[]): Uint8Array;
   decodeArgs(bytes: Uint8Array): unknown[];
   /** The JSON-safe tree of a value; it may share unchanged plain objects/arrays with the input. */
@@ -93,6 +94,10 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
   }
 }
 
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 function bytesToText(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array)) throw invalid('expected a Uint8Array of UTF-8 JSON');
   if (!isUtf8(bytes)) throw invalid('payload is not valid UTF-8');
@@ -103,7 +108,7 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw invalid(`payload is not valid JSON: ${(err as Error).message}`, err);
+    throw invalid(`payload is not valid JSON: ${errorMessage(err)}`, err);
   }
 }
 
@@ -138,7 +143,11 @@ function unserializable(st: EncodeState, what: string, cause?: unknown): CloudDe
 function className(value: object): string {
   const proto: unknown = Object.getPrototypeOf(value);
   const ctor = proto !== null && typeof proto === 'object' ? (proto as { constructor?: unknown }).constructor : undefined;
-  return typeof ctor === 'function' && ctor.name ? ctor.name : 'an object with a custom prototype';
+  return typeof ctor === 'function' && ctor.name ? ctor.name : 'an unnamed class';
+}
+
+function withArticle(name: string): string {
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 function base64(bytes: Uint8Array): string {
@@ -318,7 +327,7 @@ class Encoder {
         matches = type.is(value);
         if (matches) data = type.encode(value);
       } catch (err) {
-        throw unserializable(st, `could not be encoded by codec "${type.name}": ${(err as Error)?.message ?? String(err)}`, err);
+        throw unserializable(st, `could not be encoded by codec "${type.name}": ${errorMessage(err)}`, err);
       }
       if (!matches) continue;
       depth = this.enter(st, depth);
@@ -333,10 +342,10 @@ class Encoder {
   private rejection(value: object): string {
     if (value instanceof Promise) return 'is a Promise; await it before deferring and pass the result.';
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
-      return `is a ${className(value)}, whose contents cannot be read; pass a Map, Set or plain data.`;
+      return `is ${withArticle(className(value))}, whose contents cannot be read; pass a Map, Set or plain data.`;
     }
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-      return `is a ${className(value)}; only Buffer and Uint8Array are supported. Convert it ` +
+      return `is ${withArticle(className(value))}; only Buffer and Uint8Array are supported. Convert it ` +
         '(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) or register a codec with codec.register({...}).';
     }
     return `is an instance of ${className(value)}, which has no codec; register a codec with codec.register({...}) or pass plain data.`;
@@ -479,7 +488,7 @@ class Decoder {
         try {
           return type.decode(data);
         } catch (err) {
-          throw invalid(`custom type "${type.name}" failed to decode: ${(err as Error)?.message ?? String(err)}`, err);
+          throw invalid(`custom type "${type.name}" failed to decode: ${errorMessage(err)}`, err);
         }
       }
     }
@@ -517,7 +526,7 @@ export function createCodec(options: { types?: readonly CustomType[] } = {}): Co
     } catch (err) {
       if (err instanceof CloudDeferError) throw err;
       // A throwing getter or proxy: the path stack still points at the property being read.
-      throw unserializable(st, `could not be read: ${(err as Error)?.message ?? String(err)}`, err);
+      throw unserializable(st, `could not be read: ${errorMessage(err)}`, err);
     }
   };
 
@@ -527,7 +536,7 @@ export function createCodec(options: { types?: readonly CustomType[] } = {}): Co
     } catch (err) {
       // Last line of defence: whatever slipped through (e.g. a throwing getter) is still INVALID_ENVELOPE.
       if (err instanceof CloudDeferError) throw err;
-      throw invalid(`cannot decode: ${(err as Error)?.message ?? String(err)}`, err);
+      throw invalid(`cannot decode: ${errorMessage(err)}`, err);
     }
   };
 

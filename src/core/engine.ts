@@ -322,7 +322,8 @@ export class DeferredEngine {
    * died between commit and enqueue). Deterministic task names make a race with the original harmless.
    */
   async sweepOutbox(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number }> {
-    const cutoff = this.options.now() - (options.graceMs ?? 60_000);
+    // listOutbox's bound is exclusive: +1 so that graceMs 0 includes entries made this millisecond.
+    const cutoff = this.options.now() - (options.graceMs ?? 60_000) + 1;
     const entries = await this.storeCall(() => this.options.stores.state.listOutbox(cutoff, options.limit ?? 500));
     for (const entry of entries) await this.enqueueOutboxEntry(entry);
     return { enqueued: entries.length };
@@ -686,9 +687,7 @@ export class DeferredEngine {
   private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
     const { codec, stores } = this.options;
     if (envelope.payloadRef === undefined) {
-      const args = codec.decodeValue(envelope.argsTree ?? []);
-      if (!Array.isArray(args)) throw new CloudDeferError('INVALID_ENVELOPE', 'The task arguments are not an array.');
-      return args;
+      return codec.decodeArgsTree(envelope.argsTree ?? []);
     }
     const bytes = await this.storeCall(() => stores.payloads.get(envelope.payloadRef!));
     if (!bytes) {

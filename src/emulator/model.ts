@@ -104,41 +104,6 @@ export class QueueRecord {
   /** Due tasks waiting for the queue (paused, out of tokens, at max concurrency), oldest first. */
   private readonly readyTasks = new Set<TaskRecord>();
   inFlight = 0;
-
-  constructor(
-    readonly queue: QueueRecord,
-    readonly id: string,
-    /** Creation sequence: ties in the heap and the ListTasks cursor. */
-    readonly order: number,
-    readonly createTime: number,
-    scheduleTime: number,
-    /** 0 = the App Engine default deadline, reported as unset. */
-    readonly dispatchDeadlineMs: number,
-    readonly target: TargetSpec,
-  ) {
-    this.dueAt = scheduleTime;
-  }
-}
-
-/** A pending wake-up of a queue whose rate limit ran out of tokens. */
-export class QueueWakeup implements HeapItem {
-  dueAt = 0;
-  order = -1;
-  heapIndex = -1;
-  constructor(readonly queue: QueueRecord) {}
-}
-
-export class QueueRecord {
-  readonly fullName: string;
-  state: Exclude<QueueStateName, 'STATE_UNSPECIFIED'> = 'RUNNING';
-  purgeTime: number | undefined;
-  readonly tasks = new Map<string, TaskRecord>();
-  /** Names of tasks that completed or were deleted, blocked until the value (ms), oldest first. */
-  readonly tombstones = new Map<string, number>();
-  /** Due tasks waiting for the queue (paused, out of tokens, at max concurrency), oldest first. */
-  private readyTasks: TaskRecord[] = [];
-  private readyHead = 0;
-  inFlight = 0;
   readonly bucket: TokenBucket;
   readonly wakeup: QueueWakeup;
 

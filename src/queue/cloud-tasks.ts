@@ -204,7 +204,7 @@ export class CloudTasksTransport implements QueueTransport {
 
   async listTasks(queue: string): Promise<QueuedTaskInfo[]> {
     try {
-      const [tasks] = await this.client.listTasks({ parent: this.queuePath(queue), pageSize: 1000 });
+      const [tasks] = await this.client.listTasks({ parent: this.queuePath(queue) });
       return tasks.map((t) => ({
         name: t.name ?? '',
         ...(t.scheduleTime ? { scheduleTime: millis(t.scheduleTime)! } : {}),

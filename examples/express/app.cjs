@@ -1,0 +1,42 @@
+// cloud-defer with Express: `npm run demo` (or `node examples/express/app.cjs` after `npm run build`).
+// With no Google configuration it runs on the embedded Cloud Tasks emulator, in this process.
+const express = require('express');
+const { createDeferred, deferredMiddleware, currentTask, PermanentTaskFailure } = require('cloud-defer');
+
+const deferred = createDeferred({
+  queues: [{ name: 'mail', rateLimits: { maxDispatchesPerSecond: 10 }, retryConfig: { maxAttempts: 5 } }],
+});
+
+// Register the function once, under a stable name; defer it from anywhere.
+const sendWelcome = deferred.task('sendWelcome', async (userId, plan) => {
+  const task = currentTask();
+  if (!userId) throw new PermanentTaskFailure('no user id: nothing to retry');
+  console.log(`sending the welcome mail to ${userId} (${plan}) - task ${task.id}, attempt ${task.attempt}`);
+});
+
+const app = express();
+app.use(deferredMiddleware(deferred)); // serves POST /_ah/queue/deferred for Cloud Tasks
+app.use(express.json());
+
+app.post('/signup', async (req, res) => {
+  const info = await sendWelcome.with({ queue: 'mail', countdown: 1 }).defer(req.body.userId, req.body.plan ?? 'free');
+  res.status(202).json({ taskId: info.id, eta: info.eta });
+});
+
+app.get('/tasks/:id', async (req, res) => {
+  res.json((await deferred.getTask(req.params.id)) ?? { error: 'unknown task' });
+});
+
+const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async () => {
+  const base = `http://127.0.0.1:${server.address().port}`;
+  // Locally the emulator delivers to this process; tell it the port if the OS picked one.
+  if (deferred.mode === 'embedded') deferred.setTargetUrl(`${base}${deferred.handlerPath}`);
+  console.log(`example app listening on ${base}  (try: curl -XPOST ${base}/signup -H 'content-type: application/json' -d '{"userId":"ada"}')`);
+  if (process.env.DEMO_TASK !== '0') {
+    const info = await sendWelcome.defer('demo-user', 'pro');
+    const record = await info.wait({ timeoutMs: 30000 });
+    console.log(`demo task ${record.id} ${record.status} after ${record.attempts} attempt(s)`);
+  }
+});
+
+process.on('SIGTERM', () => deferred.close().finally(() => server.close(() => process.exit(0))));
