@@ -53,9 +53,13 @@ function isLoopback(address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
+/** Verified tokens are remembered until they expire, so a reused token costs no RSA verification. */
+const VERIFIED_TOKEN_CACHE_SIZE = 1000;
+
 export class TaskAuthenticator {
   private readonly client = new OAuth2Client();
   private certs?: Promise<Record<string, string>>;
+  private readonly verified = new Map<string, { principal: string; expiresAt: number }>();
 
   /**
    * @param defaultAudience the target URL, used when the options name no audience.
@@ -83,6 +87,8 @@ export class TaskAuthenticator {
     }
     const token = bearer(header(headers, 'x-serverless-authorization')) ?? bearer(header(headers, 'authorization'));
     if (!token) return { ok: false, status: 401, reason: 'no bearer token' };
+    const known = this.verified.get(token);
+    if (known && known.expiresAt > Date.now()) return { ok: true, via: 'oidc', principal: known.principal };
     const audience = options.audience ? asList(options.audience) : [this.defaultAudience()].filter((a): a is string => !!a);
     if (audience.length === 0) return { ok: false, status: 403, reason: 'no audience configured to check the token against' };
     const issuers = [...(options.issuers ?? GOOGLE_ISSUERS)];
@@ -100,7 +106,17 @@ export class TaskAuthenticator {
     if (!payload?.email || payload.email_verified !== true || !emails.includes(payload.email)) {
       return { ok: false, status: 403, reason: `token is not from the configured service account (${emails.join(', ')})` };
     }
+    this.remember(token, payload.email, payload.exp * 1000);
     return { ok: true, via: 'oidc', principal: payload.email };
+  }
+
+  private remember(token: string, principal: string, expiresAt: number): void {
+    if (this.verified.size >= VERIFIED_TOKEN_CACHE_SIZE) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, { principal, expiresAt });
   }
 
   private loadCerts(jwks: Jwks | (() => Promise<Jwks>)): Promise<Record<string, string>> {

@@ -228,9 +228,7 @@ describe('emulator: queues', () => {
   });
 
   it('answers the Locations mixin with the locations in use', async () => {
-    const [locations] = await ctx.client.listLocationsAsync
-      ? [await collect(ctx.client.listLocationsAsync({ name: 'projects/test-project' }))]
-      : [[]];
+    const locations = await collect(ctx.client.listLocationsAsync({ name: 'projects/test-project' }, { autoPaginate: false }));
     assert.ok(locations.some((l) => l.locationId === 'us-central1'));
   });
 });
