@@ -23,6 +23,8 @@ import type { QueueConfig, QueueTransport } from './core/transport.js';
 import { isProduction, TaskAuthenticator, unsafeAuthReason, type AuthOptions, type Jwks } from './http/auth.js';
 import { TaskHandler } from './http/handler.js';
 import { CloudTasksTransport } from './queue/cloud-tasks.js';
+import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
+import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
@@ -77,6 +79,8 @@ export interface CreateDeferredOptions {
   maxBodyBytes?: number;
   logger?: Logger | false;
   codec?: Codec;
+  /** Iteration sources (Redis sorted sets, Datastore queries, ...) the shards of deferIteration may read. */
+  sources?: IterationSource[];
   /** Options for the embedded emulator (clock, limits). */
   emulator?: Partial<EmulatorOptions>;
   now?: () => number;
@@ -95,6 +99,7 @@ function defaultLocalUrl(path: string): string {
 export class Deferred {
   readonly engine: DeferredEngine;
   readonly handler: TaskHandler;
+  private readonly iterations: Iterations;
   readonly handlerPath: string;
   readonly logger: Logger;
   private readonly options: CreateDeferredOptions;
@@ -133,6 +138,8 @@ export class Deferred {
       now: options.now ?? Date.now,
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
+    this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);
+    for (const source of options.sources ?? []) this.iterations.register(source);
     this.handler = new TaskHandler({
       engine: this.engine,
       authenticator: new TaskAuthenticator(auth, () => this.currentUrl(), this.resolvedMode === 'embedded'),
@@ -196,6 +203,32 @@ export class Deferred {
 
   sweepOutbox(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number }> {
     return this.engine.sweepOutbox(options);
+  }
+
+  /**
+   * Call `callback(item, ...args)` for every item of `source` in `shards` parallel tasks, then
+   * `finalize(...args)` once. `source` is an array, or a spec from a registered source.
+   */
+  deferIteration<Item, A extends unknown[] = []>(
+    source: readonly Item[] | SourceSpec,
+    callback: DeferredTask<[Item, ...A]>,
+    finalize: DeferredTask<A>,
+    options?: DeferIterationOptions<A>,
+  ): Promise<IterationInfo> {
+    return this.iterations.deferIteration(source, callback, finalize, options);
+  }
+
+  /** Let this process's shards read a source kind (e.g. redisSortedSetSource(client)). */
+  registerSource(source: IterationSource): void {
+    this.iterations.register(source);
+  }
+
+  getIteration(id: string): Promise<IterationRecord | undefined> {
+    return this.engine.stores.iterations?.getIteration(id) ?? Promise.resolve(undefined);
+  }
+
+  listIterations(query: { cursor?: string; limit?: number } = {}): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
+    return this.engine.stores.iterations?.listIterations(query) ?? Promise.resolve({ records: [] });
   }
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */

@@ -21,3 +21,6 @@ export type { Logger } from './core/logger.js';
 export { silentLogger, consoleLogger } from './core/logger.js';
 export { createCodec } from './core/codec.js';
 export type { Codec, CustomType } from './core/codec.js';
+export { currentShardIndex } from './iteration/iteration.js';
+export type { DeferIterationOptions, IterationInfo } from './iteration/iteration.js';
+export type { IterationRecord, IterationSource, SourceSpec, SourcePage, SourceItem, ShardProgress, IterationStore } from './core/iteration.js';

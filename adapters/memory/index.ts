@@ -20,6 +20,7 @@ import type {
   TransactionHook,
 } from '../../src/core/stores.js';
 import { decodeCursor, encodeCursor, newestFirst } from '../../src/core/cursor.js';
+import type { IterationRecord, IterationStore, ShardProgressUpdate } from '../../src/core/iteration.js';
 
 export interface MemoryStoresOptions {
   /** Where "now" comes from for expiry; tests can move it. */
@@ -226,6 +227,84 @@ class MemoryStateStore implements StateStore {
   }
 }
 
+class MemoryIterationStore implements IterationStore {
+  private readonly records = new Map<string, IterationRecord>();
+  constructor(private readonly now: () => number) {}
+
+  private live(id: string): IterationRecord | undefined {
+    const record = this.records.get(id);
+    if (record && record.expiresAt <= this.now()) {
+      this.records.delete(id);
+      return undefined;
+    }
+    return record;
+  }
+
+  async createIteration(record: IterationRecord): Promise<void> {
+    if (!this.live(record.id)) this.records.set(record.id, structuredClone(record));
+  }
+
+  async getIteration(id: string): Promise<IterationRecord | undefined> {
+    const record = this.live(id);
+    return record && structuredClone(record);
+  }
+
+  async listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), 1000);
+    const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const now = this.now();
+    const all = [...this.records.values()]
+      .filter((r) => r.expiresAt > now && (!after || newestFirst(r, after) > 0))
+      .sort(newestFirst);
+    const page = all.slice(0, limit);
+    const last = page[page.length - 1];
+    return { records: page.map((r) => structuredClone(r)), nextCursor: all.length > limit && last ? encodeCursor(last) : undefined };
+  }
+
+  async startIteration(id: string, shardCount: number, now: number): Promise<void> {
+    const record = this.live(id);
+    if (!record || record.status !== 'splitting') return;
+    record.shardCount = shardCount;
+    record.shards = Array.from({ length: shardCount }, (_, index) => ({ index, processed: 0, errors: 0, done: false }));
+    record.status = 'running';
+    record.updatedAt = now;
+  }
+
+  async recordShardProgress(id: string, shardIndex: number, update: ShardProgressUpdate): Promise<void> {
+    const shard = this.live(id)?.shards[shardIndex];
+    if (!shard) return;
+    shard.processed += update.processedDelta;
+    shard.errors += update.errorsDelta;
+    shard.startedAt ??= update.now;
+    if (update.lastError) shard.lastError = update.lastError;
+  }
+
+  async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
+    const record = this.live(id);
+    if (!record) return { allDone: false, shardsDone: 0 };
+    const shard = record.shards[shardIndex];
+    if (shard && !shard.done) {
+      shard.done = true;
+      shard.finishedAt = now;
+      record.updatedAt = now;
+    }
+    const shardsDone = record.shards.filter((s) => s.done).length;
+    return { allDone: shardsDone === record.shardCount, shardsDone };
+  }
+
+  async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {
+    const record = this.live(id);
+    if (!record) return;
+    record.status = status;
+    record.updatedAt = now;
+    if (status !== 'finalizing') record.finishedAt = now;
+  }
+
+  async deleteIteration(id: string): Promise<void> {
+    this.records.delete(id);
+  }
+}
+
 /**
  * A unit of work over the memory stores. Defers given `{ transaction: tx }` are written and
  * enqueued only when `commit()` runs; `rollback()` drops them.
@@ -282,6 +361,7 @@ export interface MemoryStores extends Stores {
   readonly kind: 'memory';
   readonly payloads: MemoryPayloadStore;
   readonly state: MemoryStateStore;
+  readonly iterations: MemoryIterationStore;
   /** Start a transaction to pass as `{ transaction }` to defer(). */
   beginTransaction(): MemoryTransaction;
   /** Run `work` in a transaction: commit when it resolves, roll back when it throws. */
@@ -294,6 +374,7 @@ export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
     kind: 'memory',
     payloads: new MemoryPayloadStore(now),
     state: new MemoryStateStore(now),
+    iterations: new MemoryIterationStore(now),
     transactions: [new MemoryTransactionHook()],
     beginTransaction: () => new MemoryTransaction(stores),
     async transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
@@ -312,4 +393,4 @@ export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
   return stores;
 }
 
-export type { MemoryPayloadStore, MemoryStateStore };
+export type { MemoryPayloadStore, MemoryStateStore, MemoryIterationStore };

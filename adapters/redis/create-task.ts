@@ -84,9 +84,8 @@ export type CreateTaskReply = { kind: 'created' } | { kind: 'exists' } | { kind:
 export function parseCreateTaskReply(reply: unknown): CreateTaskReply {
   const list = reply as string[];
   if (list[0] === 'created') return { kind: 'created' };
-  if (list[0] === 'held') {
-    const decoded = fieldsToRecord(list.slice(1));
-    if (decoded) return { kind: 'held', existing: decoded.record };
-  }
-  return { kind: 'exists' };
+  if (list[0] === 'exists') return { kind: 'exists' };
+  const holder = list[0] === 'held' ? fieldsToRecord(list.slice(1)) : undefined;
+  if (!holder) throw new Error(`cloud-defer/redis: unexpected createTask reply ${JSON.stringify(list)}`);
+  return { kind: 'held', existing: holder.record };
 }

@@ -1,11 +1,11 @@
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { RedisClient } from './scripts.js';
+import { isClusterClient, type RedisClient } from './scripts.js';
 
 /** Replies that mean the server is there but cannot serve right now. */
 const UNAVAILABLE_REPLIES = /^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
 
 function describeServer(client: RedisClient): string {
-  if (client.isCluster) {
+  if (isClusterClient(client)) {
     const nodes = client.nodes().map((node) => `${node.options.host}:${node.options.port}`);
     return nodes.length ? `Redis Cluster (nodes ${nodes.join(', ')})` : 'Redis Cluster (no node reachable yet)';
   }

@@ -206,7 +206,7 @@ export class Indexes {
   /** Remove the index entries of up to `limit` records whose retention has passed. */
   async sweep(limit: number, now = Date.now()): Promise<number> {
     const expiryIndex = this.layout.expiryIndex();
-    const due = await this.client.zrange(expiryIndex, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit);
+    const due = await this.client.zrange(expiryIndex, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, limit);
     const outcomes = await Promise.all(
       due.map(async (sweepMember) => {
         const entry = parseSweepEntry(sweepMember);

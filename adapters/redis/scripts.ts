@@ -9,6 +9,10 @@ import path from 'node:path';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
+
+export function isClusterClient(client: RedisClient): client is Cluster {
+  return client.isCluster;
+}
 export type ScriptName = 'createTask' | 'acquireLease' | 'settle' | 'transition' | 'deleteTask' | 'findByReference';
 export type ScriptArg = string | number | Buffer;
 

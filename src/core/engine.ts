@@ -99,6 +99,14 @@ export type DeliveryOutcome =
   | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
   | { kind: 'unavailable'; reason: string };
 
+/** Options only the library itself uses (see deferWith). */
+export interface InternalDeferOptions {
+  id?: string;
+  idempotent?: boolean;
+  iterationId?: string;
+  shardIndex?: number;
+}
+
 export interface EngineTarget {
   /** Where HTTP-target tasks are sent (the handler URL). */
   http?: { url: string | (() => string); serviceAccountEmail?: string; audience?: string };
@@ -195,10 +203,25 @@ export class DeferredEngine {
   }
 
   /** Defer a registered task (handle, function or name) with its arguments. */
-  async defer<A extends unknown[]>(
+  defer<A extends unknown[]>(
     task: DeferredTask<A> | ((...args: A) => unknown) | string,
     args: A,
     options: DeferOptions = {},
+  ): Promise<TaskInfo> {
+    return this.deferWith(task, args, options, {});
+  }
+
+  /**
+   * defer() plus what library features (iteration) need: a fixed record id, and the record's
+   * iteration and shard. With `idempotent`, a record that already exists under `id` is enqueued
+   * again under its deterministic Cloud Tasks name instead of failing, so a retried caller can
+   * finish a defer it started; the execution guard keeps it to one run.
+   */
+  async deferWith<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    args: A,
+    options: DeferOptions,
+    internal: InternalDeferOptions,
   ): Promise<TaskInfo> {
     const registered = this.registry.resolve(task);
     if (!Array.isArray(args)) {
@@ -210,13 +233,14 @@ export class DeferredEngine {
     const queue = options.queue ?? registered.defaults.queue ?? this.options.defaultQueue;
     this.validate(options, queue);
     const state = this.options.stores.state;
-    const id = state.newTaskId?.(options.reference) ?? randomId();
+    const id = internal.id ?? state.newTaskId?.(options.reference) ?? randomId();
     const stored = argsBytes.byteLength > this.options.inlineLimitBytes;
     const body = encodeEnvelope({ task: registered.name, id, ...(stored ? { payloadRef: id } : { args: argsBytes }) });
     const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
     const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
     const expiresAt = Math.max(eta, now) + this.options.retentionMs;
-    const cloudTaskId = options.name ?? (options.transaction !== undefined ? outboxTaskName(id) : undefined);
+    const deterministic = options.transaction !== undefined || internal.idempotent === true;
+    const cloudTaskId = options.name ?? (deterministic ? outboxTaskName(id) : undefined);
     const record: TaskRecord = {
       id,
       taskName: registered.name,
@@ -235,6 +259,8 @@ export class DeferredEngine {
       ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
       ...(stored ? { payloadRef: id } : {}),
+      ...(internal.iterationId !== undefined ? { iterationId: internal.iterationId } : {}),
+      ...(internal.shardIndex !== undefined ? { shardIndex: internal.shardIndex } : {}),
     };
     const request: EnqueueRequest = {
       queue,
@@ -256,6 +282,9 @@ export class DeferredEngine {
     try {
       created = await this.storeCall(() => state.createTask(record, now));
     } catch (err) {
+      if (internal.idempotent && err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS') {
+        return this.reenqueue(record, request);
+      }
       if (stored) await this.bestEffort(() => this.options.stores.payloads.delete(id));
       throw err;
     }
@@ -274,6 +303,20 @@ export class DeferredEngine {
     }
     this.queuesUsed.add(queue);
     return this.info({ ...record, cloudTaskName }, { duplicate: false });
+  }
+
+  /** Finish an idempotent defer whose record exists: enqueue under the same name; a clash means it is queued. */
+  private async reenqueue(record: TaskRecord, request: EnqueueRequest): Promise<TaskInfo> {
+    const existing = (await this.getTask(record.id)) ?? record;
+    if (!isFinished(existing.status)) {
+      const transport = await this.options.transport();
+      try {
+        await transport.enqueue(request);
+      } catch (err) {
+        if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) throw err;
+      }
+    }
+    return this.info(existing, { duplicate: true });
   }
 
   private async deferInTransaction(

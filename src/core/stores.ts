@@ -4,6 +4,7 @@
  */
 import type { AttemptRecord, TaskErrorInfo, TaskRecord, TaskStatus } from './records.js';
 import type { EnqueueRequest } from './transport.js';
+import type { IterationStore } from './iteration.js';
 
 /** Bytes under an id with a time-to-live. Backends with item limits chunk inside the adapter. */
 export interface PayloadStore {
@@ -141,5 +142,7 @@ export interface Stores {
   readonly payloads: PayloadStore;
   readonly state: StateStore;
   readonly transactions: readonly TransactionHook[];
+  /** deferIteration's bookkeeping; stores without it cannot run iterations. */
+  readonly iterations?: IterationStore;
   close?(): Promise<void>;
 }

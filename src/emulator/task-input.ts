@@ -1,5 +1,6 @@
 // CreateTask's task message, validated and turned into the emulator's target spec, with the headers
 // Cloud Tasks stores alongside (User-Agent, and for App Engine Content-Type and Content-Length).
+import { copyBody } from './body-copy.js';
 import { invalidArgument } from './errors.js';
 import type { AppEngineTargetSpec, HttpTargetSpec, TargetSpec } from './model.js';
 import {
@@ -38,8 +39,7 @@ function methodOf(method: HttpMethodName | undefined): HttpMethodName {
 }
 
 function bodyOf(body: Buffer | undefined): Buffer | null {
-  // Copy: the decoded bytes share the whole request's buffer.
-  return body && body.length > 0 ? Buffer.from(body) : null;
+  return body && body.length > 0 ? copyBody(body) : null;
 }
 
 function isReservedHeader(lowerName: string): boolean {

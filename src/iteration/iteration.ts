@@ -1,0 +1,298 @@
+/**
+ * deferIteration with finalize (djangae's defer_iteration_with_finalize, made robust): a start
+ * task splits the source into shards and records a marker per shard; each shard walks its range
+ * from a cursor, re-deferring itself before its deadline or after a callback error; the shard
+ * that completes the last marker defers finalize under a fixed id, so it runs exactly once.
+ */
+import { currentTask } from '../core/context.js';
+import type { DeferOptions, DeferredEngine, DeferredTask, TaskInfo } from '../core/engine.js';
+import { errorInfo } from '../core/engine.js';
+import { CloudDeferError } from '../core/errors.js';
+import type { IterationRecord, IterationSource, IterationStore, SourceSpec } from '../core/iteration.js';
+import type { Logger } from '../core/logger.js';
+import { ARRAY_SOURCE_KIND, arraySource } from './array-source.js';
+
+const START_TASK = 'cloud-defer.iteration.start';
+const SHARD_TASK = 'cloud-defer.iteration.shard';
+const FINALIZE_TASK = 'cloud-defer.iteration.finalize';
+const DEFAULT_DEADLINE_SECONDS = 600;
+
+export interface DeferIterationOptions<A extends unknown[]> {
+  /** Extra arguments for callback (after the item) and finalize. */
+  args?: A;
+  /** Default 5. */
+  shards?: number;
+  queue?: string;
+  /** Delete the iteration record once finalize has run (default true; false keeps it as a log). */
+  deleteMarker?: boolean;
+  /** Seconds kept free before the deadline; default: the longest callback so far x 1.1. */
+  bufferTime?: number;
+  /** The shard tasks' dispatch deadline in seconds (default 600, as Cloud Tasks). */
+  dispatchDeadline?: number;
+  /** Items read per page (default 200). */
+  pageSize?: number;
+  /** Seconds before a shard re-deferred after a callback error runs again (default 1). */
+  retryCountdown?: number;
+  /** Callbacks slower than this many ms are logged with their duration (default 30 000). */
+  slowCallbackMs?: number;
+  /** Defer the start inside this backend transaction. */
+  transaction?: unknown;
+}
+
+export interface IterationInfo {
+  id: string;
+  /** Resolves once finalize has run (polls the record; with deleteMarker the record is gone then). */
+  wait(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+interface ShardPlan {
+  iterationId: string;
+  callbackTask: string;
+  finalizeTask: string;
+  sourceKind: string;
+  args: unknown[];
+  queue: string;
+  deadlineMs: number;
+  bufferMs?: number;
+  pageSize: number;
+  retryCountdown: number;
+  slowCallbackMs: number;
+  deleteMarker: boolean;
+}
+
+interface StartArgs extends Omit<ShardPlan, 'iterationId'> {
+  shards: number;
+  spec: unknown;
+}
+
+export class Iterations {
+  private readonly sources = new Map<string, IterationSource>();
+  private readonly startTask: DeferredTask<[string, StartArgs]>;
+  private readonly shardTask: DeferredTask<[ShardPlan, number, unknown, string | undefined]>;
+  private readonly finalizeTask: DeferredTask<[string, string, unknown[], boolean]>;
+
+  constructor(
+    private readonly engine: DeferredEngine,
+    private readonly logger: Logger,
+    private readonly retentionMs: number,
+    private readonly now: () => number,
+  ) {
+    this.register(arraySource as IterationSource);
+    this.startTask = engine.task(START_TASK, (id: string, plan: StartArgs) => this.start(id, plan));
+    this.shardTask = engine.task(SHARD_TASK, (plan: ShardPlan, shard: number, range: unknown, after: string | undefined) =>
+      this.runShard(plan, shard, range, after),
+    );
+    this.finalizeTask = engine.task(FINALIZE_TASK, (id: string, finalize: string, args: unknown[], deleteMarker: boolean) =>
+      this.finalize(id, finalize, args, deleteMarker),
+    );
+  }
+
+  /** Make a source kind available to the shards that run in this process. */
+  register(source: IterationSource): void {
+    this.sources.set(source.kind, source);
+  }
+
+  private store(): IterationStore {
+    const store = this.engine.stores.iterations;
+    if (!store) {
+      throw new CloudDeferError('INVALID_OPTION', `The ${this.engine.stores.kind} stores do not support deferIteration; use the memory or Redis stores.`);
+    }
+    return store;
+  }
+
+  async deferIteration<Item, A extends unknown[]>(
+    source: readonly Item[] | SourceSpec,
+    callback: DeferredTask<[Item, ...A]>,
+    finalize: DeferredTask<A>,
+    options: DeferIterationOptions<A> = {},
+  ): Promise<IterationInfo> {
+    this.store();
+    const spec: SourceSpec = Array.isArray(source) ? { kind: ARRAY_SOURCE_KIND, spec: source } : (source as SourceSpec);
+    if (!this.sources.has(spec.kind)) {
+      throw new CloudDeferError('INVALID_OPTION', `No iteration source of kind "${spec.kind}" is registered; pass an array, or register the source with deferred.registerSource(...).`);
+    }
+    const shards = options.shards ?? 5;
+    if (!Number.isInteger(shards) || shards < 1 || shards > 1000) {
+      throw new CloudDeferError('INVALID_OPTION', 'shards must be a whole number from 1 to 1000.');
+    }
+    const deadline = options.dispatchDeadline ?? DEFAULT_DEADLINE_SECONDS;
+    const plan: StartArgs = {
+      callbackTask: this.engine.registry.resolve(callback).name,
+      finalizeTask: this.engine.registry.resolve(finalize).name,
+      sourceKind: spec.kind,
+      spec: spec.spec,
+      shards,
+      args: options.args ?? [],
+      queue: options.queue ?? 'default',
+      deadlineMs: deadline * 1000,
+      ...(options.bufferTime !== undefined ? { bufferMs: options.bufferTime * 1000 } : {}),
+      pageSize: options.pageSize ?? 200,
+      retryCountdown: options.retryCountdown ?? 1,
+      slowCallbackMs: options.slowCallbackMs ?? 30_000,
+      deleteMarker: options.deleteMarker ?? true,
+    };
+    const id = `it-${crypto.randomUUID().replace(/-/g, '')}`;
+    const deferOptions: DeferOptions = {
+      queue: plan.queue,
+      dispatchDeadline: deadline,
+      ...(options.transaction !== undefined ? { transaction: options.transaction } : {}),
+    };
+    await this.startTask.with(deferOptions).defer(id, plan);
+    return { id, wait: (o) => this.waitFor(id, o) };
+  }
+
+  private async waitFor(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    const finalizeRecord = `${id}-finalize`;
+    for (;;) {
+      const record = await this.engine.getTask(finalizeRecord);
+      if (record?.status === 'succeeded') return;
+      if (record?.status === 'failed') throw new CloudDeferError('INVALID_STATE', `Iteration ${id}: finalize failed: ${record.lastError?.message ?? ''}`);
+      if (Date.now() > deadline) throw new CloudDeferError('TIMEOUT', `Iteration ${id} did not finish in time.`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** The start task: split once, write the marker, defer one task per shard. */
+  private async start(id: string, plan: StartArgs): Promise<void> {
+    const store = this.store();
+    const source = this.sourceOf(plan.sourceKind);
+    const now = this.now();
+    const existing = await store.getIteration(id);
+    if (!existing) {
+      const record: IterationRecord = {
+        id,
+        callbackTask: plan.callbackTask,
+        finalizeTask: plan.finalizeTask,
+        queue: plan.queue,
+        shardCount: 0,
+        status: 'splitting',
+        createdAt: now,
+        updatedAt: now,
+        shards: [],
+        deleteMarker: plan.deleteMarker,
+        expiresAt: now + this.retentionMs,
+      };
+      await store.createIteration(record);
+    }
+    const ranges = await source.split(plan.spec, plan.shards);
+    await store.startIteration(id, ranges.length, now);
+    const { spec: _spec, shards: _shards, ...shared } = plan;
+    const shardPlan: ShardPlan = { ...shared, iterationId: id };
+    if (ranges.length === 0) {
+      // Nothing to walk: finalize straight away.
+      await this.deferFinalize(shardPlan);
+      return;
+    }
+    await Promise.all(
+      ranges.map((range, index) =>
+        this.engine.deferWith(
+          this.shardTask,
+          [shardPlan, index, range, undefined],
+          { queue: plan.queue, dispatchDeadline: plan.deadlineMs / 1000 },
+          // Fixed ids: a retried start task re-defers the same shards instead of new ones.
+          { id: `${id}-s${index}-0`, idempotent: true, iterationId: id, shardIndex: index },
+        ),
+      ),
+    );
+  }
+
+  private async runShard(plan: ShardPlan, shardIndex: number, range: unknown, after: string | undefined): Promise<void> {
+    const store = this.store();
+    const source = this.sourceOf(plan.sourceKind);
+    const callback = this.engine.registry.get(plan.callbackTask);
+    if (!callback) throw new CloudDeferError('UNREGISTERED_TASK', `Iteration callback "${plan.callbackTask}" is not registered in this app.`);
+    const started = this.now();
+    const deadline = started + plan.deadlineMs;
+    let longest = 0;
+    let cursor = after;
+    let processedInRun = 0;
+    let unsaved = 0;
+    const flush = async (extra: { errorsDelta?: number; lastError?: ReturnType<typeof errorInfo> } = {}) => {
+      if (unsaved === 0 && !extra.errorsDelta) return;
+      await store.recordShardProgress(plan.iterationId, shardIndex, {
+        processedDelta: unsaved,
+        errorsDelta: extra.errorsDelta ?? 0,
+        now: this.now(),
+        ...(extra.lastError ? { lastError: extra.lastError } : {}),
+      });
+      unsaved = 0;
+    };
+    for (;;) {
+      const page = await source.read(range, cursor, plan.pageSize);
+      for (const item of page.items) {
+        const buffer = plan.bufferMs ?? longest * 1.1;
+        if (processedInRun > 0 && this.now() + buffer >= deadline) {
+          await flush();
+          await this.continueShard(plan, shardIndex, range, cursor, 0);
+          return;
+        }
+        const t0 = this.now();
+        try {
+          await (callback.fn as (...a: unknown[]) => unknown)(item.value, ...plan.args);
+        } catch (err) {
+          await flush({ errorsDelta: 1, lastError: errorInfo(err) });
+          // An error on the first item of a run goes to the queue's retry policy; otherwise
+          // continue from the failing item (it is retried, those before it are not).
+          if (processedInRun === 0) throw err;
+          this.logger.warn(`iteration ${plan.iterationId} shard ${shardIndex}: callback failed; re-deferring from the failing item`, { error: errorInfo(err).message });
+          await this.continueShard(plan, shardIndex, range, cursor, plan.retryCountdown);
+          return;
+        }
+        const took = this.now() - t0;
+        if (took > longest) longest = took;
+        if (took > plan.slowCallbackMs) {
+          this.logger.warn(`iteration ${plan.iterationId} shard ${shardIndex}: slow callback (${took} ms) on item ${item.key}`, { durationMs: took });
+        }
+        cursor = item.key;
+        processedInRun += 1;
+        unsaved += 1;
+      }
+      await flush();
+      if (page.done) break;
+    }
+    const { allDone } = await store.completeShard(plan.iterationId, shardIndex, this.now());
+    if (allDone) await this.deferFinalize(plan);
+  }
+
+  private async deferFinalize(plan: ShardPlan): Promise<void> {
+    await this.store().finishIteration(plan.iterationId, 'finalizing', this.now());
+    // Fixed id + idempotent: whichever shard (or retry) gets here first creates it; others
+    // re-enqueue the same one, and the execution guard runs it once.
+    await this.engine.deferWith(
+      this.finalizeTask,
+      [plan.iterationId, plan.finalizeTask, plan.args, plan.deleteMarker],
+      { queue: plan.queue },
+      { id: `${plan.iterationId}-finalize`, idempotent: true, iterationId: plan.iterationId },
+    );
+  }
+
+  private continueShard(plan: ShardPlan, shardIndex: number, range: unknown, cursor: string | undefined, countdown: number): Promise<TaskInfo> {
+    return this.engine.deferWith(
+      this.shardTask,
+      [plan, shardIndex, range, cursor],
+      { queue: plan.queue, dispatchDeadline: plan.deadlineMs / 1000, ...(countdown > 0 ? { countdown } : {}) },
+      { iterationId: plan.iterationId, shardIndex },
+    );
+  }
+
+  private async finalize(id: string, finalizeTask: string, args: unknown[], deleteMarker: boolean): Promise<void> {
+    const finalize = this.engine.registry.get(finalizeTask);
+    if (!finalize) throw new CloudDeferError('UNREGISTERED_TASK', `Iteration finalize "${finalizeTask}" is not registered in this app.`);
+    await (finalize.fn as (...a: unknown[]) => unknown)(...args);
+    const store = this.store();
+    if (deleteMarker) await store.deleteIteration(id);
+    else await store.finishIteration(id, 'succeeded', this.now());
+  }
+
+  private sourceOf(kind: string): IterationSource {
+    const source = this.sources.get(kind);
+    if (!source) throw new CloudDeferError('INVALID_OPTION', `No iteration source of kind "${kind}" is registered in this process.`);
+    return source;
+  }
+}
+
+/** The shard index inside an iteration callback; undefined anywhere else. */
+export function currentShardIndex(): number | undefined {
+  return currentTask()?.shardIndex;
+}
