@@ -19,9 +19,10 @@ import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
-import type { QueueConfig, QueueTransport } from './core/transport.js';
+import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
 import { isProduction, TaskAuthenticator, unsafeAuthReason, type AuthOptions, type Jwks } from './http/auth.js';
 import { TaskHandler } from './http/handler.js';
+import { createConsoleHandler, type ConsoleHandler, type ConsoleOptions } from './console/console.js';
 import { CloudTasksTransport } from './queue/cloud-tasks.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
@@ -83,6 +84,8 @@ export interface CreateDeferredOptions {
   sources?: IterationSource[];
   /** Options for the embedded emulator (clock, limits). */
   emulator?: Partial<EmulatorOptions>;
+  /** The web console (docs/console.md): on with an authorize hook; on the embedded default, loopback only; `false`: off. */
+  console?: ConsoleOptions | false;
   now?: () => number;
 }
 
@@ -99,6 +102,8 @@ function defaultLocalUrl(path: string): string {
 export class Deferred {
   readonly engine: DeferredEngine;
   readonly handler: TaskHandler;
+  /** The web console, when enabled; the Express and Koa middlewares route its path to it. */
+  readonly consoleHandler?: ConsoleHandler;
   private readonly iterations: Iterations;
   readonly handlerPath: string;
   readonly logger: Logger;
@@ -148,6 +153,7 @@ export class Deferred {
       sweepPath: options.sweepPath ?? DEFAULT_SWEEP_PATH,
       maxBodyBytes: options.maxBodyBytes ?? 1536 * KIB,
     });
+    this.consoleHandler = createConsoleHandler(this, options.console, options.codec);
   }
 
   /** Which queue transport this instance uses. */
@@ -195,6 +201,36 @@ export class Deferred {
 
   cancel(id: string): Promise<TaskRecord | undefined> {
     return this.engine.cancel(id);
+  }
+
+  /** Defer a finished task again with the same arguments (see the console's Rerun). */
+  rerun(id: string): Promise<TaskInfo> {
+    return this.engine.rerun(id);
+  }
+
+  /** The queues this app uses, as Cloud Tasks reports them (state, rate limits, retry config). */
+  async listQueues(): Promise<QueueInfo[]> {
+    const { transport } = await this.ready();
+    const infos = await Promise.all(this.engine.queues().map((q) => transport.getQueue(q)));
+    return infos.filter((q): q is QueueInfo => q !== undefined);
+  }
+
+  /** Tasks Cloud Tasks holds for a queue (scheduled, backing off or being dispatched). */
+  async queuedTasks(queue: string): Promise<QueuedTaskInfo[]> {
+    return (await this.ready()).transport.listTasks(queue);
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    await (await this.ready()).transport.pauseQueue(queue);
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    await (await this.ready()).transport.resumeQueue(queue);
+  }
+
+  /** Drop a queue's tasks in Cloud Tasks and mark their records cancelled (freeing references). */
+  purgeQueue(queue: string): Promise<{ marked: number }> {
+    return this.engine.purgeQueue(queue);
   }
 
   drain(options?: DrainOptions): Promise<DrainResult> {

@@ -13,30 +13,43 @@
  */
 import type { AttemptRecord, TaskErrorInfo, TaskRecord } from '../../src/core/records.js';
 
-const STRING_FIELDS = ['id', 'taskName', 'queue', 'cloudTaskName', 'status', 'reference', 'payloadRef', 'iterationId', 'leaseOwner'] as const;
-const NUMBER_FIELDS = [
-  'uniqueUntil',
-  'createdAt',
-  'updatedAt',
-  'eta',
-  'startedAt',
-  'finishedAt',
-  'attempts',
-  'executionCount',
-  'maxAttempts',
-  'durationMs',
-  'payloadSize',
-  'shardIndex',
-  'leaseUntil',
-  'version',
-  'expiresAt',
-] as const;
+type FieldKind = 'string' | 'number' | 'json' | 'history';
 
-type StringField = (typeof STRING_FIELDS)[number];
-type NumberField = (typeof NUMBER_FIELDS)[number];
-
-const STRING_SET: ReadonlySet<string> = new Set(STRING_FIELDS);
-const NUMBER_SET: ReadonlySet<string> = new Set(NUMBER_FIELDS);
+/**
+ * How each TaskRecord field is stored. Exhaustive over keyof TaskRecord: a field added to the
+ * record fails to compile here rather than being silently dropped by the store.
+ */
+const FIELD_KINDS: { readonly [K in keyof TaskRecord]-?: FieldKind } = {
+  id: 'string',
+  taskName: 'string',
+  queue: 'string',
+  cloudTaskName: 'string',
+  status: 'string',
+  reference: 'string',
+  uniqueUntil: 'number',
+  createdAt: 'number',
+  updatedAt: 'number',
+  eta: 'number',
+  startedAt: 'number',
+  finishedAt: 'number',
+  attempts: 'number',
+  executionCount: 'number',
+  maxAttempts: 'number',
+  lastError: 'json',
+  durationMs: 'number',
+  payloadSize: 'number',
+  argsJson: 'string',
+  payloadRef: 'string',
+  iterationId: 'string',
+  shardIndex: 'number',
+  history: 'history',
+  leaseOwner: 'string',
+  leaseUntil: 'number',
+  version: 'number',
+  expiresAt: 'number',
+};
+const FIELDS = Object.entries(FIELD_KINDS) as Array<[keyof TaskRecord, FieldKind]>;
+const KIND_OF: ReadonlyMap<string, FieldKind> = new Map(FIELDS);
 
 /** Hidden bookkeeping fields a record hash may carry. */
 export interface RecordBookkeeping {
@@ -52,27 +65,40 @@ export function encodeError(error: TaskErrorInfo): string {
   return JSON.stringify(error);
 }
 
-/** One field's stored text, for the fields a transition patch may set. */
+/** One field's stored text. */
 export function encodeField(name: keyof TaskRecord, value: unknown): string {
-  if (name === 'lastError') return encodeError(value as TaskErrorInfo);
-  if (name === 'history') return encodeHistory(value as AttemptRecord[]);
-  return String(value);
+  switch (FIELD_KINDS[name]) {
+    case 'json':
+      return JSON.stringify(value);
+    case 'history':
+      return encodeHistory(value as AttemptRecord[]);
+    default:
+      return String(value);
+  }
 }
 
-/** Flat field/value list for HSET. */
+/** Flat field/value list for HSET; absent optional fields and an empty history are left out. */
 export function recordToFields(record: TaskRecord): string[] {
   const fields: string[] = [];
-  for (const name of STRING_FIELDS) {
+  for (const [name, kind] of FIELDS) {
     const value = record[name];
-    if (value !== undefined) fields.push(name, value);
+    if (value === undefined || (kind === 'history' && (value as AttemptRecord[]).length === 0)) continue;
+    fields.push(name, encodeField(name, value));
   }
-  for (const name of NUMBER_FIELDS) {
-    const value = record[name];
-    if (value !== undefined) fields.push(name, String(value));
-  }
-  if (record.lastError !== undefined) fields.push('lastError', encodeError(record.lastError));
-  if (record.history.length > 0) fields.push('history', encodeHistory(record.history));
   return fields;
+}
+
+function decodeField(kind: FieldKind, text: string): unknown {
+  switch (kind) {
+    case 'string':
+      return text;
+    case 'number':
+      return Number(text);
+    case 'json':
+      return JSON.parse(text);
+    case 'history':
+      return text === '' ? [] : text.split('\n').map((line) => JSON.parse(line) as AttemptRecord);
+  }
 }
 
 /** A hash as replies give it: a flat [field, value, ...] list (scripts) or an object (HGETALL). */
@@ -90,19 +116,14 @@ function hashEntries(hash: HashReply): Array<[string, string]> {
 export function fieldsToRecord(hash: HashReply): { record: TaskRecord; bookkeeping: RecordBookkeeping } | undefined {
   const entries = hashEntries(hash);
   if (entries.length === 0) return undefined;
-  const record: Partial<Record<StringField, string>> & Partial<Record<NumberField, number>> & {
-    lastError?: TaskErrorInfo;
-    history: AttemptRecord[];
-  } = { history: [] };
+  const record: Record<string, unknown> = { history: [] };
   const bookkeeping: RecordBookkeeping = {};
   for (const [name, value] of entries) {
-    if (STRING_SET.has(name)) record[name as StringField] = value;
-    else if (NUMBER_SET.has(name)) record[name as NumberField] = Number(value);
-    else if (name === 'lastError') record.lastError = JSON.parse(value) as TaskErrorInfo;
-    else if (name === 'history') record.history = value === '' ? [] : value.split('\n').map((line) => JSON.parse(line) as AttemptRecord);
+    const kind = KIND_OF.get(name);
+    if (kind) record[name] = decodeField(kind, value);
     else if (name === '_ref') bookkeeping.referenceKey = value;
     else if (name === '_sweep') bookkeeping.sweepMember = value;
   }
   if (record.id === undefined || record.status === undefined) return undefined;
-  return { record: record as TaskRecord, bookkeeping };
+  return { record: record as unknown as TaskRecord, bookkeeping };
 }

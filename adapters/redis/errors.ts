@@ -3,6 +3,16 @@ import { isClusterClient, type RedisClient } from './scripts.js';
 
 /** Replies that mean the server is there but cannot serve right now. */
 const UNAVAILABLE_REPLIES = /^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+/** ioredis' own errors when it has no usable connection. */
+const CONNECTION_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError', 'AbortError', 'InterruptError']);
+const CONNECTION_MESSAGES = /Connection is closed|enableOfflineQueue|Command timed out|startup nodes|slots cache|Too many Cluster redirections/i;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function isUnavailable(error: Error): boolean {
+  if (error.name === 'ReplyError') return UNAVAILABLE_REPLIES.test(error.message);
+  const code = (error as { code?: unknown }).code;
+  return CONNECTION_ERROR_NAMES.has(error.name) || CONNECTION_MESSAGES.test(error.message) || (typeof code === 'string' && NETWORK_CODES.has(code));
+}
 
 function describeServer(client: RedisClient): string {
   if (isClusterClient(client)) {
@@ -15,13 +25,11 @@ function describeServer(client: RedisClient): string {
 
 /**
  * A failure to reach Redis becomes CloudDeferError STORE_UNAVAILABLE saying what to check. Error
- * replies from a reachable server (a script error, WRONGTYPE...) are passed through unchanged.
+ * replies from a reachable server (a script error, WRONGTYPE...) and anything else pass through.
  */
 export function toStoreError(client: RedisClient, action: string, error: unknown): unknown {
-  if (error instanceof CloudDeferError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  const isReply = error instanceof Error && error.name === 'ReplyError';
-  if (isReply && !UNAVAILABLE_REPLIES.test(message)) return error;
+  if (!(error instanceof Error) || error instanceof CloudDeferError || !isUnavailable(error)) return error;
+  const message = error.message;
   return new CloudDeferError(
     'STORE_UNAVAILABLE',
     `cloud-defer could not ${action}: ${describeServer(client)} did not answer (client status "${client.status}": ${message}). ` +

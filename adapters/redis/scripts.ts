@@ -1,10 +1,10 @@
 /**
- * The Lua scripts in ./lua, one file per script, loaded by name at run time and registered on
- * the client with ioredis' defineCommand (EVALSHA, falling back to EVAL when the server does not
- * know the script yet). A line `--@include name` inlines lua/includes/name.lua, so helpers shared
- * by several scripts are written once.
+ * The Lua scripts in ./lua, one file per script (lua/<name>.lua), loaded by name at run time and
+ * registered on the client with ioredis' defineCommand (EVALSHA, falling back to EVAL when the
+ * server does not know the script yet). A line `--@include name` inlines lua/includes/name.lua,
+ * so helpers shared by several scripts are written once.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 
@@ -13,10 +13,10 @@ export type RedisClient = Redis | Cluster;
 export function isClusterClient(client: RedisClient): client is Cluster {
   return client.isCluster;
 }
-export type ScriptName = 'createTask' | 'acquireLease' | 'settle' | 'transition' | 'deleteTask' | 'findByReference';
+/** The file name of a script in lua/, without ".lua" (e.g. "createTask"). */
+export type ScriptName = string;
 export type ScriptArg = string | number | Buffer;
 
-const SCRIPT_NAMES: readonly ScriptName[] = ['createTask', 'acquireLease', 'settle', 'transition', 'deleteTask', 'findByReference'];
 const INCLUDE = /^--@include\s+(\w+)\s*$/gm;
 
 function loadScript(dir: string, name: string): string {
@@ -26,9 +26,22 @@ function loadScript(dir: string, name: string): string {
 
 let sources: ReadonlyMap<ScriptName, string> | undefined;
 
+/** Every lua/*.lua file, read once per process. */
 function scriptSources(): ReadonlyMap<ScriptName, string> {
-  sources ??= new Map(SCRIPT_NAMES.map((name) => [name, loadScript(path.join(__dirname, 'lua'), name)]));
+  if (!sources) {
+    const dir = path.join(__dirname, 'lua');
+    const names = readdirSync(dir)
+      .filter((file) => file.endsWith('.lua'))
+      .map((file) => file.slice(0, -'.lua'.length));
+    sources = new Map(names.map((name) => [name, loadScript(dir, name)]));
+  }
   return sources;
+}
+
+function sourceOf(name: ScriptName): string {
+  const lua = scriptSources().get(name);
+  if (lua === undefined) throw new Error(`cloud-defer/redis: there is no script lua/${name}.lua`);
+  return lua;
 }
 
 /** The command name a script is registered under on the client: cloudDefer + its name. */
@@ -44,6 +57,7 @@ export class Scripts {
   }
 
   run(name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
+    sourceOf(name);
     const command = (this.client as unknown as Record<string, ScriptCommand>)[commandName(name)]!;
     return command.call(this.client, keys.length, ...keys, ...args);
   }
@@ -53,6 +67,6 @@ export class Scripts {
    * show at EXEC, too late to fall back, so the transaction carries the script text itself.
    */
   queue(transaction: ChainableCommander, name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]): void {
-    transaction.eval(scriptSources().get(name)!, keys.length, ...keys, ...args);
+    transaction.eval(sourceOf(name), keys.length, ...keys, ...args);
   }
 }

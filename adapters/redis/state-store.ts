@@ -135,6 +135,10 @@ export class RedisStateStore implements StateStore {
     return this.ctx.guard('list task records', () => this.ctx.indexes.list(query));
   }
 
+  /**
+   * The record and its reference go in one script; its index entries right after, from the
+   * record the script returns (their keys depend on its fields, which only the script knows).
+   */
   async deleteTask(id: string): Promise<void> {
     const fields = await this.ctx.guard('delete a task record', () => this.ctx.scripts.run('deleteTask', [this.ctx.layout.task(id)], [id]));
     const deleted = fieldsToRecord(fields as string[]);

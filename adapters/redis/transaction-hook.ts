@@ -70,14 +70,18 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
 
   async stage(transaction: ChainableCommander, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
     const state = this.stateOf(transaction);
-    if (state.execStarted) {
-      throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
-    }
+    const refuseIfExecuted = (): void => {
+      if (state.execStarted) {
+        throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
+      }
+    };
+    refuseIfExecuted();
     const call = createTaskCall(this.ctx, staged.record, Date.now(), { outbox: staged.outbox, payload: staged.payload });
     if (this.ctx.cluster) {
       // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
       const { client, layout } = this.ctx;
       await this.ctx.guard('register an outbox slot', () => client.sadd(layout.outboxSlots(), layout.outboxKeys(staged.outbox.taskId).tag));
+      refuseIfExecuted(); // exec() may have been called while we waited
     }
     // MULTI is the pipeline's first queued command, so EXEC's results start one later.
     const position = transaction.length - 1;

@@ -128,6 +128,8 @@ export interface EngineOptions {
   retentionMs: number;
   /** How long a run's claim holds before another delivery may take it over. */
   leaseMs: number;
+  /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
+  settleRetryMs?: number;
   now: () => number;
 }
 
@@ -258,7 +260,7 @@ export class DeferredEngine {
       ...(options.reference !== undefined ? { reference: options.reference } : {}),
       ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
-      ...(stored ? { payloadRef: id } : {}),
+      ...(stored ? { payloadRef: id } : { argsJson: Buffer.from(argsBytes).toString('utf8') }),
       ...(internal.iterationId !== undefined ? { iterationId: internal.iterationId } : {}),
       ...(internal.shardIndex !== undefined ? { shardIndex: internal.shardIndex } : {}),
     };
@@ -500,6 +502,59 @@ export class DeferredEngine {
       this.emitSettled(record);
     }
     return record;
+  }
+
+  /**
+   * Defer a finished task again with the same arguments (a new task; its reference must be free).
+   * Refused while the task is unfinished, and for large payloads already deleted after success.
+   */
+  async rerun(id: string): Promise<TaskInfo> {
+    const record = await this.getTask(id);
+    if (!record) throw new CloudDeferError('NOT_FOUND', `No task ${id} (it may have expired).`);
+    if (!isFinished(record.status)) {
+      throw new CloudDeferError('INVALID_STATE', `Task ${id} is ${record.status}; only a finished task can be rerun.`);
+    }
+    let args: unknown[];
+    if (record.argsJson !== undefined) {
+      args = this.options.codec.decodeArgs(Buffer.from(record.argsJson, 'utf8'));
+    } else {
+      const bytes = record.payloadRef ? await this.storeCall(() => this.options.stores.payloads.get(record.payloadRef!)) : undefined;
+      if (!bytes) throw new CloudDeferError('PAYLOAD_MISSING', `The arguments of task ${id} are no longer stored (large payloads are deleted once a task finishes).`);
+      args = this.options.codec.decodeArgs(bytes);
+    }
+    return this.defer(record.taskName, args, {
+      queue: record.queue,
+      ...(record.maxAttempts !== undefined ? { maxAttempts: record.maxAttempts } : {}),
+      ...(record.reference !== undefined ? { reference: record.reference, onDuplicate: 'throw' as const } : {}),
+    });
+  }
+
+  /**
+   * Purge a queue: Cloud Tasks drops its tasks, and their records are marked cancelled (which
+   * frees their references). Returns how many records were marked.
+   */
+  async purgeQueue(queue: string): Promise<{ marked: number }> {
+    const transport = await this.options.transport();
+    await transport.purgeQueue(queue);
+    let marked = 0;
+    for (const status of ['queued', 'retrying'] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.listTasks({ queue, status, limit: 500, ...(cursor ? { cursor } : {}) });
+        for (const record of page.records) {
+          const purged = await this.storeCall(() =>
+            this.options.stores.state.transition(record.id, ['queued', 'retrying'], 'cancelled', { lastError: { message: 'Purged from the queue', code: 'PURGED' } }, this.options.now()),
+          );
+          if (purged) {
+            marked += 1;
+            if (purged.payloadRef) await this.bestEffort(() => this.options.stores.payloads.delete(purged.payloadRef!));
+            this.emitSettled(purged);
+          }
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+    }
+    return { marked };
   }
 
   /** Resolve with the record once the task has finished. */
@@ -761,17 +816,14 @@ export class DeferredEngine {
     };
     const { stores, logger } = this.options;
     let settled: TaskRecord | undefined;
-    try {
-      settled = await this.storeCall(() =>
-        stores.state.settle(record.id, {
-          owner,
-          status,
-          now,
-          attempt,
-          expiresAt: now + this.options.retentionMs,
-          ...(error ? { error } : {}),
-        }),
+    const write = () =>
+      this.storeCall(() =>
+        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) }),
       );
+    try {
+      // The run has happened: losing its outcome to a short store outage would make the
+      // record look stuck (and the task run again once its lease expires), so keep trying.
+      settled = await this.retryWhileUnavailable(write, this.options.settleRetryMs ?? 30_000);
     } catch (settleErr) {
       logger.error('could not record the task outcome', { taskId: record.id, error: errorInfo(settleErr).message });
       return;
@@ -785,6 +837,21 @@ export class DeferredEngine {
   }
 
   // ---- helpers --------------------------------------------------------------------------------
+
+  private async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number): Promise<T> {
+    const deadline = Date.now() + budgetMs;
+    let delay = 50;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
+        if (!unavailable || Date.now() + delay > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 1_000);
+      }
+    }
+  }
 
   /** Store errors become STORE_UNAVAILABLE unless they are already ours. */
   private async storeCall<T>(fn: () => Promise<T>): Promise<T> {

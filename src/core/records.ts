@@ -65,6 +65,11 @@ export interface TaskRecord {
   lastError?: TaskErrorInfo;
   durationMs?: number;
   payloadSize: number;
+  /**
+   * The encoded arguments (codec JSON) when they travel inline; kept so the console can show
+   * them and rerun the task. Large payloads are not copied here.
+   */
+  argsJson?: string;
   /** Set when the encoded arguments live in the PayloadStore. */
   payloadRef?: string;
   iterationId?: string;

@@ -42,11 +42,18 @@ export class HttpDispatcher {
         return;
       }
       const secure = attempt.url.protocol === 'https:';
-      const request = (secure ? https : http).request(attempt.url, {
-        method: attempt.method,
-        headers: attempt.headers,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-      });
+      let request: http.ClientRequest;
+      try {
+        request = (secure ? https : http).request(attempt.url, {
+          method: attempt.method,
+          headers: attempt.headers,
+          agent: secure ? this.httpsAgent : this.httpAgent,
+        });
+      } catch (error) {
+        markStarted();
+        resolve({ kind: 'error', message: error instanceof Error ? error.message : String(error) });
+        return;
+      }
       this.active.add(request);
       let settled = false;
       const finish = (outcome: AttemptOutcome): void => {
@@ -64,6 +71,11 @@ export class HttpDispatcher {
       }, attempt.deadlineMs);
       this.deadlines.add(deadline);
 
+      // Started = connected (or flushed): a target slow to read a large body must not hold it up.
+      request.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', markStarted);
+        else markStarted();
+      });
       request.on('response', (response) => {
         const retryAfter = response.headers['retry-after'];
         const outcome: AttemptOutcome = { kind: 'response', httpStatus: response.statusCode ?? 0, retryAfter };

@@ -1,10 +1,7 @@
-// The emulated service: queues and tasks in memory, the scheduler that decides when each task is
-// due, rate limiting per queue, and the attempt lifecycle (dispatch, retry, give up).
+// The emulated API: queues and tasks in memory, named, validated and reported as Cloud Tasks does.
+// Delivery (scheduling, rate limits, attempts and retries) is the TaskRunner's.
 import { status } from '@grpc/grpc-js';
-import type { Clock } from './clock.js';
-import { buildAttemptRequest } from './attempt-request.js';
-import { httpStatusText, queueToMessage, rpcCodeForHttpStatus, taskToMessage } from './convert.js';
-import { HttpDispatcher, type AttemptOutcome } from './dispatcher.js';
+import { queueToMessage, taskToMessage } from './convert.js';
 import {
   ApiError,
   failedPrecondition,
@@ -16,7 +13,7 @@ import {
   TASK_TOO_LARGE,
   taskNotFound,
 } from './errors.js';
-import { QueueRecord, QueueWakeup, TaskRecord, type AttemptRecord } from './model.js';
+import { QueueRecord, TaskRecord } from './model.js';
 import {
   formatLocationName,
   formatQueueName,
@@ -26,23 +23,14 @@ import {
   parseTaskName,
   type LocationName,
 } from './names.js';
-import type { OidcSigner } from './oidc.js';
-import type { EmulatorLogger } from './options.js';
 import type { QueueMessage, QueueStateName, TaskMessage, TaskViewName } from './proto-types.js';
 import { applyQueueUpdate, defaultQueueConfig, queueConfigFrom } from './queue-config.js';
-import { isThrottlingStatus, parseRetryAfterMs, retryDelayMs, shouldGiveUp } from './retry.js';
-import { Scheduler } from './scheduler.js';
 import { taskInputFrom } from './task-input.js';
+import { TaskRunner, type RunnerSettings } from './task-runner.js';
 
-export interface EngineSettings {
-  clock: Clock;
-  logger: EmulatorLogger;
-  signer: OidcSigner;
-  appEngineBaseUrl: URL | undefined;
-  taskDedupWindowMs: number;
+export interface EngineSettings extends RunnerSettings {
   queueNameReuseBlockMs: number;
   maxTaskSizeBytes: number;
-  unlimitedRate: boolean;
   defaultLocation: LocationName;
 }
 
@@ -52,12 +40,8 @@ export interface LocationMessage {
   displayName: string;
 }
 
-/** Cloud Tasks deletes tasks 31 days after creation, dispatched or not. */
-const TASK_RETENTION_MS = 31 * 24 * 60 * 60 * 1000;
 const MAX_TASKS_PAGE_SIZE = 1000;
 const MAX_QUEUES_PAGE_SIZE = 9800;
-
-type Scheduled = TaskRecord | QueueWakeup;
 
 function encodePageToken(value: string): string {
   return Buffer.from(value, 'utf8').toString('base64url');
@@ -89,21 +73,11 @@ export class CloudTasksEngine {
   private readonly queues = new Map<string, QueueRecord>();
   /** Deleted queue names -> when they may be reused. */
   private readonly deletedQueues = new Map<string, number>();
-  private readonly scheduler: Scheduler<Scheduled>;
-  private readonly dispatcher: HttpDispatcher;
-  private readonly dueQueues = new Set<QueueRecord>();
+  private readonly runner: TaskRunner;
   private nextOrder = 0;
-  private inFlight = 0;
-  private idleWaiters: Array<() => void> = [];
-  private stopped = false;
 
   constructor(private readonly settings: EngineSettings) {
-    this.scheduler = new Scheduler<Scheduled>(
-      settings.clock,
-      (item) => this.onDue(item),
-      () => this.pumpDueQueues(),
-    );
-    this.dispatcher = new HttpDispatcher(settings.clock);
+    this.runner = new TaskRunner(settings);
   }
 
   private get now(): number {
@@ -165,7 +139,7 @@ export class CloudTasksEngine {
     const existing = this.queues.get(fullName);
     if (existing) {
       existing.reconfigure(applyQueueUpdate(existing.config, message, paths), this.now);
-      this.pump(existing);
+      this.runner.pump(existing);
       return queueToMessage(existing);
     }
     this.assertQueueNameReusable(fullName);
@@ -177,13 +151,7 @@ export class CloudTasksEngine {
 
   deleteQueue(name: string | undefined): void {
     const queue = this.queueNamed(name);
-    for (const task of queue.tasks.values()) {
-      task.state = 'gone';
-      this.scheduler.cancel(task);
-    }
-    queue.tasks.clear();
-    queue.clearReady();
-    this.scheduler.cancel(queue.wakeup);
+    this.runner.dropQueue(queue);
     this.queues.delete(queue.fullName);
     this.deletedQueues.set(queue.fullName, this.now + this.settings.queueNameReuseBlockMs);
     this.settings.logger.debug?.(`queue deleted: ${queue.fullName}`);
@@ -191,9 +159,8 @@ export class CloudTasksEngine {
 
   purgeQueue(name: string | undefined): QueueMessage {
     const queue = this.queueNamed(name);
-    const now = this.now;
-    for (const task of [...queue.tasks.values()]) this.removeTask(task, now);
-    queue.purgeTime = now;
+    for (const task of [...queue.tasks.values()]) this.runner.remove(task);
+    queue.purgeTime = this.now;
     return queueToMessage(queue);
   }
 
@@ -206,7 +173,7 @@ export class CloudTasksEngine {
   resumeQueue(name: string | undefined): QueueMessage {
     const queue = this.queueNamed(name);
     queue.state = 'RUNNING';
-    this.pump(queue);
+    this.runner.pump(queue);
     return queueToMessage(queue);
   }
 
@@ -252,7 +219,7 @@ export class CloudTasksEngine {
     queue.tasks.set(taskId, task);
     // The reply shows the task as created, before any dispatch this call may start.
     const reply = taskToMessage(task, view);
-    this.enqueue(task, input.scheduleTime);
+    this.runner.enqueue(task, input.scheduleTime);
     return reply;
   }
 
@@ -289,17 +256,14 @@ export class CloudTasksEngine {
 
   deleteTask(name: string | undefined): void {
     const task = this.taskNamed(name, false);
-    this.removeTask(task, this.now);
+    this.runner.remove(task);
     this.settings.logger.debug?.(`task deleted: ${task.queue.fullName}/tasks/${task.id}`);
   }
 
   /** RunTask: dispatches now, paused queue and rate limits notwithstanding; replies before the target answers. */
   runTask(name: string | undefined, view: TaskViewName | undefined): TaskMessage {
     const task = this.taskNamed(name, false);
-    this.scheduler.cancel(task);
-    task.queue.removeReady(task);
-    task.dueAt = this.now;
-    this.startAttempt(task);
+    this.runner.runNow(task);
     return taskToMessage(task, view);
   }
 
@@ -322,16 +286,11 @@ export class CloudTasksEngine {
   // ---- lifecycle -------------------------------------------------------------------------------
 
   idle(): Promise<void> {
-    if (this.inFlight === 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.runner.idle();
   }
 
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.scheduler.stop();
-    this.dispatcher.close();
-    this.releaseIdleWaiters();
+    this.runner.stop();
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -364,172 +323,5 @@ export class CloudTasksEngine {
     if (now < blockedUntil) return true;
     queue.tombstones.delete(taskId);
     return false;
-  }
-
-  /** Drops a task for good (done, given up, deleted or purged); its name stays taken for a while. */
-  private removeTask(task: TaskRecord, now: number): void {
-    const queue = task.queue;
-    task.state = 'gone';
-    this.scheduler.cancel(task);
-    queue.removeReady(task);
-    queue.tasks.delete(task.id);
-    queue.tombstones.delete(task.id);
-    queue.tombstones.set(task.id, now + this.settings.taskDedupWindowMs);
-    // Oldest first: drop the expired ones from the front.
-    for (const [id, blockedUntil] of queue.tombstones) {
-      if (blockedUntil > now) break;
-      queue.tombstones.delete(id);
-    }
-  }
-
-  /** Puts a task in line for its schedule time: the heap if in the future, the queue's line if due. */
-  private enqueue(task: TaskRecord, scheduleTime: number): void {
-    task.dueAt = scheduleTime;
-    if (scheduleTime <= this.now) {
-      this.scheduler.cancel(task);
-      task.queue.pushReady(task);
-      this.pump(task.queue);
-    } else {
-      task.state = 'scheduled';
-      this.scheduler.schedule(task, scheduleTime);
-    }
-  }
-
-  private onDue(item: Scheduled): void {
-    if (item instanceof QueueWakeup) {
-      this.dueQueues.add(item.queue);
-      return;
-    }
-    if (item.state !== 'scheduled') return;
-    const now = this.now;
-    if (now - item.createTime >= TASK_RETENTION_MS) {
-      this.removeTask(item, now);
-      this.settings.logger.info?.(`task ${item.id} reached the 31-day retention limit and was deleted`);
-      return;
-    }
-    item.queue.pushReady(item);
-    this.dueQueues.add(item.queue);
-  }
-
-  private pumpDueQueues(): void {
-    for (const queue of this.dueQueues) this.pump(queue);
-    this.dueQueues.clear();
-  }
-
-  /** Dispatches the queue's due tasks as far as its state, concurrency and tokens allow. */
-  private pump(queue: QueueRecord): void {
-    if (this.stopped || queue.state !== 'RUNNING' || this.queues.get(queue.fullName) !== queue) return;
-    const now = this.now;
-    while (queue.readyCount > 0) {
-      if (queue.inFlight >= queue.config.rateLimits.maxConcurrentDispatches) return; // resumes on completion
-      if (!this.settings.unlimitedRate && !queue.bucket.tryTake(now)) {
-        const wait = queue.bucket.msUntilToken(now);
-        const wakeAt = now + Math.max(1, wait);
-        if (Number.isFinite(wait) && (!this.scheduler.isScheduled(queue.wakeup) || queue.wakeup.dueAt > wakeAt)) {
-          this.scheduler.schedule(queue.wakeup, wakeAt);
-        }
-        return;
-      }
-      this.startAttempt(queue.shiftReady()!);
-    }
-  }
-
-  private startAttempt(task: TaskRecord): void {
-    const now = this.now;
-    const queue = task.queue;
-    const previous = task.lastAttempt;
-    const retryCount = task.dispatchCount;
-    task.state = 'running';
-    task.inFlight++;
-    task.dispatchCount++;
-    if (task.firstDispatchTime < 0) task.firstDispatchTime = now;
-    const attempt: AttemptRecord = { scheduleTime: task.dueAt, dispatchTime: now };
-    task.lastAttempt = attempt;
-    queue.inFlight++;
-    this.inFlight++;
-
-    const request = buildAttemptRequest(task, {
-      retryCount,
-      previous,
-      now,
-      signer: this.settings.signer,
-      appEngineBaseUrl: this.settings.appEngineBaseUrl,
-    });
-    let outcome: Promise<AttemptOutcome>;
-    let started: Promise<unknown>;
-    if (typeof request === 'string') {
-      outcome = Promise.resolve({ kind: 'error', message: request });
-      started = outcome;
-    } else {
-      this.settings.logger.debug?.(`dispatching ${task.id} to ${request.url.href}`);
-      const handle = this.dispatcher.send(request);
-      outcome = handle.done;
-      started = handle.started;
-    }
-    // A manual clock waits for the request to be sent, not for the target's answer.
-    this.settings.clock.track?.(started);
-    outcome
-      .then((result) => this.finishAttempt(task, attempt, result))
-      .catch((error: unknown) => this.settings.logger.error?.(`attempt bookkeeping failed: ${String(error)}`));
-  }
-
-  private finishAttempt(task: TaskRecord, attempt: AttemptRecord, outcome: AttemptOutcome): void {
-    const queue = task.queue;
-    this.inFlight--;
-    queue.inFlight--;
-    if (!this.stopped && task.state !== 'gone') this.settleAttempt(task, attempt, outcome);
-    this.pump(queue);
-    if (this.inFlight === 0) this.releaseIdleWaiters();
-  }
-
-  private settleAttempt(task: TaskRecord, attempt: AttemptRecord, outcome: AttemptOutcome): void {
-    const now = this.now;
-    task.inFlight--;
-    attempt.responseTime = now;
-    let throttled = false;
-    let retryAfterMs: number | undefined;
-    if (outcome.kind === 'response') {
-      const code = outcome.httpStatus;
-      task.responseCount++;
-      attempt.httpStatus = code;
-      attempt.statusCode = rpcCodeForHttpStatus(code);
-      attempt.statusMessage = httpStatusText(code);
-      if (code >= 200 && code < 300) {
-        this.removeTask(task, now);
-        this.settings.logger.debug?.(`task ${task.id} succeeded (${code})`);
-        return;
-      }
-      if (code < 500) task.executionCount++;
-      attempt.failureReason = `HTTP status ${code}`;
-      throttled = isThrottlingStatus(code, task.target.kind === 'appEngine');
-      retryAfterMs = parseRetryAfterMs(outcome.retryAfter, now);
-    } else if (outcome.kind === 'deadline') {
-      attempt.statusCode = status.DEADLINE_EXCEEDED;
-      attempt.statusMessage = 'Deadline exceeded';
-      attempt.failureReason = 'Deadline exceeded';
-    } else {
-      attempt.statusCode = status.UNAVAILABLE;
-      attempt.statusMessage = outcome.message;
-      attempt.failureReason = 'Connection failed';
-      this.settings.logger.debug?.(`task ${task.id} could not be delivered: ${outcome.message}`);
-    }
-
-    // Another attempt (RunTask) still under way decides what happens next.
-    if (task.inFlight > 0) return;
-    const policy = task.queue.config.retry;
-    if (shouldGiveUp(policy, task.dispatchCount, task.firstDispatchTime, now)) {
-      this.removeTask(task, now);
-      this.settings.logger.info?.(
-        `task ${task.queue.fullName}/tasks/${task.id} given up after ${task.dispatchCount} attempt(s)`,
-      );
-      return;
-    }
-    this.enqueue(task, now + retryDelayMs(policy, task.dispatchCount, throttled, retryAfterMs));
-  }
-
-  private releaseIdleWaiters(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
   }
 }

@@ -81,7 +81,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     server.forceShutdown();
     throw error;
   }
-  const jwksServer = await startJwksServer(signer, dialHost(host)).catch((error: unknown) => {
+  const jwksServer = await startJwksServer(signer, host, dialHost(host)).catch((error: unknown) => {
     engine.stop();
     server.forceShutdown();
     throw error;

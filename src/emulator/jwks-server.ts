@@ -13,7 +13,8 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
-export async function startJwksServer(signer: OidcSigner, host: string): Promise<JwksServer> {
+/** Listens on `host`; URLs are given with `dialHost` (loopback when `host` is a wildcard). */
+export async function startJwksServer(signer: OidcSigner, host: string, dialHost: string): Promise<JwksServer> {
   let baseUrl = '';
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -47,7 +48,7 @@ export async function startJwksServer(signer: OidcSigner, host: string): Promise
   });
   server.unref();
   const { port } = server.address() as AddressInfo;
-  baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  baseUrl = `http://${dialHost.includes(':') ? `[${dialHost}]` : dialHost}:${port}`;
   return {
     baseUrl,
     close: () =>

@@ -97,6 +97,8 @@ export class QueueWakeup implements HeapItem {
 export class QueueRecord {
   readonly fullName: string;
   state: Exclude<QueueStateName, 'STATE_UNSPECIFIED'> = 'RUNNING';
+  /** Set once DeleteQueue removed it: attempts still under way finish unheard. */
+  deleted = false;
   purgeTime: number | undefined;
   readonly tasks = new Map<string, TaskRecord>();
   /** Names of tasks that completed or were deleted, blocked until the value (ms), oldest first. */

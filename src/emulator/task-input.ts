@@ -1,5 +1,6 @@
 // CreateTask's task message, validated and turned into the emulator's target spec, with the headers
 // Cloud Tasks stores alongside (User-Agent, and for App Engine Content-Type and Content-Length).
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { copyBody } from './body-copy.js';
 import { invalidArgument } from './errors.js';
 import type { AppEngineTargetSpec, HttpTargetSpec, TargetSpec } from './model.js';
@@ -51,10 +52,19 @@ function isReservedHeader(lowerName: string): boolean {
   );
 }
 
-function headerBytes(headers: Record<string, string>): number {
+/** Refuses what could not go on the wire, and headers over Cloud Tasks' 80 KB. */
+function validateHeaders(headers: Record<string, string>, field: string): void {
   let total = 0;
-  for (const [name, value] of Object.entries(headers)) total += name.length + value.length + 4;
-  return total;
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      throw invalidArgument(`${field} has an invalid header: "${name}".`);
+    }
+    total += name.length + value.length + 4;
+  }
+  if (total >= MAX_HEADERS_BYTES) throw invalidArgument(`${field} must be smaller than 80KB.`);
 }
 
 function httpTargetFrom(message: HttpRequestMessage): HttpTargetSpec {
@@ -88,7 +98,7 @@ function httpTargetFrom(message: HttpRequestMessage): HttpTargetSpec {
     headers[name] = value;
   }
   headers['User-Agent'] = HTTP_USER_AGENT;
-  if (headerBytes(headers) >= MAX_HEADERS_BYTES) throw invalidArgument('HttpRequest.headers must be smaller than 80KB.');
+  validateHeaders(headers, 'HttpRequest.headers');
 
   return {
     kind: 'http',
@@ -137,6 +147,7 @@ function appEngineTargetFrom(message: AppEngineHttpRequestMessage): AppEngineTar
     if (!hasContentType) headers['Content-Type'] = 'application/octet-stream';
     headers['Content-Length'] = String(body.length);
   }
+  validateHeaders(headers, 'AppEngineHttpRequest.headers');
 
   const routing = message.appEngineRouting;
   return {

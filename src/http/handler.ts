@@ -14,6 +14,10 @@ export interface NeutralRequest {
   path: string;
   headers: HeaderBag;
   remoteAddress?: string;
+  /** The raw query string, without the `?` (the console's filters and cursors). */
+  query?: string;
+  /** The request came over HTTPS, as the framework sees it (trusted proxies included). */
+  secure?: boolean;
   /** Reads the body, rejecting with PAYLOAD_TOO_LARGE past `limit` bytes. */
   readBody(limit: number): Promise<Uint8Array>;
 }

@@ -7,6 +7,10 @@ import { alreadyParsedBody, readStream } from './handler.js';
 export interface KoaLikeContext {
   method: string;
   path: string;
+  /** The raw query string (Koa's ctx.querystring). */
+  querystring?: string;
+  /** Koa's ctx.secure (honours app.proxy). */
+  secure?: boolean;
   headers: IncomingMessage['headers'];
   req: IncomingMessage;
   request: { body?: unknown; rawBody?: unknown };
@@ -24,10 +28,13 @@ export interface KoaDeferredMiddleware extends KoaMiddleware {
   allowedMethods(): KoaMiddleware;
 }
 
-/** `app.use(koaDeferredMiddleware(deferred))`: serves the task handler path; passes everything else on. */
+/**
+ * `app.use(koaDeferredMiddleware(deferred))`: serves the task handler path and, when enabled, the
+ * console (see docs/console.md); passes everything else on.
+ */
 export function koaDeferredMiddleware(deferred: Deferred): KoaDeferredMiddleware {
   const middleware: KoaMiddleware = async (ctx, next) => {
-    const handler = deferred.handler;
+    const handler = deferred.consoleHandler?.owns(ctx.path) ? deferred.consoleHandler : deferred.handler;
     if (!handler.owns(ctx.path)) {
       await next();
       return;
@@ -37,6 +44,8 @@ export function koaDeferredMiddleware(deferred: Deferred): KoaDeferredMiddleware
       path: ctx.path,
       headers: ctx.headers,
       remoteAddress: ctx.req.socket?.remoteAddress,
+      query: ctx.querystring ?? '',
+      secure: ctx.secure === true,
       readBody: async (limit) =>
         alreadyParsedBody(ctx.request.rawBody, limit) ?? alreadyParsedBody(ctx.request.body, limit) ?? readStream(ctx.req, limit),
     });

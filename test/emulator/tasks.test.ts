@@ -107,6 +107,16 @@ describe('emulator: tasks', () => {
     assert.equal(toMs(appEngine.dispatchDeadline), 2 * 3600 * 1000, 'App Engine allows up to 24 h 15 s');
     await assertGrpcError(create({ appEngineHttpRequest: { relativeUri: '/work' }, dispatchDeadline: seconds(25 * 3600) }), status.INVALID_ARGUMENT);
     await assertGrpcError(create({ appEngineHttpRequest: { relativeUri: 'no-slash' } }), status.INVALID_ARGUMENT);
+    await assertGrpcError(
+      create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Bad': 'line\nbreak' } } }),
+      status.INVALID_ARGUMENT,
+      /invalid header/,
+    );
+    await assertGrpcError(
+      create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Big': 'x'.repeat(81 * 1024) } } }),
+      status.INVALID_ARGUMENT,
+      /80KB/,
+    );
   });
 
   it('honours schedule_time up to 30 days ahead and refuses more', async () => {
