@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { benchDefer, benchHandler } from './engine.js';
+import { benchRedis } from './redis.js';
 import type { BenchResult } from './types.js';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     { name: 'emulator', run: async () => (await import('./emulator.js')).benchEmulator() },
     { name: 'defer', run: benchDefer },
     { name: 'handler', run: benchHandler },
+    { name: 'redis', run: benchRedis },
   ];
   const results: BenchResult[] = [];
   for (const suite of suites) {

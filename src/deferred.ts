@@ -30,7 +30,7 @@ import { memoryStores } from '../adapters/memory/index.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
 export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
-export const DEFAULT_SWEEP_PATH = '/_ah/deferred/sweep-outbox';
+export const DEFAULT_SWEEP_PATH = '/_ah/deferred/sweep';
 const KIB = 1024;
 const CLOUD_TASKS_MAX_BYTES = 1024 * KIB;
 const DAY_MS = 86_400_000;
@@ -239,6 +239,11 @@ export class Deferred {
 
   sweepOutbox(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number }> {
     return this.engine.sweepOutbox(options);
+  }
+
+  /** sweepOutbox() plus the store's expiry sweep (Datastore); what the sweep path runs. */
+  sweep(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number; expired: number }> {
+    return this.engine.sweep(options);
   }
 
   /**

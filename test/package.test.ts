@@ -1,6 +1,6 @@
 /** The published package: CommonJS and ESM entry points, subpaths, and the layering rule. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
@@ -39,6 +39,29 @@ describe('package cloud-defer', () => {
       if (typeof entry !== 'object') continue;
       assert.ok(entry.types, `${subpath} has types`);
       assert.ok(readFileSync(path.join(root, entry.types), 'utf8').length > 0, `${entry.types} exists`);
+    }
+  });
+
+  it('npx cloud-defer emulator --port 0 starts one and prints CLOUD_TASKS_EMULATOR_HOST', async () => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'cloud-defer.cjs'), 'emulator', '--port', '0'], { cwd: root });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /CLOUD_TASKS_EMULATOR_HOST=(\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+      });
+      assert.match(line, /^127\.0\.0\.1:\d+$/);
+      const { createEmulatorClient } = await import('../src/emulator/index.js');
+      const client = createEmulatorClient(line);
+      const [queue] = await client.createQueue({ parent: 'projects/p/locations/l', queue: { name: 'projects/p/locations/l/queues/cli' } });
+      assert.equal(queue.state, 'RUNNING');
+      await client.close();
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 

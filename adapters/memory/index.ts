@@ -54,6 +54,12 @@ class MemoryPayloadStore implements PayloadStore {
     this.items.delete(id);
   }
 
+  /** Inspection aid for tests: the stored bytes and their expiry, without expiry applied. */
+  rawItem(id: string): { data: Uint8Array; expiresAt: number } | undefined {
+    const item = this.items.get(id);
+    return item && { data: Uint8Array.from(item.value), expiresAt: item.expiresAt };
+  }
+
   /** Test/inspection aid: how many payloads are held (expired ones excluded). */
   size(): number {
     const now = this.now();
@@ -209,21 +215,30 @@ class MemoryStateStore implements StateStore {
   }
 
   async listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
-    const due: OutboxEntry[] = [];
-    for (const entry of this.outbox.values()) {
-      if (entry.createdAt < createdBefore) due.push(structuredClone(entry));
-      if (due.length >= limit) break;
-    }
-    return due;
+    return [...this.outbox.values()]
+      .filter((entry) => entry.createdAt < createdBefore)
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .slice(0, Math.max(limit, 0))
+      .map((entry) => structuredClone(entry));
   }
 
   async removeOutbox(taskId: string): Promise<void> {
     this.outbox.delete(taskId);
   }
 
-  /** Inspection aid for tests: raw record count, including ones a read would expire. */
+  /** Inspection aids for tests: what is stored, without expiry applied. */
   rawSize(): number {
     return this.records.size;
+  }
+
+  rawRecord(id: string): TaskRecord | undefined {
+    const record = this.records.get(id);
+    return record && copy(record);
+  }
+
+  rawOutbox(taskId: string): OutboxEntry | undefined {
+    const entry = this.outbox.get(taskId);
+    return entry && structuredClone(entry);
   }
 }
 
@@ -331,13 +346,17 @@ export class MemoryTransaction {
     if (this.state !== 'open') throw new CloudDeferError('INVALID_STATE', `This transaction is already ${this.state}.`);
     this.state = 'committed';
     const now = Date.now();
-    for (const { staged } of this.staged) {
+    const created: Array<() => Promise<void>> = [];
+    for (const { staged, afterCommit } of this.staged) {
+      // A reference held by an unfinished task makes that defer a no-op, as outside a transaction.
+      const result = await this.stores.state.createTask(staged.record, now);
+      if (!result.created) continue;
       if (staged.payload) await this.stores.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
-      await this.stores.state.createTask(staged.record, now);
       await this.stores.state.addOutbox(staged.outbox);
+      created.push(afterCommit);
     }
-    // Enqueue after everything is durable, like the real backends' hooks.
-    for (const { afterCommit } of this.staged) await afterCommit();
+    // Enqueue after everything is written, like the real backends' hooks.
+    for (const afterCommit of created) await afterCommit();
   }
 
   rollback(): void {

@@ -23,6 +23,7 @@ import { RedisPayloadStore } from './payload-store.js';
 import { isClusterClient, Scripts } from './scripts.js';
 import { RedisStateStore } from './state-store.js';
 import { RedisTransactionHook } from './transaction-hook.js';
+import { RedisIterationStore } from './iteration-store.js';
 
 export interface RedisStoresOptions {
   /** An ioredis client: `new Redis(...)` or `new Cluster(...)`. */
@@ -44,6 +45,7 @@ export interface RedisStores extends Stores {
   readonly payloads: RedisPayloadStore;
   readonly state: RedisStateStore;
   readonly transactions: readonly [RedisTransactionHook];
+  readonly iterations: RedisIterationStore;
   readonly prefix: string;
   /** Remove the index entries of up to `limit` records whose retention has passed; returns how many. */
   sweepExpired(limit?: number): Promise<number>;
@@ -85,6 +87,7 @@ export function redisStores(options: RedisStoresOptions): RedisStores {
     payloads: new RedisPayloadStore(ctx),
     state,
     transactions: [new RedisTransactionHook(ctx)],
+    iterations: new RedisIterationStore(ctx),
     sweepExpired,
     async close() {
       nextSweepAt = Number.POSITIVE_INFINITY;
@@ -96,3 +99,6 @@ export function redisStores(options: RedisStoresOptions): RedisStores {
 export type { RedisPayloadStore } from './payload-store.js';
 export type { RedisStateStore } from './state-store.js';
 export type { RedisTransactionHook } from './transaction-hook.js';
+export type { RedisIterationStore } from './iteration-store.js';
+export { redisSources, redisSortedSetSource, redisKeyPatternSource, sortedSet, keyPattern } from './sources.js';
+export type { SortedSetSpec, KeyPatternSpec } from './sources.js';

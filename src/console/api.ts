@@ -6,13 +6,13 @@ import type { Deferred } from '../deferred.js';
 import type { Codec } from '../core/codec.js';
 import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isFinished, PENDING_STATUSES, type TaskStatus } from '../core/records.js';
+import { isFinished, PENDING_STATUSES, type TaskRecord, type TaskStatus } from '../core/records.js';
 import type { TaskQuery } from '../core/stores.js';
 import type { NeutralResponse } from '../http/handler.js';
 import { principalLabel, sessionToken, CSRF_HEADER } from './guard.js';
 import type { ConsolePrincipal, ConsoleRequest } from './options.js';
 import { queueFigures, queueView, type QueueView } from './stats.js';
-import { iterationDetail, iterationSummary, taskDetail, taskSummary } from './views.js';
+import { iterationDetail, iterationSummary, taskDetail, taskSummary, type IterationDetail, type IterationSummary, type TaskSummary } from './views.js';
 
 export type ConsoleErrorCode =
   | 'BAD_REQUEST'
@@ -154,7 +154,7 @@ export class ConsoleApi {
     return views;
   }
 
-  private async tasks(query: URLSearchParams, queue: string | undefined): Promise<{ tasks: ReturnType<typeof taskSummary>[]; nextCursor?: string }> {
+  private async tasks(query: URLSearchParams, queue: string | undefined): Promise<{ tasks: TaskSummary[]; nextCursor?: string }> {
     const status = query.get('status') || undefined;
     if (status !== undefined && !STATUSES.includes(status as TaskStatus)) {
       throw new ConsoleApiError(400, 'BAD_REQUEST', `status must be one of ${STATUSES.join(', ')}.`);
@@ -182,19 +182,19 @@ export class ConsoleApi {
     return { tasks: page.records.map(taskSummary), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
-  private async record(id: string) {
+  private async record(id: string): Promise<TaskRecord> {
     const record = await this.settings.deferred.getTask(id);
     if (!record) throw notFound(`No task ${id} (it may have expired).`);
     return record;
   }
 
-  private async iterations(query: URLSearchParams) {
+  private async iterations(query: URLSearchParams): Promise<{ iterations: IterationSummary[]; nextCursor?: string }> {
     const cursor = query.get('cursor') || undefined;
     const page = await this.settings.deferred.listIterations({ limit: DEFAULT_PAGE, ...(cursor ? { cursor } : {}) });
     return { iterations: page.records.map(iterationSummary), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
-  private async iteration(id: string) {
+  private async iteration(id: string): Promise<IterationDetail> {
     const record = await this.settings.deferred.getIteration(id);
     if (!record) throw notFound(`No iteration ${id} (it may have finished and been deleted).`);
     return iterationDetail(record);

@@ -29,7 +29,7 @@ const COMMON_HEADERS: Readonly<Record<string, string>> = {
 };
 
 const PAGE_POLICY =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const ASSETS: Readonly<Record<string, string>> = {
   'index.html': 'text/html; charset=utf-8',

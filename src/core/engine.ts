@@ -375,6 +375,17 @@ export class DeferredEngine {
     return { enqueued: entries.length };
   }
 
+  /**
+   * Housekeeping for a scheduler: enqueue stranded outbox entries, and let stores without native
+   * expiry remove expired records in one bounded batch.
+   */
+  async sweep(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number; expired: number }> {
+    const { enqueued } = await this.sweepOutbox(options);
+    const { stores } = this.options;
+    const expired = stores.sweepExpired ? await this.storeCall(() => stores.sweepExpired!(options.limit ?? 500)) : 0;
+    return { enqueued, expired };
+  }
+
   private async undoDefer(record: TaskRecord, err: unknown): Promise<void> {
     const { stores } = this.options;
     if (record.payloadRef) await this.bestEffort(() => stores.payloads.delete(record.id));

@@ -142,6 +142,11 @@ export interface Stores {
   readonly payloads: PayloadStore;
   readonly state: StateStore;
   readonly transactions: readonly TransactionHook[];
+  /**
+   * Remove up to `limit` records and payloads whose retention has passed, for backends without
+   * native expiry (Datastore). Returns how many were removed.
+   */
+  sweepExpired?(limit: number): Promise<number>;
   /** deferIteration's bookkeeping; stores without it cannot run iterations. */
   readonly iterations?: IterationStore;
   close?(): Promise<void>;

@@ -40,6 +40,9 @@ export interface IdTokenClaims {
   exp: number;
 }
 
+/** How long a signed token is reused for the same account and audience (its lifetime is an hour). */
+const TOKEN_REUSE_SECONDS = 300;
+
 const base64url = (value: Buffer | string): string => Buffer.from(value).toString('base64url');
 
 /** A stable, Google-looking numeric unique id for a service account email. */
@@ -55,6 +58,8 @@ export class OidcSigner {
   /** kid -> SPKI public key PEM, the shape google-auth-library's verifySignedJwtWithCertsAsync takes. */
   readonly pemCerts: Record<string, string>;
   private readonly privateKey: KeyObject;
+  /** (account, audience) -> a token still well inside its lifetime; see sign(). */
+  private readonly recent = new Map<string, { token: string; iat: number }>();
 
   constructor() {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -65,9 +70,23 @@ export class OidcSigner {
     this.pemCerts = { [this.kid]: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString() };
   }
 
-  /** An ID token for `serviceAccountEmail` with audience `audience`, issued at `nowMs`. */
+  /**
+   * An ID token for `serviceAccountEmail` with audience `audience`, issued at `nowMs` or up to
+   * TOKEN_REUSE_SECONDS before: like Google's token service, a token is reused while it is fresh,
+   * which also keeps RSA signing (about 1 ms) off every dispatch.
+   */
   sign(serviceAccountEmail: string, audience: string, nowMs: number): string {
-    const iat = Math.floor(nowMs / 1000);
+    const now = Math.floor(nowMs / 1000);
+    const cacheKey = `${serviceAccountEmail}\n${audience}`;
+    const cached = this.recent.get(cacheKey);
+    if (cached && cached.iat <= now && now - cached.iat < TOKEN_REUSE_SECONDS) return cached.token;
+    const token = this.signNew(serviceAccountEmail, audience, now);
+    if (this.recent.size > 1000) this.recent.clear();
+    this.recent.set(cacheKey, { token, iat: now });
+    return token;
+  }
+
+  private signNew(serviceAccountEmail: string, audience: string, iat: number): string {
     const uniqueId = serviceAccountUniqueId(serviceAccountEmail);
     const claims: IdTokenClaims = {
       iss: GOOGLE_ISSUER,

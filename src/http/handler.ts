@@ -33,7 +33,7 @@ export interface HandlerSettings {
   authenticator: TaskAuthenticator;
   logger: Logger;
   handlerPath: string;
-  /** Authenticated path that runs sweepOutbox() (for Cloud Scheduler). */
+  /** Authenticated path that runs the engine's housekeeping, sweep() (for Cloud Scheduler). */
   sweepPath: string;
   maxBodyBytes: number;
 }
@@ -113,7 +113,7 @@ export class TaskHandler {
     }
     if (request.path === settings.sweepPath) {
       try {
-        return json(200, await settings.engine.sweepOutbox());
+        return json(200, await settings.engine.sweep());
       } catch (err) {
         return text(503, err instanceof Error ? err.message : String(err));
       }

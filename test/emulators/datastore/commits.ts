@@ -4,7 +4,7 @@ import { isComplete, partitionId, pathId, resolvePartition, validateKey, type Pa
 import { MAX_REQUEST_BYTES, prepareEntityForWrite } from './limits.js';
 import type { EntityStore } from './store.js';
 import { hasConflict, type Transaction, type TransactionRegistry } from './transactions.js';
-import type { CommitRequest, Entity, Key, Mutation, MutationResult } from './types.js';
+import type { CommitRequest, CommitResponse, Entity, Key, Mutation, MutationResult } from './types.js';
 import { entityStorageSize, microsToTimestamp, timestampMicros } from './values.js';
 
 type Operation = 'insert' | 'update' | 'upsert' | 'delete';
@@ -44,7 +44,7 @@ export class Commits {
     private readonly transactions: TransactionRegistry,
   ) {}
 
-  commit(request: CommitRequest) {
+  commit(request: CommitRequest): CommitResponse {
     const transaction = this.transactionOf(request);
     try {
       const mutations = (request.mutations ?? []).map(mutation => prepareMutation(request, mutation));
@@ -73,7 +73,7 @@ export class Commits {
   }
 
   /** Works out every mutation first, so a failing one leaves nothing written. */
-  private apply(mutations: PreparedMutation[]): { mutationResults: MutationResult[]; indexUpdates: number; commitTime: ReturnType<typeof microsToTimestamp> } {
+  private apply(mutations: PreparedMutation[]): CommitResponse {
     const pending = new Map<string, Pending>();
     const outcomes = mutations.map(mutation => this.applyOne(mutation, pending));
     const version = this.store.nextCommitVersion();

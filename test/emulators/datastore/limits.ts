@@ -17,6 +17,13 @@ interface Walk {
   indexEntries: number;
 }
 
+/** Where a value sits: an array element may not hold another array; an excluded entity excludes its values. */
+interface Place {
+  depth: number;
+  inArray: boolean;
+  underExcluded: boolean;
+}
+
 /**
  * Validates an entity about to be written and returns the copy that gets stored: the canonical
  * key, values reduced to their set field, timestamps rounded down to microseconds as the
@@ -24,7 +31,8 @@ interface Walk {
  */
 export function prepareEntityForWrite(entity: Entity, key: Key, namespaceId: string): Entity {
   const walk: Walk = { indexEntries: 0 };
-  const stored: Entity = { key, properties: prepareProperties(entity.properties ?? {}, 1, walk) };
+  const top: Place = { depth: 1, inArray: false, underExcluded: false };
+  const stored: Entity = { key, properties: prepareProperties(entity.properties ?? {}, top, walk) };
   if (walk.indexEntries > MAX_INDEX_ENTRIES) {
     throw invalidArgument(`Too many indexed properties: ${walk.indexEntries} (limit ${MAX_INDEX_ENTRIES}).`);
   }
@@ -35,38 +43,42 @@ export function prepareEntityForWrite(entity: Entity, key: Key, namespaceId: str
   return stored;
 }
 
-function prepareProperties(properties: Record<string, Value>, depth: number, walk: Walk): Record<string, Value> {
-  if (depth > MAX_NESTING_DEPTH) throw invalidArgument(`Entity values are nested more than ${MAX_NESTING_DEPTH} deep.`);
+function prepareProperties(properties: Record<string, Value>, place: Place, walk: Walk): Record<string, Value> {
+  if (place.depth > MAX_NESTING_DEPTH) throw invalidArgument(`Entity values are nested more than ${MAX_NESTING_DEPTH} deep.`);
   const prepared: Record<string, Value> = {};
   for (const [name, value] of Object.entries(properties)) {
     if (!name) throw invalidArgument('A property name must not be empty.');
     if (utf8Length(name) > MAX_NAME_BYTES) throw invalidArgument('A property name is longer than 1500 bytes.');
     if (isReservedName(name)) throw invalidArgument(`The property name "${name}" is reserved.`);
-    prepared[name] = prepareValue(name, value, depth, walk, false);
+    prepared[name] = prepareValue(name, value, place, walk);
   }
   return prepared;
 }
 
-function prepareValue(name: string, value: Value, depth: number, walk: Walk, inArray: boolean): Value {
+function prepareValue(name: string, value: Value, place: Place, walk: Walk): Value {
   const type = valueTypeOf(value);
   if (!type) throw invalidArgument(`The value of property "${name}" has no value type set.`);
-  const indexed = !value.excludeFromIndexes;
+  const indexed = !value.excludeFromIndexes && !place.underExcluded;
   const prepared: Value = { valueType: type };
   if (value.meaning) prepared.meaning = value.meaning;
   if (value.excludeFromIndexes) prepared.excludeFromIndexes = true;
   switch (type) {
     case 'arrayValue': {
-      if (inArray) throw invalidArgument(`The property "${name}" holds an array inside an array.`);
+      if (place.inArray) throw invalidArgument(`The property "${name}" holds an array inside an array.`);
       if (value.excludeFromIndexes || value.meaning) {
         throw invalidArgument(`The array value of "${name}" must not set meaning or exclude_from_indexes.`);
       }
-      const values = (value.arrayValue?.values ?? []).map(v => prepareValue(name, v, depth, walk, true));
+      const values = (value.arrayValue?.values ?? []).map(v => prepareValue(name, v, { ...place, inArray: true }, walk));
       return { valueType: type, arrayValue: { values } };
     }
     case 'entityValue':
       prepared.entityValue = {
         ...(value.entityValue?.key ? { key: value.entityValue.key } : {}),
-        properties: prepareProperties(value.entityValue?.properties ?? {}, depth + 1, walk),
+        properties: prepareProperties(
+          value.entityValue?.properties ?? {},
+          { depth: place.depth + 1, inArray: false, underExcluded: !indexed },
+          walk,
+        ),
       };
       return prepared;
     case 'timestampValue':

@@ -70,8 +70,10 @@ export function comparePositions(plan: QueryPlan, a: CursorPosition, b: CursorPo
 }
 
 export function matchesFilter(node: FilterNode, entity: Entity): boolean {
-  if (node.type === 'and') return node.children.every(child => matchesFilter(child, entity));
-  if (node.type === 'or') return node.children.some(child => matchesFilter(child, entity));
+  if (node.type !== 'property') {
+    const matchesChild = (child: FilterNode) => matchesFilter(child, entity);
+    return node.type === 'and' ? node.children.every(matchesChild) : node.children.some(matchesChild);
+  }
   if (node.op === 'HAS_ANCESTOR') return isAncestorOrSelf(node.value.keyValue ?? {}, entity.key ?? {});
   // A filter holds when any one index entry of the property satisfies it.
   return indexedValues(entity, node.property).some(value => satisfies(node, value));

@@ -205,6 +205,12 @@ export interface MutationResult {
   conflictDetected: boolean;
 }
 
+export interface CommitResponse {
+  mutationResults: MutationResult[];
+  indexUpdates: number;
+  commitTime: Timestamp;
+}
+
 export interface RollbackRequest extends RequestScope {
   transaction?: Uint8Array;
 }

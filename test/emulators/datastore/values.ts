@@ -113,8 +113,11 @@ export function indexedValues(entity: Entity, path: string): Value[] {
   const outer = properties[head];
   if (!outer) return [];
   const embedded = valueTypeOf(outer) === 'arrayValue' ? (outer.arrayValue?.values ?? []) : [outer];
+  // An embedded entity excluded from indexes takes all of its own values out with it.
   return embedded.flatMap(value =>
-    valueTypeOf(value) === 'entityValue' && value.entityValue ? indexedValues(value.entityValue, rest) : [],
+    valueTypeOf(value) === 'entityValue' && value.entityValue && !value.excludeFromIndexes
+      ? indexedValues(value.entityValue, rest)
+      : [],
   );
 }
 

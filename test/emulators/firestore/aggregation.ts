@@ -35,11 +35,15 @@ export function compileAggregations(wire: readonly WireAggregation[]): Aggregati
       case 'count': {
         const upTo = aggregation.count?.upTo ? Number(aggregation.count.upTo.value ?? 0) : undefined;
         if (upTo !== undefined && upTo <= 0) throw invalidArgument('count up_to must be positive.');
-        return { alias, compute: documents => ({ kind: 'integer', value: BigInt(Math.min(documents.length, upTo ?? Infinity)) }) };
+        return {
+          alias,
+          compute: documents => ({ kind: 'integer', value: BigInt(Math.min(documents.length, upTo ?? Infinity)) }),
+        };
       }
       case 'sum':
       case 'avg': {
-        const path = parseFieldPath((aggregation.operator === 'sum' ? aggregation.sum : aggregation.avg)?.field?.fieldPath);
+        const operand = aggregation.operator === 'sum' ? aggregation.sum : aggregation.avg;
+        const path = parseFieldPath(operand?.field?.fieldPath);
         const numbers = (documents: readonly StoredDocument[]): Value[] =>
           documents.map(document => valueAt(document, path)).filter(isNumber);
         if (aggregation.operator === 'sum') return { alias, compute: documents => sum(numbers(documents)) };

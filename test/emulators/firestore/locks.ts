@@ -1,13 +1,13 @@
-// Document locks for read-write transactions, resolved by wound-wait: a transaction that asks for
-// a lock held by an older one waits for it; one that is older than the holder "wounds" it (the
-// holder is aborted and its locks pass on). Waiting only ever goes from younger to older, so there
-// are no deadlocks. Locks are exclusive, so read-modify-write transactions on one document queue
-// up behind each other instead of all failing at commit.
+// Document locks for read-write transactions. Locks are exclusive, so read-modify-write
+// transactions on one document queue up (oldest first) instead of all failing at commit. A wait
+// that would close a cycle (T1 holds A and wants B, T2 holds B and wants A) is a deadlock: the
+// youngest transaction in the cycle is aborted, so its client retries it. A retry keeps its first
+// attempt's age, so a transaction that keeps losing eventually is the oldest and wins.
 import { aborted } from './errors.js';
 
 /** What the lock manager needs to know of a transaction. */
 export interface LockOwner {
-  /** Lower is older. A retried transaction keeps its first attempt's priority. */
+  /** Lower is older: waiters are served oldest first, and deadlocks abort the youngest. */
   readonly priority: number;
   isActive(): boolean;
   /** Milliseconds since the owner last did anything (idle holders can be taken over). */
@@ -25,7 +25,7 @@ export interface LockOptions {
   readonly waitTimeoutMs: number;
   /** A holder idle for this long is aborted when someone needs its lock. */
   readonly idleTimeoutMs: number;
-  /** Called to abort a holder that was wounded or expired; it must then call releaseAll. */
+  /** Called to abort a deadlock victim or an idle holder; it must then call releaseAll. */
   readonly abortOwner: (owner: LockOwner) => void;
 }
 
@@ -60,10 +60,38 @@ export class LockManager {
         },
       };
       this.enqueue(name, waiter);
-      const wounds = owner.priority < holder.priority || holder.idleMs() >= this.options.idleTimeoutMs;
-      // Aborting the holder releases its locks, which go to the oldest waiter.
-      if (wounds) this.options.abortOwner(holder);
+      // Aborting a transaction releases its locks (they go to the oldest waiter) and fails its waits.
+      if (holder.idleMs() >= this.options.idleTimeoutMs) this.options.abortOwner(holder);
+      else {
+        const cycle = this.cycleThrough(owner);
+        if (cycle) this.options.abortOwner(cycle.reduce((young, o) => (o.priority > young.priority ? o : young)));
+      }
     });
+  }
+
+  /** The transactions in a waits-for cycle through `start`, if its newest wait closed one. */
+  private cycleThrough(start: LockOwner): LockOwner[] | undefined {
+    const path: LockOwner[] = [];
+    const visited = new Set<LockOwner>();
+    const visit = (owner: LockOwner): boolean => {
+      path.push(owner);
+      visited.add(owner);
+      for (const next of this.holdersAwaitedBy(owner)) {
+        if (next === start || (!visited.has(next) && visit(next))) return true;
+      }
+      path.pop();
+      return false;
+    };
+    return visit(start) ? path : undefined;
+  }
+
+  private holdersAwaitedBy(owner: LockOwner): LockOwner[] {
+    const awaited: LockOwner[] = [];
+    for (const [name, queue] of this.queues) {
+      const holder = this.holders.get(name);
+      if (holder && queue.some(waiter => waiter.owner === owner)) awaited.push(holder);
+    }
+    return awaited;
   }
 
   /** Frees every lock of `owner` (commit, rollback or abort) and fails its pending waits. */

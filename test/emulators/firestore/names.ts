@@ -20,14 +20,17 @@ export function rootOf(database: string): string {
 }
 
 export function checkDatabase(database: string | undefined): string {
-  if (!database || !DATABASE_PATTERN.test(database)) throw invalidArgument(`Invalid database name: "${database ?? ''}".`);
+  if (!database || !DATABASE_PATTERN.test(database)) {
+    throw invalidArgument(`Invalid database name: "${database ?? ''}".`);
+  }
   return database;
 }
 
 /** Splits `projects/P/databases/D/documents/...` into its database and the path segments below the root. */
 function splitResourceName(name: string): { database: string; segments: string[] } | undefined {
   const parts = name.split('/');
-  if (parts.length < 5 || parts[0] !== 'projects' || parts[2] !== 'databases' || parts[4] !== 'documents') return undefined;
+  const shaped = parts.length >= 5 && parts[0] === 'projects' && parts[2] === 'databases' && parts[4] === 'documents';
+  if (!shaped) return undefined;
   if (!parts[1] || !parts[3]) return undefined;
   return { database: parts.slice(0, 4).join('/'), segments: parts.slice(5) };
 }
@@ -79,6 +82,16 @@ export function segmentsOf(name: string): string[] {
   return name.split('/').slice(5);
 }
 
+/** Compares UTF-16 code units as UTF-8 bytes would: surrogates (astral code points) above every BMP character. */
+function compareCodeUnits(a: number, b: number): number {
+  const aSurrogate = a >= 0xd800 && a <= 0xdfff;
+  const bSurrogate = b >= 0xd800 && b <= 0xdfff;
+  if (aSurrogate !== bSurrogate) return aSurrogate ? 1 : -1;
+  return a < b ? -1 : 1;
+}
+
+const sign = (n: number): number => (n < 0 ? -1 : n > 0 ? 1 : 0);
+
 /** Compares strings in UTF-8 byte order (= code point order), as Firestore sorts them. */
 export function compareUtf8(left: string, right: string): number {
   if (left === right) return 0;
@@ -86,25 +99,27 @@ export function compareUtf8(left: string, right: string): number {
   for (let i = 0; i < length; i++) {
     const a = left.charCodeAt(i);
     const b = right.charCodeAt(i);
-    if (a === b) continue;
-    // Surrogates (astral code points) sort above every BMP character in UTF-8 order.
-    const aSurrogate = a >= 0xd800 && a <= 0xdfff;
-    const bSurrogate = b >= 0xd800 && b <= 0xdfff;
-    if (aSurrogate !== bSurrogate) return aSurrogate ? 1 : -1;
-    return a < b ? -1 : 1;
+    if (a !== b) return compareCodeUnits(a, b);
   }
-  return left.length - right.length < 0 ? -1 : left.length === right.length ? 0 : 1;
+  return sign(left.length - right.length);
 }
 
-/** Orders document names segment by segment: a parent before its subcollections' documents. */
+const SLASH = 0x2f;
+
+/**
+ * Orders document names segment by segment (a parent before its subcollections' documents). In
+ * one pass: the end of a segment sorts before any character, so `/` counts as the lowest one.
+ */
 export function compareDocumentNames(left: string, right: string): number {
   if (left === right) return 0;
-  const a = left.split('/');
-  const b = right.split('/');
-  const length = Math.min(a.length, b.length);
+  const length = Math.min(left.length, right.length);
   for (let i = 0; i < length; i++) {
-    const order = compareUtf8(a[i]!, b[i]!);
-    if (order !== 0) return order;
+    const a = left.charCodeAt(i);
+    const b = right.charCodeAt(i);
+    if (a === b) continue;
+    if (a === SLASH) return -1;
+    if (b === SLASH) return 1;
+    return compareCodeUnits(a, b);
   }
-  return a.length < b.length ? -1 : a.length === b.length ? 0 : 1;
+  return sign(left.length - right.length);
 }

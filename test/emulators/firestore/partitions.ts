@@ -11,7 +11,7 @@ export function checkPartitionable(query: CompiledQuery): void {
   const byNameAscending =
     query.orderings.length === 1 && isDocumentNamePath(query.orderings[0]!.path) && !query.orderings[0]!.descending;
   if (!query.allDescendants || !byNameAscending) {
-    throw invalidArgument('PartitionQuery needs a collection group query (all_descendants) ordered by __name__ ascending.');
+    throw invalidArgument('PartitionQuery needs a collection group query ordered by __name__ ascending.');
   }
   if (query.hasFiltersOrOrders || query.startAt || query.endAt || query.offset > 0 || query.limit !== undefined) {
     throw invalidArgument('PartitionQuery does not support filters, other orders, cursors, offset or limit.');
@@ -19,7 +19,11 @@ export function checkPartitionable(query: CompiledQuery): void {
 }
 
 /** Evenly spaced split points: document i*n/(k+1) for i = 1..k, never the first document. */
-export function splitPoints(query: CompiledQuery, documents: Iterable<StoredDocument>, partitionCount: number): string[] {
+export function splitPoints(
+  query: CompiledQuery,
+  documents: Iterable<StoredDocument>,
+  partitionCount: number,
+): string[] {
   const names = executeQuery(query, documents).map(document => document.name);
   const count = Math.min(partitionCount, names.length - 1);
   const points: string[] = [];
@@ -33,7 +37,11 @@ export interface PartitionPage {
 }
 
 /** One page of cursors; the page token is the index of the next split point. */
-export function partitionPage(points: readonly string[], pageToken: string | undefined, pageSize: number | undefined): PartitionPage {
+export function partitionPage(
+  points: readonly string[],
+  pageToken: string | undefined,
+  pageSize: number | undefined,
+): PartitionPage {
   const start = pageToken ? Number(Buffer.from(pageToken, 'base64').toString('utf8')) : 0;
   if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
   const end = pageSize && pageSize > 0 ? Math.min(points.length, start + pageSize) : points.length;

@@ -8,11 +8,10 @@ import {
   getField,
   isDocumentNamePath,
   parseFieldPath,
-  projectFields,
 } from './field-paths.js';
 import { compareUtf8, parseParent, segmentsOf } from './names.js';
 import type { StoredDocument } from './store.js';
-import { compareValues, type Fields, isNaNValue, typeOrder, type Value, valueFromWire, valuesEqual } from './values.js';
+import { compareValues, isNaNValue, typeOrder, type Value, valueFromWire, valuesEqual } from './values.js';
 import type { WireCursor, WireFieldFilter, WireFilter, WireStructuredQuery, WireUnaryFilter } from './wire.js';
 
 export interface Ordering {
@@ -50,7 +49,14 @@ export function valueAt(document: StoredDocument, path: FieldPath): Value | unde
   return isDocumentNamePath(path) ? { kind: 'reference', value: document.name } : getField(document.fields, path);
 }
 
-const INEQUALITY_OPERATORS = new Set(['LESS_THAN', 'LESS_THAN_OR_EQUAL', 'GREATER_THAN', 'GREATER_THAN_OR_EQUAL', 'NOT_EQUAL', 'NOT_IN']);
+const INEQUALITY_OPERATORS = new Set([
+  'LESS_THAN',
+  'LESS_THAN_OR_EQUAL',
+  'GREATER_THAN',
+  'GREATER_THAN_OR_EQUAL',
+  'NOT_EQUAL',
+  'NOT_IN',
+]);
 const ARRAY_OPERANDS = new Set(['IN', 'NOT_IN', 'ARRAY_CONTAINS_ANY']);
 
 interface CompiledFilter {
@@ -166,7 +172,9 @@ function compileFilter(filter: WireFilter): CompiledFilter {
       const inequalityPaths = parts.flatMap(part => part.inequalityPaths);
       const op = filter.compositeFilter?.op;
       if (op === 'AND') return { matches: d => parts.every(part => part.matches(d)), inequalityPaths };
-      if (op === 'OR') return { matches: d => parts.length === 0 || parts.some(part => part.matches(d)), inequalityPaths };
+      if (op === 'OR') {
+        return { matches: d => parts.length === 0 || parts.some(part => part.matches(d)), inequalityPaths };
+      }
       throw invalidArgument(`Unsupported composite filter operator: ${op ?? 'none'}.`);
     }
     default:
@@ -233,7 +241,7 @@ export function compileQuery(parent: string | undefined, query: WireStructuredQu
   };
 }
 
-/** Whether the document lives in the collection (or, for collection groups, any collection so named) below the parent. */
+/** Whether the document is in the collection below the parent (collection groups: any so named, at any depth). */
 function isSelected(query: CompiledQuery, document: StoredDocument): boolean {
   if (!document.name.startsWith(`${query.database}/documents/`)) return false;
   const segments = segmentsOf(document.name);
@@ -286,8 +294,4 @@ export function executeQuery(query: CompiledQuery, documents: Iterable<StoredDoc
   matching.sort((a, b) => compareByOrderings(query.orderings, a, b));
   const end = query.limit === undefined ? undefined : query.offset + query.limit;
   return matching.slice(query.offset, end);
-}
-
-export function projectedFields(query: CompiledQuery, document: StoredDocument): Fields {
-  return query.projection ? projectFields(document.fields, query.projection) : document.fields;
 }

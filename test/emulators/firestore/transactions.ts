@@ -101,7 +101,7 @@ export class TransactionRegistry {
     return transaction;
   }
 
-  /** The transaction, if it can still be used: ABORTED when it lost a conflict, INVALID_ARGUMENT when finished or unknown. */
+  /** The transaction, if usable: ABORTED when it lost a conflict, INVALID_ARGUMENT when finished or unknown. */
   active(id: Buffer, database: string): Transaction {
     const transaction = this.transactions.get(id.toString('hex'));
     if (!transaction || transaction.database !== database) {
@@ -109,7 +109,8 @@ export class TransactionRegistry {
     }
     if (transaction.state === 'aborted') throw aborted();
     if (transaction.state !== 'active') {
-      throw invalidArgument(`The transaction is no longer active: it was already ${transaction.state === 'committed' ? 'committed' : 'rolled back'}.`);
+      const ending = transaction.state === 'committed' ? 'committed' : 'rolled back';
+      throw invalidArgument(`The transaction is no longer active: it was already ${ending}.`);
     }
     transaction.touch();
     return transaction;
@@ -140,7 +141,9 @@ export class TransactionRegistry {
 
   rollback(id: Buffer, database: string): void {
     const transaction = this.transactions.get(id.toString('hex'));
-    if (!transaction || transaction.database !== database) throw invalidArgument('The referenced transaction is unknown to this database.');
+    if (!transaction || transaction.database !== database) {
+      throw invalidArgument('The referenced transaction is unknown to this database.');
+    }
     if (transaction.state === 'committed') throw invalidArgument('The transaction was already committed.');
     if (transaction.state === 'active') this.finish(transaction, 'rolledBack');
   }

@@ -68,7 +68,9 @@ export function valueFromWire(value: WireValue, depth = 1): Value {
     case 'geoPointValue': {
       const latitude = value.geoPointValue?.latitude ?? 0;
       const longitude = value.geoPointValue?.longitude ?? 0;
-      if (!(Math.abs(latitude) <= 90) || !(Math.abs(longitude) <= 180)) throw invalidArgument('A geo point is out of range.');
+      if (!(Math.abs(latitude) <= 90) || !(Math.abs(longitude) <= 180)) {
+        throw invalidArgument('A geo point is out of range.');
+      }
       return { kind: 'geoPoint', latitude, longitude };
     }
     case 'arrayValue': {
@@ -263,7 +265,9 @@ export function fieldsEqual(a: Fields, b: Fields): boolean {
 function sameRepresentation(a: Value, b: Value): boolean {
   if (a.kind !== b.kind) return false;
   if (a.kind === 'double' && b.kind === 'double') return Object.is(a.value, b.value);
-  if (a.kind === 'array' && b.kind === 'array') return a.values.every((value, i) => sameRepresentation(value, b.values[i]!));
+  if (a.kind === 'array' && b.kind === 'array') {
+    return a.values.every((value, i) => sameRepresentation(value, b.values[i]!));
+  }
   if (a.kind === 'map' && b.kind === 'map') return fieldsEqual(a.fields, b.fields);
   return true;
 }

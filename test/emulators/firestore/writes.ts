@@ -18,7 +18,7 @@ import {
   valueFromWire,
   valuesEqual,
 } from './values.js';
-import type { WireFieldTransform, WirePrecondition, WireWrite } from './wire.js';
+import type { WireFieldTransform, WirePrecondition, WireValue, WireWrite } from './wire.js';
 
 export type FieldTransform =
   | { readonly path: FieldPath; readonly kind: 'serverTime' }
@@ -54,6 +54,9 @@ function decodePrecondition(precondition: WirePrecondition | null | undefined): 
   }
 }
 
+const elementsOf = (array: { values?: WireValue[] } | null | undefined): Value[] =>
+  (array?.values ?? []).map(value => valueFromWire(value));
+
 function decodeTransform(transform: WireFieldTransform): FieldTransform {
   const path = parseFieldPath(transform.fieldPath);
   const numericOperand = (operand: typeof transform.increment, what: string): Value => {
@@ -74,9 +77,9 @@ function decodeTransform(transform: WireFieldTransform): FieldTransform {
     case 'minimum':
       return { path, kind: 'minimum', operand: numericOperand(transform.minimum, 'minimum') };
     case 'appendMissingElements':
-      return { path, kind: 'append', elements: (transform.appendMissingElements?.values ?? []).map(v => valueFromWire(v)) };
+      return { path, kind: 'append', elements: elementsOf(transform.appendMissingElements) };
     case 'removeAllFromArray':
-      return { path, kind: 'remove', elements: (transform.removeAllFromArray?.values ?? []).map(v => valueFromWire(v)) };
+      return { path, kind: 'remove', elements: elementsOf(transform.removeAllFromArray) };
     default:
       throw invalidArgument(`Unsupported field transform: ${transform.transformType ?? 'none'}.`);
   }
@@ -89,7 +92,8 @@ export function decodeWrite(write: WireWrite, database: string): DecodedWrite {
       const name = parseDocumentName(write.update?.name, database).name;
       const mask = write.updateMask ? (write.updateMask.fieldPaths ?? []).map(parseFieldPath) : undefined;
       const transforms = (write.updateTransforms ?? []).map(decodeTransform);
-      return { name, operation: 'update', fields: fieldsFromWire(write.update?.fields), mask, transforms, precondition };
+      const fields = fieldsFromWire(write.update?.fields);
+      return { name, operation: 'update', fields, mask, transforms, precondition };
     }
     case 'delete':
       return {
