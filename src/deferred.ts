@@ -76,6 +76,11 @@ export interface CreateDeferredOptions {
   retentionMs?: number;
   /** How long a run holds its claim before another delivery may take it over. Default 10 min 30 s. */
   leaseMs?: number;
+  /**
+   * How long a delivery waits for an unreachable state store: to claim its task before answering
+   * 503 (default 10 s), and to record a finished run (default 30 s).
+   */
+  storeRetry?: { acquireMs?: number; settleMs?: number };
   /** Largest request body the handler reads. Default 1.5 MiB. */
   maxBodyBytes?: number;
   logger?: Logger | false;
@@ -140,6 +145,8 @@ export class Deferred {
       inlineLimitBytes,
       retentionMs: options.retentionMs ?? 7 * DAY_MS,
       leaseMs: options.leaseMs ?? 630_000,
+      ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
+      ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);

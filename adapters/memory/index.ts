@@ -128,6 +128,8 @@ class MemoryStateStore implements StateStore {
     const record = this.live(id);
     if (!record) return { kind: 'missing' };
     if (isFinished(record.status)) return { kind: 'finished', record: copy(record) };
+    // The same caller asking again (its first reply was lost): it already holds the lease.
+    if (record.status === 'running' && record.leaseOwner === input.owner) return { kind: 'acquired', record: copy(record) };
     if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) {
       return { kind: 'busy', record: copy(record) };
     }

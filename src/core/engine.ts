@@ -128,6 +128,8 @@ export interface EngineOptions {
   retentionMs: number;
   /** How long a run's claim holds before another delivery may take it over. */
   leaseMs: number;
+  /** How long a delivery keeps retrying to claim its task while the store is unreachable (default 10 s). */
+  acquireRetryMs?: number;
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
   settleRetryMs?: number;
   now: () => number;
@@ -766,7 +768,13 @@ export class DeferredEngine {
   ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
     const state = this.options.stores.state;
     const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
-    const lease = await this.storeCall(() => state.acquireLease(id, input));
+    // Retried with the same owner: if the store applied a call whose reply was lost, the retry
+    // finds our own lease instead of a stranger's, which would block the task until it expired.
+    const lease = await this.retryWhileUnavailable(
+      () => this.storeCall(() => state.acquireLease(id, input)),
+      this.options.acquireRetryMs ?? 10_000,
+      () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
+    );
     if (lease.kind !== 'missing') return lease;
     // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
     const eta = delivery.eta ?? now;
@@ -849,15 +857,16 @@ export class DeferredEngine {
 
   // ---- helpers --------------------------------------------------------------------------------
 
-  private async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number): Promise<T> {
+  private async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
     const deadline = Date.now() + budgetMs;
     let delay = 50;
-    for (;;) {
+    for (let attempt = 0; ; attempt += 1) {
       try {
         return await fn();
       } catch (err) {
         const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
         if (!unavailable || Date.now() + delay > deadline) throw err;
+        if (attempt === 0) onFirstRetry?.();
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 1_000);
       }

@@ -87,7 +87,8 @@ export interface StateStore {
   findByReference(reference: string): Promise<TaskRecord | undefined>;
   /**
    * The execution guard, ATOMIC: queued | retrying | running-with-expired-lease -> running with a
-   * lease for `owner`, attempts + 1.
+   * lease for `owner`, attempts + 1. Idempotent for the owner: asking again while `owner` holds
+   * the lease answers `acquired` and changes nothing (a retry after a lost reply).
    */
   acquireLease(id: string, input: AcquireLeaseInput): Promise<LeaseOutcome>;
   /**

@@ -161,6 +161,20 @@ for (const framework of ['express', 'koa'] as Framework[]) {
         }
       });
 
+      it('accepts actions from an origin listed in `console.allowedOrigins` (a proxy that rewrites Host)', async () => {
+        const app = await startApp(framework, { console: { authorize: () => 'ops', allowedOrigins: ['https://admin.example.com'] } });
+        try {
+          const agent = request.agent(app.baseUrl);
+          const { csrfToken } = (await agent.get(`${API}/session`).expect(200)).body as { csrfToken: string };
+          const act = (origin: string) => agent.post(`${API}/queues/default/pause`).set('Origin', origin).set('X-Cloud-Defer-CSRF', csrfToken);
+          await act('https://other.example.com').expect(403);
+          await act('https://admin.example.com').expect(200);
+          assert.equal((await app.deferred.listQueues()).find((q) => q.name === 'default')?.state, 'PAUSED');
+        } finally {
+          await app.close();
+        }
+      });
+
       it('moves to `console.path` when one is given', async () => {
         const app = await startApp(framework, { console: { authorize: () => 'ops', path: '/ops/deferred/' } });
         try {

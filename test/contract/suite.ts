@@ -359,6 +359,19 @@ export function describeStoreContract(
         assert.equal(settled?.status, 'succeeded');
       });
 
+      it('the owner asking again (a lost reply) gets its own lease back, changing nothing', async function () {
+        const record = await created();
+        const now = record.createdAt + 10;
+        const first = await h.stores.state.acquireLease(record.id, { owner: 'w1', now, leaseMs: 1_000, executionCount: 0 });
+        assert.equal(first.kind, 'acquired');
+        const stored = await h.raw.rawTask(record.id);
+        const again = await h.stores.state.acquireLease(record.id, { owner: 'w1', now: now + 5, leaseMs: 1_000, executionCount: 0 });
+        assert.equal(again.kind, 'acquired');
+        assert.deepEqual(await h.raw.rawTask(record.id), stored, 'attempts and lease unchanged');
+        const other = await h.stores.state.acquireLease(record.id, { owner: 'w2', now: now + 6, leaseMs: 1_000, executionCount: 0 });
+        assert.equal(other.kind, 'busy');
+      });
+
       it('20 concurrent takeovers of an expired lease: exactly one acquires', async function () {
         const record = await created();
         const t0 = record.createdAt + 10;

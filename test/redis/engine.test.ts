@@ -216,7 +216,8 @@ describe('Redis going away', function () {
     client = new Redis({ host: '127.0.0.1', port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
     client.on('error', () => undefined); // connection errors are expected here; the adapter reports them
     await eventually(() => client.status === 'ready', 'the client to connect');
-    app = await startApp('express', { stores: redisStores({ client, prefix: 'down' }) }, (d) =>
+    // A short claim retry, so deliveries during the outage are answered 503 (Cloud Tasks retries).
+    app = await startApp('express', { stores: redisStores({ client, prefix: 'down' }), storeRetry: { acquireMs: 300 } }, (d) =>
       d.task('tick', (n: number) => {
         runsById.set(n, (runsById.get(n) ?? 0) + 1);
       }),
@@ -247,6 +248,27 @@ describe('Redis going away', function () {
     await app.deferred.drain({ timeoutMs: 60_000 });
     assert.equal((await info.wait()).status, 'succeeded');
     assert.equal(runsById.get(-2), undefined);
+  });
+
+  it('a delivery while Redis is down is answered 503 and runs once Redis is back', async () => {
+    const tasks = createEmulatorClient(app.deferred.emulator!);
+    const parent = 'projects/local-project/locations/us-central1/queues/default';
+    await tasks.pauseQueue({ name: parent });
+    const info = await app.deferred.defer('tick', [-3]);
+    await server.stop();
+    await eventually(() => client.status !== 'ready', 'the client to notice');
+    app.logger.lines.length = 0;
+    await tasks.resumeQueue({ name: parent });
+    await eventually(() => app.logger.lines.some((l) => /asking Cloud Tasks to retry/.test(l.message)), 'a 503 answer');
+    const [[pending]] = await tasks.listTasks({ parent });
+    assert.ok(pending && pending.dispatchCount! >= 1, 'Cloud Tasks keeps the task after the 503');
+    assert.equal(pending.lastAttempt?.responseStatus?.code, 14, 'the 503 reached Cloud Tasks (UNAVAILABLE)');
+    await server.start();
+    await eventually(() => client.status === 'ready', 'the client to reconnect');
+    await app.deferred.drain({ timeoutMs: 60_000 });
+    assert.equal((await info.wait()).status, 'succeeded');
+    assert.equal(runsById.get(-3), 1);
+    await tasks.close();
   });
 
   it('a restart in the middle of 1,000 tasks: 1,000 succeeded, 0 lost, 0 run twice', async () => {

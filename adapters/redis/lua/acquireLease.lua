@@ -11,12 +11,15 @@ Returns {outcome, previousStatus, <record fields...>}, outcome one of 'acquired'
 local recordKey = KEYS[1]
 local owner, now, leaseUntil, executionCount = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local status, currentLeaseUntil = unpack(redis.call('HMGET', recordKey, 'status', 'leaseUntil'))
+local status, currentLeaseUntil, currentOwner = unpack(redis.call('HMGET', recordKey, 'status', 'leaseUntil', 'leaseOwner'))
 if not status then return { 'missing' } end
 
 local outcome = 'acquired'
 if FINISHED[status] then
   outcome = 'finished'
+elseif status == 'running' and currentOwner == owner then
+  -- The same caller asking again (its first reply was lost): it already holds the lease.
+  outcome = 'acquired'
 elseif status == 'running' and tonumber(currentLeaseUntil or '0') > tonumber(now) then
   outcome = 'busy'
 else

@@ -36,7 +36,7 @@ export function applyAtomically(
     const original = store.get(name);
     if (!original && !next) continue;
     if (original && next && fieldsEqual(original.fields, next.fields)) continue;
-    store.put(name, next && { ...next, createTime: original?.createTime ?? commitTime }, commitTime);
+    store.put(name, next, commitTime);
   }
   return {
     writeResults: writes.map((write, i) => {

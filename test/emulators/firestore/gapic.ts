@@ -19,7 +19,7 @@ export function gapicClient(target: EmulatorTarget): GapicClient {
     sslCreds: credentials.createInsecure(),
     projectId: target.projectId,
     customHeaders: { Authorization: 'Bearer owner' },
-  } as ConstructorParameters<typeof v1.FirestoreClient>[0]);
+  });
 }
 
 export function databaseName(target: EmulatorTarget): string {

@@ -32,10 +32,12 @@ function serverStream<Request, Reply>(
   return call => {
     handler(call.request).then(
       replies => {
+        if (call.cancelled) return;
         for (const reply of replies) call.write(reply);
         call.end();
       },
       error => {
+        if (call.cancelled) return;
         // Headers first: google-gax treats a stream that fails before any response as a lost
         // connection and silently retries it twice (seconds apart) instead of reporting the status.
         call.sendMetadata(new grpc.Metadata());

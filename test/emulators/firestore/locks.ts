@@ -64,43 +64,19 @@ export class LockManager {
       if (holder.idleMs() >= this.options.idleTimeoutMs) this.options.abortOwner(holder);
       else {
         const cycle = this.cycleThrough(owner);
-        if (cycle) this.options.abortOwner(cycle.reduce((young, o) => (o.priority > young.priority ? o : young)));
+        const youngest = cycle?.reduce((young, other) => (other.priority > young.priority ? other : young));
+        if (youngest) this.options.abortOwner(youngest);
       }
     });
   }
 
-  /** The transactions in a waits-for cycle through `start`, if its newest wait closed one. */
-  private cycleThrough(start: LockOwner): LockOwner[] | undefined {
-    const path: LockOwner[] = [];
-    const visited = new Set<LockOwner>();
-    const visit = (owner: LockOwner): boolean => {
-      path.push(owner);
-      visited.add(owner);
-      for (const next of this.holdersAwaitedBy(owner)) {
-        if (next === start || (!visited.has(next) && visit(next))) return true;
-      }
-      path.pop();
-      return false;
-    };
-    return visit(start) ? path : undefined;
-  }
-
-  private holdersAwaitedBy(owner: LockOwner): LockOwner[] {
-    const awaited: LockOwner[] = [];
-    for (const [name, queue] of this.queues) {
-      const holder = this.holders.get(name);
-      if (holder && queue.some(waiter => waiter.owner === owner)) awaited.push(holder);
-    }
-    return awaited;
-  }
-
   /** Frees every lock of `owner` (commit, rollback or abort) and fails its pending waits. */
-  releaseAll(owner: LockOwner, waitError: Error = aborted()): void {
+  releaseAll(owner: LockOwner): void {
     for (const [name, queue] of this.queues) {
       const mine = queue.filter(waiter => waiter.owner === owner);
       for (const waiter of mine) {
         this.removeWaiter(name, waiter);
-        waiter.fail(waitError);
+        waiter.fail(aborted());
       }
     }
     const names = this.held.get(owner);
@@ -155,5 +131,30 @@ export class LockManager {
       return;
     }
     this.queues.delete(name);
+  }
+
+  /** The transactions in a waits-for cycle through `start`, if its newest wait closed one. */
+  private cycleThrough(start: LockOwner): LockOwner[] | undefined {
+    const path: LockOwner[] = [];
+    const visited = new Set<LockOwner>();
+    const visit = (owner: LockOwner): boolean => {
+      path.push(owner);
+      visited.add(owner);
+      for (const next of this.holdersAwaitedBy(owner)) {
+        if (next === start || (!visited.has(next) && visit(next))) return true;
+      }
+      path.pop();
+      return false;
+    };
+    return visit(start) ? path : undefined;
+  }
+
+  private holdersAwaitedBy(owner: LockOwner): LockOwner[] {
+    const awaited: LockOwner[] = [];
+    for (const [name, queue] of this.queues) {
+      const holder = this.holders.get(name);
+      if (holder && queue.some(waiter => waiter.owner === owner)) awaited.push(holder);
+    }
+    return awaited;
   }
 }

@@ -2,13 +2,7 @@
 // below a parent), its filters, its order (explicit orders, then inequality fields, then
 // `__name__`), cursors, offset, limit and projection.
 import { invalidArgument, unimplemented } from './errors.js';
-import {
-  type FieldPath,
-  formatFieldPath,
-  getField,
-  isDocumentNamePath,
-  parseFieldPath,
-} from './field-paths.js';
+import { type FieldPath, formatFieldPath, getField, isDocumentNamePath, parseFieldPath } from './field-paths.js';
 import { compareUtf8, parseParent, segmentsOf } from './names.js';
 import type { StoredDocument } from './store.js';
 import { compareValues, isNaNValue, typeOrder, type Value, valueFromWire, valuesEqual } from './values.js';

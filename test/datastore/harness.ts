@@ -1,0 +1,44 @@
+/**
+ * Datastore stores for tests, on datastoreForTests() (our emulator, or the one DATASTORE_EMULATOR_HOST
+ * names), with raw reads for the contract suite and contenders on clients of their own.
+ */
+import { Datastore } from '@google-cloud/datastore';
+import { datastoreStores, type DatastoreStores, type DatastoreStoresOptions } from '../../adapters/datastore/index.js';
+import type { ContractHarness } from '../contract/suite.js';
+import { datastoreForTests, type DatastoreForTests } from '../emulators/datastore/harness.js';
+import { rawDatastore, type RawDatastore } from './raw.js';
+
+export interface DatastoreHarness extends ContractHarness {
+  stores: DatastoreStores;
+  raw: RawDatastore;
+  datastore: Datastore;
+  env: DatastoreForTests;
+  /** A second client on the same data (its own connection). */
+  newClient(): Datastore;
+}
+
+export async function openDatastoreHarness(options: Omit<DatastoreStoresOptions, 'datastore'> = {}): Promise<DatastoreHarness> {
+  const env = await datastoreForTests();
+  const { datastore } = env;
+  const clients: Datastore[] = [];
+  const newClient = (): Datastore => {
+    const client = new Datastore({ ...datastore.options });
+    clients.push(client);
+    return client;
+  };
+  const stores = datastoreStores({ datastore, ...options });
+  return {
+    env,
+    datastore,
+    stores,
+    raw: rawDatastore(datastore, stores.namespace, options.kindPrefix),
+    newClient,
+    async contenders(count) {
+      return Array.from({ length: count }, () => datastoreStores({ datastore: newClient(), ...options, namespace: stores.namespace }));
+    },
+    async cleanup() {
+      await Promise.all(clients.map((client) => Promise.all([...client.clients_.values()].map((stub) => stub.close()))));
+      await env.stop();
+    },
+  };
+}
