@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { benchDefer, benchHandler } from './engine.js';
 import { benchRedis } from './redis.js';
+import { benchIteration } from './iteration.js';
 import type { BenchResult } from './types.js';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     { name: 'defer', run: benchDefer },
     { name: 'handler', run: benchHandler },
     { name: 'redis', run: benchRedis },
+    { name: 'iteration', run: benchIteration },
   ];
   const results: BenchResult[] = [];
   for (const suite of suites) {

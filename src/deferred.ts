@@ -311,11 +311,21 @@ export class Deferred {
     return typeof url === 'function' ? url() : url;
   }
 
+  /** Rebuilt only when the URL changes: it is read on every defer. */
+  private cachedTarget?: { url: string | undefined; value: EngineTarget };
+
   private engineTarget(): EngineTarget {
+    const url = this.currentUrl();
+    if (this.cachedTarget && this.cachedTarget.url === url) return this.cachedTarget.value;
+    const value = this.buildTarget(url);
+    this.cachedTarget = { url, value };
+    return value;
+  }
+
+  private buildTarget(url: string | undefined): EngineTarget {
     const target = this.options.target;
     const appEngine = target && 'appEngine' in target ? target.appEngine : {};
     const http = target && !('appEngine' in target) ? target : {};
-    const url = this.currentUrl();
     return {
       default: target && 'appEngine' in target ? 'appEngine' : 'http',
       appEngine: { relativeUri: this.handlerPath, ...appEngine },

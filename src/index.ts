@@ -24,3 +24,5 @@ export type { Codec, CustomType } from './core/codec.js';
 export { currentShardIndex } from './iteration/iteration.js';
 export type { DeferIterationOptions, IterationInfo } from './iteration/iteration.js';
 export type { IterationRecord, IterationSource, SourceSpec, SourcePage, SourceItem, ShardProgress, IterationStore } from './core/iteration.js';
+export { DEFAULT_CONSOLE_PATH } from './console/console.js';
+export type { ConsoleOptions, ConsoleRequest, ConsolePrincipal, ConsoleAuthorization } from './console/console.js';

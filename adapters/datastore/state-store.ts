@@ -57,6 +57,8 @@ export class DatastoreStateStore implements StateStore {
       const record = await readRecord(this.ctx, tx, id);
       if (!record) return readOnly<LeaseOutcome>({ kind: 'missing' });
       if (isFinished(record.status)) return readOnly<LeaseOutcome>({ kind: 'finished', record });
+      // The same caller asking again (its first reply was lost): it already holds the lease.
+      if (record.status === 'running' && record.leaseOwner === input.owner) return readOnly<LeaseOutcome>({ kind: 'acquired', record });
       if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) return readOnly<LeaseOutcome>({ kind: 'busy', record });
       const next: TaskRecord = {
         ...record,

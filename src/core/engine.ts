@@ -239,7 +239,8 @@ export class DeferredEngine {
     const state = this.options.stores.state;
     const id = internal.id ?? state.newTaskId?.(options.reference) ?? randomId();
     const stored = argsBytes.byteLength > this.options.inlineLimitBytes;
-    const body = encodeEnvelope({ task: registered.name, id, ...(stored ? { payloadRef: id } : { args: argsBytes }) });
+    const argsText = stored ? undefined : Buffer.from(argsBytes.buffer, argsBytes.byteOffset, argsBytes.byteLength).toString('utf8');
+    const body = encodeEnvelope({ task: registered.name, id, ...(argsText === undefined ? { payloadRef: id } : { argsText }) });
     const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
     const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
     const expiresAt = Math.max(eta, now) + this.options.retentionMs;
@@ -262,7 +263,7 @@ export class DeferredEngine {
       ...(options.reference !== undefined ? { reference: options.reference } : {}),
       ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
-      ...(stored ? { payloadRef: id } : { argsJson: Buffer.from(argsBytes).toString('utf8') }),
+      ...(argsText === undefined ? { payloadRef: id } : { argsJson: argsText }),
       ...(internal.iterationId !== undefined ? { iterationId: internal.iterationId } : {}),
       ...(internal.shardIndex !== undefined ? { shardIndex: internal.shardIndex } : {}),
     };
