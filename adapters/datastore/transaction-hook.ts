@@ -12,8 +12,8 @@
  * it): the wrapper calls the client's commit and, once it has resolved with the service's answer,
  * runs each staged afterCommit exactly once, then resolves the user's promise (or calls their
  * callback) with the same response. It never runs them when the commit fails (the client then
- * rolls back by itself), and not after rollback(): the client answers a commit after a rollback
- * without sending anything, which the wrapper sees and passes through. A failing afterCommit rejects
+ * rolls back by itself), and not after rollback(), when the client refuses the commit, or answers
+ * it without sending anything (its `skipCommit`); the wrapper checks both. A failing afterCommit rejects
  * commit() as the other stores do; the transaction has committed, and the outbox entity lets the
  * sweeper enqueue the task later.
  */
@@ -104,7 +104,7 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
       const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as CommitCallback) : undefined;
       if (state.commitStarted) return originalCommit.apply(this, callback ? [...args, callback] : args);
       state.commitStarted = true;
-      // After rollback() the client "commits" by calling back at once, sending nothing.
+      // With skipCommit set (after a rollback) the client calls back at once, sending nothing.
       const skipped = (tx as TransactionShape).skipCommit === true;
       const done = (originalCommit.apply(this, args) as Promise<unknown[]>).then(async (results) => {
         const response = results?.[0];
