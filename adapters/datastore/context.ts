@@ -37,6 +37,16 @@ export const readOnly = <T>(value: T): TxOutcome<T> => ({ value, write: false })
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Adds a property filter (ANDed with the others). Through the query's plain `filters` list, not
+ * the client's PropertyFilter class: importing that class would load the library from this
+ * package, and the client checks filter objects with instanceof, which fails across two copies.
+ */
+export function where(query: Query, name: string, op: Query['filters'][number]['op'], val: unknown): Query {
+  query.filters.push({ name, op, val });
+  return query;
+}
+
 /** A stable string for a key (kind and identifier of every path element). */
 export function keyString(key: Key): string {
   const parts: string[] = [];

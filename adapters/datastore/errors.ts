@@ -3,10 +3,7 @@ import { CloudDeferError } from '../../src/core/errors.js';
 /** gRPC status codes the adapter branches on. */
 export const GRPC = {
   CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
   RESOURCE_EXHAUSTED: 8,
   ABORTED: 10,

@@ -9,7 +9,7 @@ import type { Key } from '@google-cloud/datastore';
 import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
 import type { IterationRecord, IterationStatus, IterationStore, ShardProgress, ShardProgressUpdate } from '../../src/core/iteration.js';
 import type { TaskErrorInfo } from '../../src/core/records.js';
-import { commitWith, readOnly, type AdapterContext, type EntityData, type EntityWrite } from './context.js';
+import { commitWith, readOnly, where, type AdapterContext, type EntityData, type EntityWrite } from './context.js';
 import { sortKey } from './listing-keys.js';
 
 const MAX_LIMIT = 1000;
@@ -85,7 +85,7 @@ export class DatastoreIterationStore implements IterationStore {
       let upper = query.cursor !== undefined ? sortKey(decodeCursor(query.cursor)) : undefined;
       for (;;) {
         const q = this.ctx.query(this.ctx.kinds.iteration).order('lAll', { descending: true }).limit(limit + 1);
-        if (upper !== undefined) q.filters.push({ name: 'lAll', op: '<', val: upper });
+        if (upper !== undefined) where(q, 'lAll', '<', upper);
         const entities = await this.ctx.runQuery(q);
         for (const entity of entities) {
           upper = String(entity.lAll);
@@ -154,13 +154,14 @@ export class DatastoreIterationStore implements IterationStore {
 
 /** Remove iterations and all their shard entities. */
 export async function deleteIterations(ctx: AdapterContext, ids: readonly string[]): Promise<void> {
-  const keys: Key[] = [];
-  for (const id of ids) {
-    const parent = ctx.key(ctx.kinds.iteration, id);
-    const q = ctx.query(ctx.kinds.iterationShard).hasAncestor(parent).select('__key__');
-    keys.push(parent, ...(await ctx.runQuery(q)).map((shard) => ctx.keyOf(shard)));
-  }
-  if (keys.length > 0) await ctx.datastore.delete(keys);
+  const keys = await Promise.all(
+    ids.map(async (id) => {
+      const parent = ctx.key(ctx.kinds.iteration, id);
+      const shards = await ctx.runQuery(ctx.query(ctx.kinds.iterationShard).hasAncestor(parent).select('__key__'));
+      return [parent, ...shards.map((shard) => ctx.keyOf(shard))];
+    }),
+  );
+  if (keys.length > 0) await ctx.datastore.delete(keys.flat());
 }
 
 function dropUndefined<T extends object>(value: T): Partial<T> {

@@ -8,7 +8,7 @@
 import { decodeCursor, encodeCursor, type CursorPosition } from '../../src/core/cursor.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { TaskPage, TaskQuery } from '../../src/core/stores.js';
-import type { AdapterContext } from './context.js';
+import { where, type AdapterContext } from './context.js';
 import { prefixEnd, rangeFor, sortKey } from './listing-keys.js';
 import { entityToRecord } from './codec.js';
 
@@ -39,10 +39,8 @@ export async function listTasks(ctx: AdapterContext, query: TaskQuery): Promise<
   let lastRead: CursorPosition | undefined;
   for (;;) {
     const q = ctx.query(ctx.kinds.task).order(property, { descending: true }).limit(batch);
-    // filters.push: the client's own filter objects are checked with instanceof, which fails
-    // when the app and this package resolve two copies of @google-cloud/datastore.
-    if (prefix) q.filters.push({ name: property, op: '>=', val: prefix });
-    if (upper !== undefined) q.filters.push({ name: property, op: '<', val: upper });
+    if (prefix) where(q, property, '>=', prefix);
+    if (upper !== undefined) where(q, property, '<', upper);
     const entities = await ctx.runQuery(q);
     for (const entity of entities) {
       scanned += 1;
@@ -54,10 +52,8 @@ export async function listTasks(ctx: AdapterContext, query: TaskQuery): Promise<
       records.push(record);
     }
     if (entities.length < batch) return { records };
-    if (scanned >= SCAN_BUDGET) {
-      const position = records.length === limit ? records[limit - 1]! : lastRead!;
-      return { records, nextCursor: encodeCursor(position) };
-    }
+    // Everything up to lastRead has been looked at, so the next page may start after it.
+    if (scanned >= SCAN_BUDGET) return { records, nextCursor: encodeCursor(lastRead!) };
     // Later batches are larger: the filters the range cannot express are skipping records.
     batch = Math.min(MAX_LIMIT, batch * 2);
   }

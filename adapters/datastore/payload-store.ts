@@ -93,11 +93,12 @@ export class DatastorePayloadStore implements PayloadStore {
 
 /** Remove payload heads and every chunk under them (of any generation). */
 export async function deletePayloads(ctx: AdapterContext, ids: readonly string[]): Promise<void> {
-  const keys: Key[] = [];
-  for (const id of ids) {
-    const head = payloadKey(ctx, id);
-    const q = ctx.query(ctx.kinds.payloadChunk).hasAncestor(head).select('__key__');
-    keys.push(head, ...(await ctx.runQuery(q)).map((chunk) => ctx.keyOf(chunk)));
-  }
-  if (keys.length > 0) await ctx.datastore.delete(keys);
+  const keys = await Promise.all(
+    ids.map(async (id) => {
+      const head = payloadKey(ctx, id);
+      const chunks = await ctx.runQuery(ctx.query(ctx.kinds.payloadChunk).hasAncestor(head).select('__key__'));
+      return [head, ...chunks.map((chunk) => ctx.keyOf(chunk))];
+    }),
+  );
+  if (keys.length > 0) await ctx.datastore.delete(keys.flat());
 }

@@ -44,11 +44,15 @@ export async function readRecord(ctx: AdapterContext, reader: Reader, id: string
   return liveRecord(ctx, entity);
 }
 
-/** The live task a reference entity points to, read through `reader`. */
-export async function referenceHolder(ctx: AdapterContext, reader: Reader, reference: string): Promise<TaskRecord | undefined> {
-  const [claim] = await ctx.read(reader, [referenceKey(ctx, reference)]);
+/** The live task a reference claim points to, read through `reader`. */
+async function claimHolder(ctx: AdapterContext, reader: Reader, claim: EntityData | undefined): Promise<TaskRecord | undefined> {
   const holderId = claim?.taskId;
   return typeof holderId === 'string' ? readRecord(ctx, reader, holderId) : undefined;
+}
+
+export async function referenceHolder(ctx: AdapterContext, reader: Reader, reference: string): Promise<TaskRecord | undefined> {
+  const [claim] = await ctx.read(reader, [referenceKey(ctx, reference)]);
+  return claimHolder(ctx, reader, claim);
 }
 
 /** Whether `holder` still keeps its reference from another task at `now`. */
@@ -61,13 +65,16 @@ export function holds(holder: TaskRecord | undefined, now: number): holder is Ta
  * the record and its reference claim. The caller commits.
  */
 export async function stageCreate(ctx: AdapterContext, tx: Transaction, record: TaskRecord, now: number): Promise<CreateTaskResult> {
-  if (await readRecord(ctx, tx, record.id)) {
+  const { reference } = record;
+  // The record and the claim in one Lookup; the holder, when there is one, in a second.
+  const [existing, claim] = await ctx.read(tx, [taskKey(ctx, record.id), ...(reference !== undefined ? [referenceKey(ctx, reference)] : [])]);
+  if (liveRecord(ctx, existing)) {
     throw new CloudDeferError('TASK_ALREADY_EXISTS', `A task record with id ${record.id} already exists.`);
   }
-  if (record.reference !== undefined) {
-    const holder = await referenceHolder(ctx, tx, record.reference);
+  if (reference !== undefined) {
+    const holder = await claimHolder(ctx, tx, claim);
     if (holds(holder, now)) return { created: false, existing: holder };
-    tx.upsert(referenceWrite(ctx, { ...record, reference: record.reference }));
+    tx.upsert(referenceWrite(ctx, { ...record, reference }));
   }
   // Upsert: an expired record under this id may still be there, waiting for the sweep.
   tx.upsert(recordWrite(ctx, record));

@@ -18,6 +18,7 @@
 import type { Datastore, Key, Query } from '@google-cloud/datastore';
 import type { IterationSource, SourcePage, SourceSpec } from '../../src/core/iteration.js';
 import { CloudDeferError } from '../../src/core/errors.js';
+import { where } from './context.js';
 import { compareKeyPaths, fromKeyPath, keyIdentifier, toKeyPath, type KeyPath } from './key-paths.js';
 
 export const DATASTORE_QUERY = 'datastore-query';
@@ -59,9 +60,7 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
   const keyOf = (entity: object): Key => (entity as Record<symbol, Key>)[datastore.KEY]!;
   const queryOf = (spec: DatastoreQuerySpec): Query => {
     const q = datastore.createQuery(namespaceOf(spec) ?? '', spec.kind);
-    // filters.push: the client's filter objects are checked with instanceof, which fails when the
-    // app and this package resolve two copies of @google-cloud/datastore.
-    for (const [name, op, val] of spec.filters ?? []) q.filters.push({ name, op, val });
+    for (const [name, op, val] of spec.filters ?? []) where(q, name, op, val);
     return q;
   };
   const keysOf = async (q: Query): Promise<KeyPath[]> => {
@@ -93,9 +92,9 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
       const namespace = namespaceOf(range);
       const q = queryOf(range).order('__key__').limit(limit + 1);
       if (range.select === 'key' || range.select === 'id') q.select('__key__');
-      if (after !== undefined) q.filters.push({ name: '__key__', op: '>', val: fromKeyPath(datastore, namespace, JSON.parse(after) as KeyPath) });
-      else if (range.start) q.filters.push({ name: '__key__', op: '>=', val: fromKeyPath(datastore, namespace, range.start) });
-      if (range.end) q.filters.push({ name: '__key__', op: '<', val: fromKeyPath(datastore, namespace, range.end) });
+      if (after !== undefined) where(q, '__key__', '>', fromKeyPath(datastore, namespace, JSON.parse(after) as KeyPath));
+      else if (range.start) where(q, '__key__', '>=', fromKeyPath(datastore, namespace, range.start));
+      if (range.end) where(q, '__key__', '<', fromKeyPath(datastore, namespace, range.end));
       const [rows] = (await datastore.runQuery(q)) as [object[], unknown];
       const items = rows.slice(0, limit).map((row) => {
         const path = toKeyPath(keyOf(row));

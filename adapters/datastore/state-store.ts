@@ -14,7 +14,7 @@ import type {
   TaskPage,
   TaskQuery,
 } from '../../src/core/stores.js';
-import { commitWith, readOnly, type AdapterContext } from './context.js';
+import { commitWith, readOnly, where, type AdapterContext } from './context.js';
 import { GRPC, grpcCode } from './errors.js';
 import { listTasks } from './listing.js';
 import { outboxKey, outboxWrite, parseOutbox } from './outbox.js';
@@ -146,8 +146,7 @@ export class DatastoreStateStore implements StateStore {
   async listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
     if (limit <= 0) return [];
     return this.ctx.guard('list outbox entries', async () => {
-      const q = this.ctx.query(this.ctx.kinds.outbox).order('createdAt').limit(limit);
-      q.filters.push({ name: 'createdAt', op: '<', val: createdBefore });
+      const q = where(this.ctx.query(this.ctx.kinds.outbox), 'createdAt', '<', createdBefore).order('createdAt').limit(limit);
       return (await this.ctx.runQuery(q)).map(parseOutbox);
     });
   }

@@ -5,7 +5,7 @@
  * payloads and iterations, whose ids are never reused, are deleted with all their children.
  */
 import type { Key } from '@google-cloud/datastore';
-import { commitWith, type AdapterContext } from './context.js';
+import { commitWith, where, type AdapterContext } from './context.js';
 import { deleteIterations } from './iteration-store.js';
 import { deletePayloads } from './payload-store.js';
 import { liveRecord, referenceKey } from './records.js';
@@ -14,8 +14,7 @@ import { liveRecord, referenceKey } from './records.js';
 const BATCH = 100;
 
 async function expiredKeys(ctx: AdapterContext, kind: string, limit: number): Promise<Key[]> {
-  const q = ctx.query(kind).select('__key__').order('expiresAt').limit(limit);
-  q.filters.push({ name: 'expiresAt', op: '<=', val: ctx.now() });
+  const q = where(ctx.query(kind), 'expiresAt', '<=', ctx.now()).select('__key__').order('expiresAt').limit(limit);
   return (await ctx.runQuery(q)).map((entity) => ctx.keyOf(entity));
 }
 

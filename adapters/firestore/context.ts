@@ -81,7 +81,7 @@ export class AdapterContext {
   describe(): string {
     let project = '';
     try {
-      project = ` (project ${this.firestore.projectId}, database ${this.firestore.databaseId})`;
+      project = ` (project ${(this.firestore as { projectId?: string }).projectId}, database ${this.firestore.databaseId})`;
     } catch {
       // The project is only known once the client has made its first call.
     }

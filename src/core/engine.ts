@@ -184,6 +184,12 @@ export class DeferredEngine {
   private readonly settledListeners = new Set<SettledListener>();
   private readonly queuesUsed = new Set<string>();
   private inFlight = 0;
+  /**
+   * Owners whose claim may have been applied by the store although its reply was lost (the store
+   * went away mid-call). The next delivery of that task in this process claims with the same
+   * owner, which the store answers as its own lease instead of a stranger's live one.
+   */
+  private readonly strandedOwners = new Map<string, string>();
 
   constructor(private readonly options: EngineOptions) {
     this.queuesUsed.add(options.defaultQueue);
@@ -672,12 +678,15 @@ export class DeferredEngine {
       return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
     }
     const task = this.registry.get(envelope.task);
-    const owner = randomId();
+    // Taken, not read: only one later delivery may reuse a stranded owner.
+    const owner = this.strandedOwners.get(envelope.id) ?? randomId();
+    this.strandedOwners.delete(envelope.id);
     const now = this.options.now();
     let lease;
     try {
       lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
     } catch (err) {
+      this.rememberStrandedOwner(envelope.id, owner);
       logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
       return { kind: 'unavailable', reason: errorInfo(err).message };
     }
@@ -857,6 +866,14 @@ export class DeferredEngine {
   }
 
   // ---- helpers --------------------------------------------------------------------------------
+
+  private rememberStrandedOwner(taskId: string, owner: string): void {
+    if (this.strandedOwners.size >= 10_000) {
+      const oldest = this.strandedOwners.keys().next().value;
+      if (oldest !== undefined) this.strandedOwners.delete(oldest);
+    }
+    this.strandedOwners.set(taskId, owner);
+  }
 
   private async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
     const deadline = Date.now() + budgetMs;

@@ -84,17 +84,26 @@ describe('transactional defer on Datastore', function () {
 
   it('a commit that fails (contention) enqueues nothing and leaves no record', async () => {
     await h.datastore.save({ key: userKey('o-3'), data: { total: 1 } });
-    const tx = await begin();
-    const [order] = await tx.get(userKey('o-3'));
-    const info = await app.deferred.defer('work', ['o-3'], { transaction: tx });
-    await h.newClient().save({ key: userKey('o-3'), data: { total: 2 } }); // someone else writes what tx read
-    tx.save({ key: userKey('o-3'), data: { total: Number(order.total) + 10 } });
-    await assert.rejects(tx.commit(), (err: { code?: number }) => err.code === 10, 'ABORTED');
+    // Two transactions read and write one order: whichever commits second fails with ABORTED
+    // (optimistic databases), or one is chosen to abort (pessimistic ones, as a deadlock).
+    const [a, b] = [await begin(), await begin()];
+    const infos = [];
+    for (const [tx, label] of [[a, 'o-3a'], [b, 'o-3b']] as const) {
+      const [order] = await tx.get(userKey('o-3'));
+      infos.push(await app.deferred.defer('work', [label], { transaction: tx }));
+      tx.save({ key: userKey('o-3'), data: { total: Number(order.total) + 1 } });
+    }
+    const outcomes = await Promise.allSettled([a.commit(), b.commit()]);
+    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, 'one commits');
+    const failed = outcomes.findIndex((o) => o.status === 'rejected');
+    assert.equal(((outcomes[failed] as PromiseRejectedResult).reason as { code?: number }).code, 10, 'the other is ABORTED');
     await app.deferred.drain();
-    assert.equal(await h.raw.rawTask(info.id), undefined);
-    assert.equal(await h.raw.rawOutbox(info.id), undefined);
-    assert.ok(!enqueuedIds().includes(info.id));
-    assert.deepEqual(runs, []);
+    const [winner, loser] = failed === 0 ? [infos[1]!, infos[0]!] : [infos[0]!, infos[1]!];
+    assert.equal(await h.raw.rawTask(loser.id), undefined);
+    assert.equal(await h.raw.rawOutbox(loser.id), undefined);
+    assert.ok(!enqueuedIds().includes(loser.id));
+    assert.equal((await h.raw.rawTask(winner.id))?.status, 'succeeded');
+    assert.deepEqual(runs, [failed === 0 ? 'o-3b' : 'o-3a']);
   });
 
   it('a large payload stays transactional: its chunks commit or roll back with the transaction', async () => {

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import type { TaskRecord } from '../../src/core/records.js';
+import type { StagedDefer } from '../../src/core/stores.js';
+
+export const HOUR = 3_600_000;
+
+export function taskRecord(fields: Partial<TaskRecord> = {}): TaskRecord {
+  const now = Date.now();
+  return {
+    id: randomUUID(),
+    taskName: 'firestore.task',
+    queue: 'default',
+    status: 'queued',
+    createdAt: now,
+    updatedAt: now,
+    eta: now,
+    attempts: 0,
+    executionCount: 0,
+    payloadSize: 1,
+    history: [],
+    version: 1,
+    expiresAt: now + HOUR,
+    ...fields,
+  };
+}
+
+/** What a transactional defer hands the hook; with a payload of `payloadBytes` when given. */
+export function stagedDefer(fields: Partial<TaskRecord> = {}, payloadBytes?: number): StagedDefer {
+  const record = taskRecord({ ...(payloadBytes ? { payloadRef: 'x', payloadSize: payloadBytes } : {}), ...fields });
+  if (payloadBytes) record.payloadRef = record.id;
+  return {
+    record,
+    outbox: {
+      taskId: record.id,
+      createdAt: record.createdAt,
+      request: { queue: 'default', bodyBase64: Buffer.from('{"task":"t"}').toString('base64'), headers: {}, target: { kind: 'appEngine', relativeUri: '/_ah/queue/deferred' } },
+    },
+    ...(payloadBytes ? { payload: { id: record.id, data: Buffer.alloc(payloadBytes, 7), ttlMs: HOUR } } : {}),
+  };
+}
+
+/** JSON equality: a property holding undefined and an absent one are the same. */
+export const plain = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
