@@ -13,21 +13,9 @@ import express from 'express';
 import { createDeferred, deferredMiddleware } from '../src/index.js';
 import { createEmulatorClient } from '../src/emulator/index.js';
 import type { BenchResult } from './types.js';
+import { median, QUEUE_PARENT, timed } from './common.js';
 
-const PARENT = 'projects/local-project/locations/us-central1/queues';
-
-async function timed(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) await op(next++);
-    }),
-  );
-  return (count / (performance.now() - started)) * 1000;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const PARENT = QUEUE_PARENT;
 
 /** defer() of a small task vs a raw createTask of the same body, same emulator, paused queues. */
 export async function benchDefer(): Promise<BenchResult[]> {

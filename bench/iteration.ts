@@ -3,15 +3,12 @@
  * plain loop over the same source (a Redis sorted set, read in the same pages) in one process; and
  * 1,000,000 items, to see that the time grows linearly.
  */
-import { once } from 'node:events';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import express from 'express';
 import Redis from 'ioredis';
 import { redisSortedSetSource, redisSources, redisStores, sortedSet } from '../adapters/redis/index.js';
-import { createDeferred, deferredMiddleware } from '../src/index.js';
+import { createDeferred } from '../src/index.js';
 import type { BenchResult } from './types.js';
+import { median, serveDeferred } from './common.js';
 
 const PAGE = 1000;
 
@@ -49,24 +46,14 @@ async function iterate(client: Redis, key: string, shards: number): Promise<numb
   const deferred = createDeferred({ logger: false, stores: redisStores({ client, prefix }), sources: redisSources(client) });
   const callback = deferred.task('noop', (_item: string) => undefined);
   const finalize = deferred.task('done', () => undefined);
-  const app = express();
-  app.use(deferredMiddleware(deferred));
-  const server = http.createServer(app);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  deferred.setTargetUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}${deferred.handlerPath}`);
-  await deferred.ready();
+  const app = await serveDeferred(deferred);
   const started = performance.now();
   const info = await deferred.deferIteration(sortedSet(key), callback, finalize, { shards, pageSize: PAGE });
   await info.wait({ timeoutMs: 600_000 });
   const ms = performance.now() - started;
-  await deferred.close();
-  server.closeAllConnections();
-  server.close();
+  await app.close();
   return ms;
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export async function benchIteration(): Promise<BenchResult[]> {
   const client = new Redis({ host: '127.0.0.1', port: 6379 });

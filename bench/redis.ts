@@ -3,18 +3,14 @@
  * tasks on the embedded emulator with Redis stores, against BullMQ (Queue.add + Worker) on the
  * same Redis; and defer() with Redis state against defer() with memory state.
  */
-import { once } from 'node:events';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import express from 'express';
 import Redis from 'ioredis';
 import { Queue, Worker } from 'bullmq';
 import { redisStores } from '../adapters/redis/index.js';
 import { memoryStores } from '../adapters/memory/index.js';
-import { createDeferred, deferredMiddleware, type Stores } from '../src/index.js';
-import { createEmulatorClient } from '../src/emulator/index.js';
+import { createDeferred } from '../src/index.js';
 import type { BenchResult } from './types.js';
+import { deferRate, median, pool, serveDeferred } from './common.js';
 
 const REDIS = { host: '127.0.0.1', port: 6379 };
 const N = Number(process.env.BENCH_N ?? 10_000);
@@ -29,12 +25,6 @@ async function deleteKeys(client: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-async function pool(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < count) await op(next++);
-  }));
-}
 
 /** cloud-defer end to end: all N recorded succeeded. Rate limit lifted (see notes). */
 async function cloudDeferEndToEnd(): Promise<number> {
@@ -47,13 +37,7 @@ async function cloudDeferEndToEnd(): Promise<number> {
     queues: [{ name: 'default', rateLimits: { maxConcurrentDispatches: CONCURRENCY } }],
   });
   deferred.task('noop', (_n: number) => undefined);
-  const app = express();
-  app.use(deferredMiddleware(deferred));
-  const server = http.createServer(app);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  deferred.setTargetUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}${deferred.handlerPath}`);
-  await deferred.ready();
+  const app = await serveDeferred(deferred);
   let settled = 0;
   let resolveAll!: () => void;
   const all = new Promise<void>((r) => (resolveAll = r));
@@ -64,9 +48,7 @@ async function cloudDeferEndToEnd(): Promise<number> {
   await pool(N, CONCURRENCY, (i) => deferred.defer('noop', [i]));
   await all;
   const rate = (N / (performance.now() - started)) * 1000;
-  await deferred.close();
-  server.closeAllConnections();
-  server.close();
+  await app.close();
   await deleteKeys(client, `${prefix}:*`);
   await client.quit();
   return rate;
@@ -96,23 +78,6 @@ async function bullmqEndToEnd(): Promise<number> {
   return rate;
 }
 
-async function deferRate(stores: Stores, count: number): Promise<number> {
-  const deferred = createDeferred({ logger: false, stores, queues: [{ name: 'bench-state' }] });
-  deferred.task('noop', (_n: number) => undefined);
-  deferred.setTargetUrl('http://127.0.0.1:9/_ah/queue/deferred');
-  await deferred.ready();
-  const client = createEmulatorClient(deferred.emulator!);
-  await client.pauseQueue({ name: 'projects/local-project/locations/us-central1/queues/bench-state' });
-  await pool(300, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const started = performance.now();
-  await pool(count, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const rate = (count / (performance.now() - started)) * 1000;
-  await client.close();
-  await deferred.close();
-  return rate;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export async function benchEndToEndOnce(): Promise<{ ours: number; bull: number }> {
   return { bull: await bullmqEndToEnd(), ours: await cloudDeferEndToEnd() };
