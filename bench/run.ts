@@ -20,6 +20,7 @@ async function main(): Promise<void> {
     { name: 'handler', run: benchHandler },
     { name: 'redis', run: benchRedis },
     { name: 'iteration', run: benchIteration },
+    { name: 'datastore', run: async () => (await import('./datastore.js')).benchDatastore() },
   ];
   const results: BenchResult[] = [];
   for (const suite of suites) {

@@ -17,7 +17,7 @@
  * commit() as the other stores do; the transaction has committed, and the outbox entity lets the
  * sweeper enqueue the task later.
  */
-import type { Datastore, Transaction } from '@google-cloud/datastore';
+import type { Transaction } from '@google-cloud/datastore';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import type { AdapterContext } from './context.js';
@@ -55,7 +55,7 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
   accepts(transaction: unknown): transaction is Transaction {
     if (typeof transaction !== 'object' || transaction === null) return false;
     const shape = transaction as TransactionShape;
-    return shape.datastore === (this.ctx.datastore as Datastore) && typeof shape.commit === 'function' && Array.isArray(shape.modifiedEntities_);
+    return shape.datastore === this.ctx.datastore && typeof shape.commit === 'function' && Array.isArray(shape.modifiedEntities_);
   }
 
   async stage(tx: Transaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
@@ -75,7 +75,8 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
     refuseIfCommitted();
     const { record, outbox, payload } = staged;
     if (record.reference !== undefined) {
-      const holder = await this.ctx.guard('read a task reference', () => referenceHolder(this.ctx, tx, record.reference!));
+      // Unguarded: an ABORTED read dooms the user's transaction, and they retry on that code.
+      const holder = await referenceHolder(this.ctx, tx, record.reference);
       refuseIfCommitted(); // commit() may have been called while we read
       if (holds(holder, record.createdAt)) return;
       tx.upsert(referenceWrite(this.ctx, { ...record, reference: record.reference }));

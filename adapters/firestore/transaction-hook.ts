@@ -24,7 +24,7 @@
  * A failing afterCommit rejects runTransaction (as the other stores' hooks do) with an error the
  * client does not retry; the transaction has committed.
  *
- * Client internals relied on (Node client v7/v8): runTransaction calls commit() and rollback()
+ * Client internals relied on (Node client v8): runTransaction calls commit() and rollback()
  * on the Transaction instance once per attempt, and a read-only transaction has no `_writeBatch`.
  */
 import type { Firestore, Transaction } from '@google-cloud/firestore';

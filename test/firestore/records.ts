@@ -26,8 +26,8 @@ export function taskRecord(fields: Partial<TaskRecord> = {}): TaskRecord {
 
 /** What a transactional defer hands the hook; with a payload of `payloadBytes` when given. */
 export function stagedDefer(fields: Partial<TaskRecord> = {}, payloadBytes?: number): StagedDefer {
-  const record = taskRecord({ ...(payloadBytes ? { payloadRef: 'x', payloadSize: payloadBytes } : {}), ...fields });
-  if (payloadBytes) record.payloadRef = record.id;
+  const record = taskRecord(fields);
+  if (payloadBytes) Object.assign(record, { payloadRef: record.id, payloadSize: payloadBytes });
   return {
     record,
     outbox: {
