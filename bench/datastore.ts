@@ -5,15 +5,11 @@
  * The emulator runs in this process and re-runs a query over the whole kind for every batch, so
  * the figures say what the adapter adds on this set-up, not what Datastore itself does.
  */
-import { once } from 'node:events';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import type { Datastore } from '@google-cloud/datastore';
 import { datastoreQuery, datastoreQuerySource, datastoreStores } from '../adapters/datastore/index.js';
 import { memoryStores } from '../adapters/memory/index.js';
-import { createDeferred, deferredMiddleware, type Stores } from '../src/index.js';
-import { createEmulatorClient } from '../src/emulator/index.js';
+import { createDeferred } from '../src/index.js';
+import { deferRate, median, serveDeferred } from './common.js';
 import { datastoreForTests } from '../test/emulators/datastore/harness.js';
 import { fillKind } from '../test/datastore/entities.js';
 import type { BenchResult } from './types.js';
@@ -23,31 +19,6 @@ const ITEMS = 20_000;
 const SHARDS = 5;
 const PAGE = 1000;
 const ROUNDS = 3;
-
-async function pool(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < count) await op(next++);
-  }));
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-async function deferRate(stores: Stores, count: number): Promise<number> {
-  const deferred = createDeferred({ logger: false, stores, queues: [{ name: 'bench-state' }] });
-  deferred.task('noop', (_n: number) => undefined);
-  deferred.setTargetUrl('http://127.0.0.1:9/_ah/queue/deferred');
-  await deferred.ready();
-  const client = createEmulatorClient(deferred.emulator!);
-  await client.pauseQueue({ name: 'projects/local-project/locations/us-central1/queues/bench-state' });
-  await pool(200, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const started = performance.now();
-  await pool(count, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const rate = (count / (performance.now() - started)) * 1000;
-  await client.close();
-  await deferred.close();
-  return rate;
-}
 
 /** The baseline: one range over the whole kind, read page by page, a no-op per item. */
 async function plainLoop(datastore: Datastore, kind: string): Promise<number> {
@@ -72,20 +43,12 @@ async function iterate(datastore: Datastore, kind: string): Promise<number> {
   const deferred = createDeferred({ logger: false, stores, sources: [stores.source] });
   const callback = deferred.task('noop', (_item: string) => undefined);
   const finalize = deferred.task('done', () => undefined);
-  const app = express();
-  app.use(deferredMiddleware(deferred));
-  const server = http.createServer(app);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  deferred.setTargetUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}${deferred.handlerPath}`);
-  await deferred.ready();
+  const app = await serveDeferred(deferred);
   const started = performance.now();
   const info = await deferred.deferIteration(datastoreQuery(kind, { select: 'id' }), callback, finalize, { shards: SHARDS, pageSize: PAGE });
   await info.wait({ timeoutMs: 120_000 });
   const rate = (ITEMS / (performance.now() - started)) * 1000;
-  await deferred.close();
-  server.closeAllConnections();
-  server.close();
+  await app.close();
   return rate;
 }
 
