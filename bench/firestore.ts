@@ -8,48 +8,18 @@
  * queries scan every stored document, so the figures say more about the adapter's round trips
  * than about Firestore's own speed.
  */
-import { once } from 'node:events';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import type { Firestore } from '@google-cloud/firestore';
 import { firestoreQuery, firestoreQuerySource, firestoreStores } from '../adapters/firestore/index.js';
 import { memoryStores } from '../adapters/memory/index.js';
-import { createDeferred, deferredMiddleware, type Stores } from '../src/index.js';
-import { createEmulatorClient } from '../src/emulator/index.js';
+import { createDeferred } from '../src/index.js';
 import { firestoreForTests } from '../test/emulators/firestore/harness.js';
+import { deferRate, median, serveDeferred } from './common.js';
 import type { BenchResult } from './types.js';
 
 const DEFERS = 2000;
 const ITEMS = 20_000;
 const SHARDS = 5;
 const PAGE = 1000;
-
-async function pool(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < count) await op(next++);
-  }));
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-/** defer() calls per second into a paused queue: the state store's share of a defer. */
-async function deferRate(stores: Stores, count: number): Promise<number> {
-  const deferred = createDeferred({ logger: false, stores, queues: [{ name: 'bench-state' }] });
-  deferred.task('noop', (_n: number) => undefined);
-  deferred.setTargetUrl('http://127.0.0.1:9/_ah/queue/deferred');
-  await deferred.ready();
-  const client = createEmulatorClient(deferred.emulator!);
-  await client.pauseQueue({ name: 'projects/local-project/locations/us-central1/queues/bench-state' });
-  await pool(300, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const started = performance.now();
-  await pool(count, 32, (i) => deferred.defer('noop', [i], { queue: 'bench-state' }));
-  const rate = (count / (performance.now() - started)) * 1000;
-  await client.close();
-  await deferred.close();
-  return rate;
-}
 
 async function fill(firestore: Firestore, collection: string): Promise<void> {
   for (let start = 0; start < ITEMS; start += 500) {
@@ -78,20 +48,12 @@ async function iterate(firestore: Firestore, collection: string, prefix: string)
   const deferred = createDeferred({ logger: false, stores, sources: [stores.source] });
   const callback = deferred.task('noop', (_item: string) => undefined);
   const finalize = deferred.task('done', () => undefined);
-  const app = express();
-  app.use(deferredMiddleware(deferred));
-  const server = http.createServer(app);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  deferred.setTargetUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}${deferred.handlerPath}`);
-  await deferred.ready();
+  const served = await serveDeferred(deferred);
   const started = performance.now();
   const info = await deferred.deferIteration(firestoreQuery(collection, { select: 'id' }), callback, finalize, { shards: SHARDS, pageSize: PAGE });
   await info.wait({ timeoutMs: 120_000 });
   const ms = performance.now() - started;
-  await deferred.close();
-  server.closeAllConnections();
-  server.close();
+  await served.close();
   return ms;
 }
 

@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     { name: 'redis', run: benchRedis },
     { name: 'iteration', run: benchIteration },
     { name: 'datastore', run: async () => (await import('./datastore.js')).benchDatastore() },
+    { name: 'firestore', run: async () => (await import('./firestore.js')).benchFirestore() },
   ];
   const results: BenchResult[] = [];
   for (const suite of suites) {

@@ -19,12 +19,12 @@ describe('package cloud-defer', () => {
     assert.equal(esm.trim(), 'function true');
   });
 
-  it('has subpath entry points for koa, memory and emulator, in both formats', () => {
+  it('has subpath entry points for koa, memory, emulator, redis, datastore and firestore, in both formats', () => {
     const out = node([
       '-e',
-      "console.log(typeof require('cloud-defer/koa').koaDeferredMiddleware, typeof require('cloud-defer/memory').memoryStores, typeof require('cloud-defer/emulator').startEmulator)",
+      "console.log(typeof require('cloud-defer/koa').koaDeferredMiddleware, typeof require('cloud-defer/memory').memoryStores, typeof require('cloud-defer/emulator').startEmulator, typeof require('cloud-defer/redis').redisStores, typeof require('cloud-defer/datastore').datastoreStores, typeof require('cloud-defer/firestore').firestoreStores)",
     ]);
-    assert.equal(out.trim(), 'function function function');
+    assert.equal(out.trim(), 'function function function function function function');
     const esm = node([
       '--input-type=module',
       '-e',
@@ -76,10 +76,10 @@ describe('package cloud-defer', () => {
     }
   });
 
-  it('loading cloud-defer does not load ioredis, koa or express', () => {
+  it('loading cloud-defer and its adapters does not load ioredis, koa, express or the database clients', () => {
     const out = node([
       '-e',
-      "require('cloud-defer'); require('cloud-defer/koa'); const loaded = Object.keys(require.cache).filter((f) => /node_modules[\\\\/](ioredis|koa|express)[\\\\/]/.test(f)); console.log(loaded.length)",
+      "for (const m of ['cloud-defer', 'cloud-defer/koa', 'cloud-defer/redis', 'cloud-defer/datastore', 'cloud-defer/firestore']) require(m); const loaded = Object.keys(require.cache).filter((f) => /node_modules[\\\\/](ioredis|koa|express|@google-cloud[\\\\/](datastore|firestore))[\\\\/]/.test(f)); console.log(loaded.length)",
     ]);
     assert.equal(out.trim(), '0');
   });

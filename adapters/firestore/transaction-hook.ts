@@ -29,6 +29,7 @@
  */
 import type { Firestore, Transaction } from '@google-cloud/firestore';
 import { CloudDeferError } from '../../src/core/errors.js';
+import type { TaskRecord } from '../../src/core/records.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
 import { liveRecord, recordToDocument } from './codec.js';
 import type { AdapterContext } from './context.js';
@@ -111,7 +112,8 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
     state.work.push({ staged, claims, afterCommit });
   }
 
-  private async readHolder(tx: Transaction, reference: string) {
+  /** The task holding `reference` now, read through the transaction (so a rival defer conflicts). */
+  private async readHolder(tx: Transaction, reference: string): Promise<TaskRecord | undefined> {
     try {
       const claim = await tx.get(this.ctx.claim(reference));
       const holderId = claimHolderId(claim);
