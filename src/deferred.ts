@@ -290,6 +290,7 @@ export class Deferred {
     if (!this.runtime) return;
     const runtime = await this.runtime.catch(() => undefined);
     this.runtime = undefined;
+    this.engine.forgetTransport();
     if (!runtime) return;
     if (runtime.mode !== 'custom') await runtime.transport.close().catch(() => undefined);
     await runtime.emulator?.stop();

@@ -184,6 +184,8 @@ export class DeferredEngine {
   private readonly settledListeners = new Set<SettledListener>();
   private readonly queuesUsed = new Set<string>();
   private inFlight = 0;
+  /** The transport once resolved: defer() is hot, and awaiting the provider costs a few ticks. */
+  private transport?: QueueTransport;
   /**
    * Owners whose claim may have been applied by the store although its reply was lost (the store
    * went away mid-call). The next delivery of that task in this process claims with the same
@@ -306,7 +308,7 @@ export class DeferredEngine {
     }
     let cloudTaskName: string;
     try {
-      const transport = await this.options.transport();
+      const transport = this.transport ?? (this.transport = await this.options.transport());
       cloudTaskName = (await transport.enqueue(request)).name;
     } catch (err) {
       await this.undoDefer(record, err);
@@ -601,6 +603,11 @@ export class DeferredEngine {
       });
       delay = Math.min(delay * 2, 200);
     }
+  }
+
+  /** Forget the resolved transport (it was closed); the next defer asks the provider again. */
+  forgetTransport(): void {
+    this.transport = undefined;
   }
 
   onSettled(listener: SettledListener): () => void {
