@@ -7,42 +7,16 @@
  * separate listing keys of listing.ts.
  */
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { TaskRecord } from '../../src/core/records.js';
+import { TASK_RECORD_FIELDS, type TaskRecord } from '../../src/core/records.js';
 import type { EntityData } from './context.js';
 import { listingKeys } from './listing-keys.js';
 
 type FieldKind = 'string' | 'number' | 'json';
 
-/** Exhaustive over keyof TaskRecord: a new record field fails to compile here rather than being dropped. */
-const FIELD_KINDS: { readonly [K in keyof TaskRecord]-?: FieldKind } = {
-  id: 'string',
-  taskName: 'string',
-  queue: 'string',
-  cloudTaskName: 'string',
-  status: 'string',
-  reference: 'string',
-  uniqueUntil: 'number',
-  createdAt: 'number',
-  updatedAt: 'number',
-  eta: 'number',
-  startedAt: 'number',
-  finishedAt: 'number',
-  attempts: 'number',
-  executionCount: 'number',
-  maxAttempts: 'number',
-  lastError: 'json',
-  durationMs: 'number',
-  payloadSize: 'number',
-  argsJson: 'string',
-  payloadRef: 'string',
-  iterationId: 'string',
-  shardIndex: 'number',
-  history: 'json',
-  leaseOwner: 'string',
-  leaseUntil: 'number',
-  version: 'number',
-  expiresAt: 'number',
-};
+/** Derived from TASK_RECORD_FIELDS (exhaustive over the record), errors and history as JSON. */
+const FIELD_KINDS: { readonly [K in keyof TaskRecord]-?: FieldKind } = Object.fromEntries(
+  Object.entries(TASK_RECORD_FIELDS).map(([name, type]) => [name, type === 'error' || type === 'history' ? 'json' : type]),
+) as { readonly [K in keyof TaskRecord]-?: FieldKind };
 const FIELDS = Object.entries(FIELD_KINDS) as Array<[keyof TaskRecord, FieldKind]>;
 
 /** Record fields that are not indexed: all but expiresAt. */

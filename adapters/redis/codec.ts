@@ -11,43 +11,14 @@
  *   _ref    the reference key this record claimed (full name), to free or extend it later;
  *   _sweep  this record's member in the expiry index (see indexes.ts).
  */
-import type { AttemptRecord, TaskErrorInfo, TaskRecord } from '../../src/core/records.js';
+import { TASK_RECORD_FIELDS, type AttemptRecord, type TaskErrorInfo, type TaskRecord } from '../../src/core/records.js';
 
 type FieldKind = 'string' | 'number' | 'json' | 'history';
 
-/**
- * How each TaskRecord field is stored. Exhaustive over keyof TaskRecord: a field added to the
- * record fails to compile here rather than being silently dropped by the store.
- */
-const FIELD_KINDS: { readonly [K in keyof TaskRecord]-?: FieldKind } = {
-  id: 'string',
-  taskName: 'string',
-  queue: 'string',
-  cloudTaskName: 'string',
-  status: 'string',
-  reference: 'string',
-  uniqueUntil: 'number',
-  createdAt: 'number',
-  updatedAt: 'number',
-  eta: 'number',
-  startedAt: 'number',
-  finishedAt: 'number',
-  attempts: 'number',
-  executionCount: 'number',
-  maxAttempts: 'number',
-  lastError: 'json',
-  durationMs: 'number',
-  payloadSize: 'number',
-  argsJson: 'string',
-  payloadRef: 'string',
-  iterationId: 'string',
-  shardIndex: 'number',
-  history: 'history',
-  leaseOwner: 'string',
-  leaseUntil: 'number',
-  version: 'number',
-  expiresAt: 'number',
-};
+/** How each field is stored, from TASK_RECORD_FIELDS (exhaustive over the record): errors as JSON. */
+const FIELD_KINDS: { readonly [K in keyof TaskRecord]-?: FieldKind } = Object.fromEntries(
+  Object.entries(TASK_RECORD_FIELDS).map(([name, type]) => [name, type === 'error' ? 'json' : type]),
+) as { readonly [K in keyof TaskRecord]-?: FieldKind };
 const FIELDS = Object.entries(FIELD_KINDS) as Array<[keyof TaskRecord, FieldKind]>;
 const KIND_OF: ReadonlyMap<string, FieldKind> = new Map(FIELDS);
 

@@ -85,3 +85,40 @@ export interface TaskRecord {
 }
 
 export const MAX_HISTORY = 20;
+
+/** How each record field is typed, for stores that keep a record as separate fields. */
+export type RecordFieldType = 'string' | 'number' | 'error' | 'history';
+
+/**
+ * Every TaskRecord field with its type. Exhaustive over keyof TaskRecord: a field added to the
+ * record fails to compile here, so no store can silently drop it.
+ */
+export const TASK_RECORD_FIELDS: { readonly [K in keyof TaskRecord]-?: RecordFieldType } = {
+  id: 'string',
+  taskName: 'string',
+  queue: 'string',
+  cloudTaskName: 'string',
+  status: 'string',
+  reference: 'string',
+  uniqueUntil: 'number',
+  createdAt: 'number',
+  updatedAt: 'number',
+  eta: 'number',
+  startedAt: 'number',
+  finishedAt: 'number',
+  attempts: 'number',
+  executionCount: 'number',
+  maxAttempts: 'number',
+  lastError: 'error',
+  durationMs: 'number',
+  payloadSize: 'number',
+  argsJson: 'string',
+  payloadRef: 'string',
+  iterationId: 'string',
+  shardIndex: 'number',
+  history: 'history',
+  leaseOwner: 'string',
+  leaseUntil: 'number',
+  version: 'number',
+  expiresAt: 'number',
+};
