@@ -25,5 +25,8 @@ export function createEmulatorClient(target: string | { address: string }): Clou
     apiEndpoint: host,
     port,
     sslCreds: grpc.credentials.createInsecure(),
+    // Named here, the universe domain spares the client its credentials lookup (a metadata-server
+    // probe and a warning on a laptop); an emulator needs no credentials.
+    universeDomain: 'googleapis.com',
   });
 }
