@@ -188,7 +188,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
         pages += 1;
       } while (cursor);
       assert.equal(pages, 3);
-      assert.deepEqual(collected.map((t) => t.id), [...ids].reverse(), 'every task once, newest first');
+      // Newest first; tasks created in the same millisecond come in descending id order.
+      const expected = await Promise.all(ids.map(async (id) => ({ id, createdAt: (await app.deferred.getTask(id))!.createdAt })));
+      expected.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      assert.deepEqual(collected.map((t) => t.id), expected.map((t) => t.id), 'every task once, newest first');
       const byName = await ada.get('/queues/listing/tasks?taskName=other').expect(200);
       assert.deepEqual(byName.body.tasks.map((t: { id: string }) => t.id).sort(), ids.slice(5).sort());
       const byRef = await ada.get(`/queues/listing/tasks?reference=${framework}-list-3`).expect(200);
