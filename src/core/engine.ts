@@ -1,19 +1,16 @@
 /**
- * The defer engine: defer (steps 1 of ARCHITECTURE.md), and running one delivery (steps 3-6),
- * over the store and transport interfaces only. Framework, backend and Google client free.
+ * The defer engine: defer (step 1 of ARCHITECTURE.md), the status API and drain; running one
+ * delivery (steps 3-6) is delivery.ts. Over the store and transport interfaces only: framework,
+ * backend and Google client free.
  */
-import { randomUUID, createHash } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, type Codec } from './codec.js';
-import { runInTaskContext, type TaskContext } from './context.js';
-import {
-  CloudDeferError,
-  DuplicateTaskError,
-  isPermanentTaskFailure,
-  isSingularTaskFailure,
-} from './errors.js';
+import { createHash } from 'node:crypto';
+import { encodeEnvelope, type Codec } from './codec.js';
+import { CloudDeferError, DuplicateTaskError } from './errors.js';
 import type { Logger } from './logger.js';
-import { isFinished, type AttemptRecord, type TaskErrorInfo, type TaskRecord, type TaskStatus } from './records.js';
+import { isFinished, type TaskRecord, type TaskStatus } from './records.js';
 import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction } from './registry.js';
+import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.js';
+import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
 import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
 
@@ -79,26 +76,6 @@ export interface DeferredTask<A extends unknown[]> {
   with(options: DeferOptions): { defer(...args: A): Promise<TaskInfo> };
 }
 
-/** One delivery of a task, as the HTTP layer read it from the request. */
-export interface Delivery {
-  body: Uint8Array;
-  targetKind: 'http' | 'appEngine';
-  queueName?: string;
-  cloudTaskName?: string;
-  retryCount: number;
-  executionCount: number;
-  /** Epoch ms from X-CloudTasks-TaskETA. */
-  eta?: number;
-}
-
-export type DeliveryOutcome =
-  | { kind: 'succeeded'; taskId: string }
-  | { kind: 'failed'; taskId?: string; reason: string }
-  | { kind: 'duplicate'; taskId: string; status: TaskStatus }
-  | { kind: 'retry'; taskId: string; quiet: boolean }
-  | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
-  | { kind: 'unavailable'; reason: string };
-
 /** Options only the library itself uses (see deferWith). */
 export interface InternalDeferOptions {
   id?: string;
@@ -150,8 +127,6 @@ export interface DrainResult {
 
 type SettledListener = (record: TaskRecord) => void;
 
-// randomUUID draws from a cached entropy pool: much cheaper per call than randomBytes.
-const randomId = (): string => randomUUID().replace(/-/g, '');
 
 /** A Cloud Tasks task id derived from the record id, so a re-enqueue by the sweeper is de-duplicated. */
 export function outboxTaskName(taskId: string): string {
@@ -166,35 +141,24 @@ function toMs(value: Date | number, option: string): number {
   return ms;
 }
 
-export function errorInfo(err: unknown): TaskErrorInfo {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return {
-      message: err.message,
-      name: err.name,
-      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
-      ...(err.stack ? { stack: err.stack.slice(0, 4000) } : {}),
-    };
-  }
-  return { message: String(err) };
-}
-
 export class DeferredEngine {
   readonly registry = new TaskRegistry();
   private readonly settledListeners = new Set<SettledListener>();
   private readonly queuesUsed = new Set<string>();
-  private inFlight = 0;
   /** The transport once resolved: defer() is hot, and awaiting the provider costs a few ticks. */
   private transport?: QueueTransport;
-  /**
-   * Owners whose claim may have been applied by the store although its reply was lost (the store
-   * went away mid-call). The next delivery of that task in this process claims with the same
-   * owner, which the store answers as its own lease instead of a stranger's live one.
-   */
-  private readonly strandedOwners = new Map<string, string>();
+  private readonly calls: StoreCalls;
+  private readonly runner: DeliveryRunner;
 
   constructor(private readonly options: EngineOptions) {
     this.queuesUsed.add(options.defaultQueue);
+    this.calls = new StoreCalls(options.stores.kind, options.logger);
+    this.runner = new DeliveryRunner({
+      ...options,
+      registry: this.registry,
+      calls: this.calls,
+      onSettled: (record) => this.emitSettled(record),
+    });
   }
 
   get stores(): Stores {
@@ -290,19 +254,19 @@ export class DeferredEngine {
       return this.deferInTransaction(options.transaction, record, request, stored ? argsBytes : undefined, payloadTtl);
     }
 
-    if (stored) await this.storeCall(() => this.options.stores.payloads.put(id, argsBytes, payloadTtl));
+    if (stored) await this.calls.call(() => this.options.stores.payloads.put(id, argsBytes, payloadTtl));
     let created;
     try {
-      created = await this.storeCall(() => state.createTask(record, now));
+      created = await this.calls.call(() => state.createTask(record, now));
     } catch (err) {
       if (internal.idempotent && err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS') {
         return this.reenqueue(record, request);
       }
-      if (stored) await this.bestEffort(() => this.options.stores.payloads.delete(id));
+      if (stored) await this.calls.bestEffort(() => this.options.stores.payloads.delete(id));
       throw err;
     }
     if (!created.created) {
-      if (stored) await this.bestEffort(() => this.options.stores.payloads.delete(id));
+      if (stored) await this.calls.bestEffort(() => this.options.stores.payloads.delete(id));
       if (options.onDuplicate === 'throw') throw new DuplicateTaskError(options.reference ?? '', created.existing.id);
       return this.info(created.existing, { duplicate: true });
     }
@@ -371,7 +335,7 @@ export class DeferredEngine {
         return;
       }
     }
-    await this.bestEffort(() => this.options.stores.state.removeOutbox(entry.taskId));
+    await this.calls.bestEffort(() => this.options.stores.state.removeOutbox(entry.taskId));
   }
 
   /**
@@ -381,7 +345,7 @@ export class DeferredEngine {
   async sweepOutbox(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number }> {
     // listOutbox's bound is exclusive: +1 so that graceMs 0 includes entries made this millisecond.
     const cutoff = this.options.now() - (options.graceMs ?? 60_000) + 1;
-    const entries = await this.storeCall(() => this.options.stores.state.listOutbox(cutoff, options.limit ?? 500));
+    const entries = await this.calls.call(() => this.options.stores.state.listOutbox(cutoff, options.limit ?? 500));
     for (const entry of entries) await this.enqueueOutboxEntry(entry);
     return { enqueued: entries.length };
   }
@@ -393,19 +357,19 @@ export class DeferredEngine {
   async sweep(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number; expired: number }> {
     const { enqueued } = await this.sweepOutbox(options);
     const { stores } = this.options;
-    const expired = stores.sweepExpired ? await this.storeCall(() => stores.sweepExpired!(options.limit ?? 500)) : 0;
+    const expired = stores.sweepExpired ? await this.calls.call(() => stores.sweepExpired!(options.limit ?? 500)) : 0;
     return { enqueued, expired };
   }
 
   private async undoDefer(record: TaskRecord, err: unknown): Promise<void> {
     const { stores } = this.options;
-    if (record.payloadRef) await this.bestEffort(() => stores.payloads.delete(record.id));
+    if (record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.id));
     if (err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS') {
       // The named task exists already: this defer made nothing, so it leaves nothing.
-      await this.bestEffort(() => stores.state.deleteTask(record.id));
+      await this.calls.bestEffort(() => stores.state.deleteTask(record.id));
       return;
     }
-    await this.bestEffort(() =>
+    await this.calls.bestEffort(() =>
       stores.state.transition(record.id, ['queued'], 'failed', { lastError: errorInfo(err) }, this.options.now()),
     );
   }
@@ -503,24 +467,24 @@ export class DeferredEngine {
   // ---- status API -------------------------------------------------------------------------
 
   getTask(id: string): Promise<TaskRecord | undefined> {
-    return this.storeCall(() => this.options.stores.state.getTask(id));
+    return this.calls.call(() => this.options.stores.state.getTask(id));
   }
 
   findTask(query: { reference: string }): Promise<TaskRecord | undefined> {
-    return this.storeCall(() => this.options.stores.state.findByReference(query.reference));
+    return this.calls.call(() => this.options.stores.state.findByReference(query.reference));
   }
 
   listTasks(query: TaskQuery = {}): Promise<TaskPage> {
-    return this.storeCall(() => this.options.stores.state.listTasks(query));
+    return this.calls.call(() => this.options.stores.state.listTasks(query));
   }
 
   /** Cancel a task that has not run yet: it is acknowledged without running when delivered. */
   async cancel(id: string): Promise<TaskRecord | undefined> {
-    const record = await this.storeCall(() =>
+    const record = await this.calls.call(() =>
       this.options.stores.state.transition(id, ['queued', 'retrying'], 'cancelled', {}, this.options.now()),
     );
     if (record) {
-      if (record.payloadRef) await this.bestEffort(() => this.options.stores.payloads.delete(record.id));
+      if (record.payloadRef) await this.calls.bestEffort(() => this.options.stores.payloads.delete(record.id));
       this.emitSettled(record);
     }
     return record;
@@ -540,7 +504,7 @@ export class DeferredEngine {
     if (record.argsJson !== undefined) {
       args = this.options.codec.decodeArgs(Buffer.from(record.argsJson, 'utf8'));
     } else {
-      const bytes = record.payloadRef ? await this.storeCall(() => this.options.stores.payloads.get(record.payloadRef!)) : undefined;
+      const bytes = record.payloadRef ? await this.calls.call(() => this.options.stores.payloads.get(record.payloadRef!)) : undefined;
       if (!bytes) throw new CloudDeferError('PAYLOAD_MISSING', `The arguments of task ${id} are no longer stored (large payloads are deleted once a task finishes).`);
       args = this.options.codec.decodeArgs(bytes);
     }
@@ -564,12 +528,12 @@ export class DeferredEngine {
       do {
         const page = await this.listTasks({ queue, status, limit: 500, ...(cursor ? { cursor } : {}) });
         for (const record of page.records) {
-          const purged = await this.storeCall(() =>
+          const purged = await this.calls.call(() =>
             this.options.stores.state.transition(record.id, ['queued', 'retrying'], 'cancelled', { lastError: { message: 'Purged from the queue', code: 'PURGED' } }, this.options.now()),
           );
           if (purged) {
             marked += 1;
-            if (purged.payloadRef) await this.bestEffort(() => this.options.stores.payloads.delete(purged.payloadRef!));
+            if (purged.payloadRef) await this.calls.bestEffort(() => this.options.stores.payloads.delete(purged.payloadRef!));
             this.emitSettled(purged);
           }
         }
@@ -650,7 +614,7 @@ export class DeferredEngine {
             if ((task.scheduleTime ?? 0) > now + 5) await transport.runTask(task.name).catch(() => undefined);
           }
         }
-        quietRounds = pending === 0 && this.inFlight === 0 ? quietRounds + 1 : 0;
+        quietRounds = pending === 0 && this.runner.inFlight === 0 ? quietRounds + 1 : 0;
         await new Promise((resolve) => setTimeout(resolve, quietRounds > 0 ? 2 : 10));
       }
     } finally {
@@ -666,254 +630,8 @@ export class DeferredEngine {
   // ---- running a delivery -------------------------------------------------------------------
 
   /** Steps 3-6 of ARCHITECTURE.md for one authenticated delivery. Never throws. */
-  async run(delivery: Delivery): Promise<DeliveryOutcome> {
-    this.inFlight += 1;
-    try {
-      return await this.runDelivery(delivery);
-    } finally {
-      this.inFlight -= 1;
-    }
-  }
-
-  private async runDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
-    const { logger } = this.options;
-    let envelope;
-    try {
-      envelope = decodeEnvelope(delivery.body);
-    } catch (err) {
-      logger.error('undecodable task envelope; acknowledged so it is not retried', { error: errorInfo(err).message, cloudTaskName: delivery.cloudTaskName });
-      return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
-    }
-    const task = this.registry.get(envelope.task);
-    // Taken, not read: only one later delivery may reuse a stranded owner.
-    const owner = this.strandedOwners.get(envelope.id) ?? randomId();
-    this.strandedOwners.delete(envelope.id);
-    const now = this.options.now();
-    let lease;
-    try {
-      lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
-    } catch (err) {
-      this.rememberStrandedOwner(envelope.id, owner);
-      logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
-      return { kind: 'unavailable', reason: errorInfo(err).message };
-    }
-    if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
-    if (lease.kind === 'busy') {
-      const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
-      return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
-    }
-    if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
-    const record = lease.record;
-
-    const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
-      this.settle(record, owner, status, statusCode, started, delivery, err);
-
-    if (!task) {
-      logger.error(`no task named "${envelope.task}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
-      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${envelope.task}" is registered in this app.`));
-      return { kind: 'failed', taskId: envelope.id, reason: 'UNREGISTERED_TASK' };
-    }
-
-    let args: unknown[];
-    try {
-      args = await this.loadArgs(envelope, record);
-    } catch (err) {
-      if (err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE') {
-        await finish('retrying', 503, now, err);
-        return { kind: 'unavailable', reason: err.message };
-      }
-      logger.error('task arguments cannot be loaded; recorded failed and acknowledged', { taskId: envelope.id, error: errorInfo(err).message });
-      await finish('failed', 200, now, err);
-      return { kind: 'failed', taskId: envelope.id, reason: err instanceof CloudDeferError ? err.code : 'INVALID_ENVELOPE' };
-    }
-
-    const context: TaskContext = {
-      id: record.id,
-      name: task.name,
-      queue: delivery.queueName ?? record.queue,
-      attempt: delivery.retryCount,
-      executionCount: delivery.executionCount,
-      eta: new Date(delivery.eta ?? record.eta),
-      ...(record.reference !== undefined ? { reference: record.reference } : {}),
-      ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
-      ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
-    };
-    const started = this.options.now();
-    try {
-      await runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
-    } catch (err) {
-      return this.afterFailure(record, started, err, finish);
-    }
-    await finish('succeeded', 200, started);
-    return { kind: 'succeeded', taskId: record.id };
-  }
-
-  private async afterFailure(
-    record: TaskRecord,
-    started: number,
-    err: unknown,
-    finish: (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) => Promise<void>,
-  ): Promise<DeliveryOutcome> {
-    const { logger } = this.options;
-    if (isPermanentTaskFailure(err)) {
-      logger.warn(`task ${record.taskName} failed permanently; not retried`, { taskId: record.id, error: errorInfo(err).message });
-      await finish('failed', 200, started, err);
-      return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
-    }
-    const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
-    if (exhausted) {
-      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, { taskId: record.id, error: errorInfo(err).message });
-      await finish('failed', 200, started, err);
-      return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
-    }
-    if (isSingularTaskFailure(err)) {
-      await finish('retrying', 503, started, err);
-      return { kind: 'retry', taskId: record.id, quiet: true };
-    }
-    logger.error(`task ${record.taskName} failed; the queue will retry it`, { taskId: record.id, error: errorInfo(err) });
-    await finish('retrying', 500, started, err);
-    return { kind: 'retry', taskId: record.id, quiet: false };
-  }
-
-  private async acquire(
-    id: string,
-    taskName: string,
-    delivery: Delivery,
-    owner: string,
-    now: number,
-    payloadRef: string | undefined,
-  ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
-    const state = this.options.stores.state;
-    const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
-    // Retried with the same owner: if the store applied a call whose reply was lost, the retry
-    // finds our own lease instead of a stranger's, which would block the task until it expired.
-    const lease = await this.retryWhileUnavailable(
-      () => this.storeCall(() => state.acquireLease(id, input)),
-      this.options.acquireRetryMs ?? 10_000,
-      () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
-    );
-    if (lease.kind !== 'missing') return lease;
-    // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
-    const eta = delivery.eta ?? now;
-    await this.storeCall(() =>
-      state.createTask(
-        {
-          id,
-          taskName,
-          queue: delivery.queueName ?? this.options.defaultQueue,
-          status: 'queued',
-          createdAt: now,
-          updatedAt: now,
-          eta,
-          attempts: 0,
-          executionCount: 0,
-          payloadSize: delivery.body.byteLength,
-          history: [],
-          version: 1,
-          expiresAt: now + this.options.retentionMs,
-          ...(payloadRef ? { payloadRef } : {}),
-        },
-        now,
-      ),
-    ).catch(() => undefined);
-    return this.storeCall(() => state.acquireLease(id, input));
-  }
-
-  private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
-    const { codec, stores } = this.options;
-    if (envelope.payloadRef === undefined) {
-      return codec.decodeArgsTree(envelope.argsTree ?? []);
-    }
-    const bytes = await this.storeCall(() => stores.payloads.get(envelope.payloadRef!));
-    if (!bytes) {
-      throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
-    }
-    return codec.decodeArgs(bytes);
-  }
-
-  private async settle(
-    record: TaskRecord,
-    owner: string,
-    status: 'succeeded' | 'failed' | 'retrying',
-    statusCode: number,
-    started: number,
-    delivery: Delivery,
-    err?: unknown,
-  ): Promise<void> {
-    const now = this.options.now();
-    const error = err === undefined ? undefined : errorInfo(err);
-    const attempt: AttemptRecord = {
-      at: started,
-      statusCode,
-      outcome: status,
-      durationMs: Math.max(0, now - started),
-      retryCount: delivery.retryCount,
-      ...(error ? { error } : {}),
-    };
-    const { stores, logger } = this.options;
-    let settled: TaskRecord | undefined;
-    const write = () =>
-      this.storeCall(() =>
-        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) }),
-      );
-    try {
-      // The run has happened: losing its outcome to a short store outage would make the
-      // record look stuck (and the task run again once its lease expires), so keep trying.
-      settled = await this.retryWhileUnavailable(write, this.options.settleRetryMs ?? 30_000);
-    } catch (settleErr) {
-      logger.error('could not record the task outcome', { taskId: record.id, error: errorInfo(settleErr).message });
-      return;
-    }
-    if (!settled) {
-      logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', { taskId: record.id });
-      return;
-    }
-    if (isFinished(status) && record.payloadRef) await this.bestEffort(() => stores.payloads.delete(record.payloadRef!));
-    this.emitSettled(settled);
-  }
-
-  // ---- helpers --------------------------------------------------------------------------------
-
-  private rememberStrandedOwner(taskId: string, owner: string): void {
-    if (this.strandedOwners.size >= 10_000) {
-      const oldest = this.strandedOwners.keys().next().value;
-      if (oldest !== undefined) this.strandedOwners.delete(oldest);
-    }
-    this.strandedOwners.set(taskId, owner);
-  }
-
-  private async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
-    const deadline = Date.now() + budgetMs;
-    let delay = 50;
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        return await fn();
-      } catch (err) {
-        const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
-        if (!unavailable || Date.now() + delay > deadline) throw err;
-        if (attempt === 0) onFirstRetry?.();
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 1_000);
-      }
-    }
-  }
-
-  /** Store errors become STORE_UNAVAILABLE unless they are already ours. */
-  private async storeCall<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof CloudDeferError) throw err;
-      throw new CloudDeferError('STORE_UNAVAILABLE', `The ${this.options.stores.kind} state store failed: ${errorInfo(err).message}`, { cause: err });
-    }
-  }
-
-  private async bestEffort(fn: () => Promise<unknown>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      this.options.logger.warn('clean-up step failed (it will expire by itself)', { error: errorInfo(err).message });
-    }
+  run(delivery: Delivery): Promise<DeliveryOutcome> {
+    return this.runner.run(delivery);
   }
 
   /** Queues defers have used, plus the default. */
@@ -926,4 +644,5 @@ export class DeferredEngine {
   }
 }
 
-export type { RegisteredTask };
+export type { RegisteredTask, Delivery, DeliveryOutcome };
+export { errorInfo };

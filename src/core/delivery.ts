@@ -1,0 +1,283 @@
+/**
+ * Running one delivery (steps 3-6 of ARCHITECTURE.md): decode the envelope, take the execution
+ * guard, load the arguments, run the task in its context, and record the outcome.
+ */
+import { decodeEnvelope, type Codec } from './codec.js';
+import { runInTaskContext, type TaskContext } from './context.js';
+import { CloudDeferError, isPermanentTaskFailure, isSingularTaskFailure } from './errors.js';
+import type { Logger } from './logger.js';
+import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from './records.js';
+import type { TaskRegistry } from './registry.js';
+import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
+import type { Stores } from './stores.js';
+
+/** One delivery of a task, as the HTTP layer read it from the request. */
+export interface Delivery {
+  body: Uint8Array;
+  targetKind: 'http' | 'appEngine';
+  queueName?: string;
+  cloudTaskName?: string;
+  retryCount: number;
+  executionCount: number;
+  /** Epoch ms from X-CloudTasks-TaskETA. */
+  eta?: number;
+}
+
+export type DeliveryOutcome =
+  | { kind: 'succeeded'; taskId: string }
+  | { kind: 'failed'; taskId?: string; reason: string }
+  | { kind: 'duplicate'; taskId: string; status: TaskStatus }
+  | { kind: 'retry'; taskId: string; quiet: boolean }
+  | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
+  | { kind: 'unavailable'; reason: string };
+
+export interface DeliveryRunnerOptions {
+  stores: Stores;
+  codec: Codec;
+  logger: Logger;
+  registry: TaskRegistry;
+  calls: StoreCalls;
+  defaultQueue: string;
+  retentionMs: number;
+  leaseMs: number;
+  acquireRetryMs?: number;
+  settleRetryMs?: number;
+  now: () => number;
+  /** Told of every record a run settled. */
+  onSettled(record: TaskRecord): void;
+}
+
+export class DeliveryRunner {
+  /** Runs under way in this process (drain() waits for them). */
+  inFlight = 0;
+  /**
+   * Owners whose claim may have been applied by the store although its reply was lost (the store
+   * went away mid-call). The next delivery of that task in this process claims with the same
+   * owner, which the store answers as its own lease instead of a stranger's live one.
+   */
+  private readonly strandedOwners = new Map<string, string>();
+  private readonly registry: TaskRegistry;
+  private readonly calls: StoreCalls;
+  private readonly onSettled: (record: TaskRecord) => void;
+
+  constructor(private readonly options: DeliveryRunnerOptions) {
+    this.registry = options.registry;
+    this.calls = options.calls;
+    this.onSettled = options.onSettled;
+  }
+
+  /** Steps 3-6 of ARCHITECTURE.md for one authenticated delivery. Never throws. */
+  async run(delivery: Delivery): Promise<DeliveryOutcome> {
+    this.inFlight += 1;
+    try {
+      return await this.runDelivery(delivery);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  private async runDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
+    let envelope;
+    try {
+      envelope = decodeEnvelope(delivery.body);
+    } catch (err) {
+      logger.error('undecodable task envelope; acknowledged so it is not retried', { error: errorInfo(err).message, cloudTaskName: delivery.cloudTaskName });
+      return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
+    }
+    const task = this.registry.get(envelope.task);
+    // Taken, not read: only one later delivery may reuse a stranded owner.
+    const owner = this.strandedOwners.get(envelope.id) ?? randomId();
+    this.strandedOwners.delete(envelope.id);
+    const now = this.options.now();
+    let lease;
+    try {
+      lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
+    } catch (err) {
+      this.rememberStrandedOwner(envelope.id, owner);
+      logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
+      return { kind: 'unavailable', reason: errorInfo(err).message };
+    }
+    if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
+    if (lease.kind === 'busy') {
+      const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
+      return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
+    }
+    if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+    const record = lease.record;
+
+    const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
+      this.settle(record, owner, status, statusCode, started, delivery, err);
+
+    if (!task) {
+      logger.error(`no task named "${envelope.task}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
+      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${envelope.task}" is registered in this app.`));
+      return { kind: 'failed', taskId: envelope.id, reason: 'UNREGISTERED_TASK' };
+    }
+
+    let args: unknown[];
+    try {
+      args = await this.loadArgs(envelope, record);
+    } catch (err) {
+      if (err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE') {
+        await finish('retrying', 503, now, err);
+        return { kind: 'unavailable', reason: err.message };
+      }
+      logger.error('task arguments cannot be loaded; recorded failed and acknowledged', { taskId: envelope.id, error: errorInfo(err).message });
+      await finish('failed', 200, now, err);
+      return { kind: 'failed', taskId: envelope.id, reason: err instanceof CloudDeferError ? err.code : 'INVALID_ENVELOPE' };
+    }
+
+    const context: TaskContext = {
+      id: record.id,
+      name: task.name,
+      queue: delivery.queueName ?? record.queue,
+      attempt: delivery.retryCount,
+      executionCount: delivery.executionCount,
+      eta: new Date(delivery.eta ?? record.eta),
+      ...(record.reference !== undefined ? { reference: record.reference } : {}),
+      ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
+      ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
+    };
+    const started = this.options.now();
+    try {
+      await runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
+    } catch (err) {
+      return this.afterFailure(record, started, err, finish);
+    }
+    await finish('succeeded', 200, started);
+    return { kind: 'succeeded', taskId: record.id };
+  }
+
+  private async afterFailure(
+    record: TaskRecord,
+    started: number,
+    err: unknown,
+    finish: (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) => Promise<void>,
+  ): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
+    if (isPermanentTaskFailure(err)) {
+      logger.warn(`task ${record.taskName} failed permanently; not retried`, { taskId: record.id, error: errorInfo(err).message });
+      await finish('failed', 200, started, err);
+      return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
+    }
+    const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
+    if (exhausted) {
+      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, { taskId: record.id, error: errorInfo(err).message });
+      await finish('failed', 200, started, err);
+      return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
+    }
+    if (isSingularTaskFailure(err)) {
+      await finish('retrying', 503, started, err);
+      return { kind: 'retry', taskId: record.id, quiet: true };
+    }
+    logger.error(`task ${record.taskName} failed; the queue will retry it`, { taskId: record.id, error: errorInfo(err) });
+    await finish('retrying', 500, started, err);
+    return { kind: 'retry', taskId: record.id, quiet: false };
+  }
+
+  private async acquire(
+    id: string,
+    taskName: string,
+    delivery: Delivery,
+    owner: string,
+    now: number,
+    payloadRef: string | undefined,
+  ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
+    const state = this.options.stores.state;
+    const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
+    // Retried with the same owner: if the store applied a call whose reply was lost, the retry
+    // finds our own lease instead of a stranger's, which would block the task until it expired.
+    const lease = await this.calls.retryWhileUnavailable(
+      () => this.calls.call(() => state.acquireLease(id, input)),
+      this.options.acquireRetryMs ?? 10_000,
+      () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
+    );
+    if (lease.kind !== 'missing') return lease;
+    // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
+    const eta = delivery.eta ?? now;
+    await this.calls.call(() =>
+      state.createTask(
+        {
+          id,
+          taskName,
+          queue: delivery.queueName ?? this.options.defaultQueue,
+          status: 'queued',
+          createdAt: now,
+          updatedAt: now,
+          eta,
+          attempts: 0,
+          executionCount: 0,
+          payloadSize: delivery.body.byteLength,
+          history: [],
+          version: 1,
+          expiresAt: now + this.options.retentionMs,
+          ...(payloadRef ? { payloadRef } : {}),
+        },
+        now,
+      ),
+    ).catch(() => undefined);
+    return this.calls.call(() => state.acquireLease(id, input));
+  }
+
+  private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
+    const { codec, stores } = this.options;
+    if (envelope.payloadRef === undefined) {
+      return codec.decodeArgsTree(envelope.argsTree ?? []);
+    }
+    const bytes = await this.calls.call(() => stores.payloads.get(envelope.payloadRef!));
+    if (!bytes) {
+      throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
+    }
+    return codec.decodeArgs(bytes);
+  }
+
+  private async settle(
+    record: TaskRecord,
+    owner: string,
+    status: 'succeeded' | 'failed' | 'retrying',
+    statusCode: number,
+    started: number,
+    delivery: Delivery,
+    err?: unknown,
+  ): Promise<void> {
+    const now = this.options.now();
+    const error = err === undefined ? undefined : errorInfo(err);
+    const attempt: AttemptRecord = {
+      at: started,
+      statusCode,
+      outcome: status,
+      durationMs: Math.max(0, now - started),
+      retryCount: delivery.retryCount,
+      ...(error ? { error } : {}),
+    };
+    const { stores, logger } = this.options;
+    let settled: TaskRecord | undefined;
+    const write = () =>
+      this.calls.call(() =>
+        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) }),
+      );
+    try {
+      // The run has happened: losing its outcome to a short store outage would make the
+      // record look stuck (and the task run again once its lease expires), so keep trying.
+      settled = await this.calls.retryWhileUnavailable(write, this.options.settleRetryMs ?? 30_000);
+    } catch (settleErr) {
+      logger.error('could not record the task outcome', { taskId: record.id, error: errorInfo(settleErr).message });
+      return;
+    }
+    if (!settled) {
+      logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', { taskId: record.id });
+      return;
+    }
+    if (isFinished(status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
+    this.onSettled(settled);
+  }
+
+  private rememberStrandedOwner(taskId: string, owner: string): void {
+    if (this.strandedOwners.size >= 10_000) {
+      const oldest = this.strandedOwners.keys().next().value;
+      if (oldest !== undefined) this.strandedOwners.delete(oldest);
+    }
+    this.strandedOwners.set(taskId, owner);
+  }
+}

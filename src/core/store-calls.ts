@@ -1,0 +1,64 @@
+/** How the core calls a store: errors become STORE_UNAVAILABLE, clean-ups are best effort. */
+import { randomUUID } from 'node:crypto';
+import { CloudDeferError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { TaskErrorInfo } from './records.js';
+
+// randomUUID draws from a cached entropy pool: much cheaper per call than randomBytes.
+export const randomId = (): string => randomUUID().replace(/-/g, '');
+
+export function errorInfo(err: unknown): TaskErrorInfo {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      message: err.message,
+      name: err.name,
+      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+      ...(err.stack ? { stack: err.stack.slice(0, 4000) } : {}),
+    };
+  }
+  return { message: String(err) };
+}
+
+export class StoreCalls {
+  constructor(
+    private readonly storeKind: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Store errors become STORE_UNAVAILABLE unless they are already ours. */
+  async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CloudDeferError) throw err;
+      throw new CloudDeferError('STORE_UNAVAILABLE', `The ${this.storeKind} state store failed: ${errorInfo(err).message}`, { cause: err });
+    }
+  }
+
+  /** A clean-up whose failure only delays it: whatever it leaves expires by itself. */
+  async bestEffort(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.logger.warn('clean-up step failed (it will expire by itself)', { error: errorInfo(err).message });
+    }
+  }
+
+  /** Retries `fn` with backoff while it fails with STORE_UNAVAILABLE, for up to `budgetMs`. */
+  async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
+    const deadline = Date.now() + budgetMs;
+    let delay = 50;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await fn();
+      } catch (err) {
+        const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
+        if (!unavailable || Date.now() + delay > deadline) throw err;
+        if (attempt === 0) onFirstRetry?.();
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 1_000);
+      }
+    }
+  }
+}
