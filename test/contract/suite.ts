@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { newestFirst } from '../../src/core/cursor.js';
+import { sampleRecord } from '../helpers/records.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import {
   canTransition,
@@ -64,23 +65,7 @@ function unique(label: string): string {
 }
 
 function newRecord(stores: Stores, fields: Partial<TaskRecord> = {}): TaskRecord {
-  const now = fields.createdAt ?? Date.now();
-  return {
-    id: stores.state.newTaskId?.(fields.reference) ?? randomUUID(),
-    taskName: 'contract.task',
-    queue: 'default',
-    status: 'queued',
-    createdAt: now,
-    updatedAt: now,
-    eta: now,
-    attempts: 0,
-    executionCount: 0,
-    payloadSize: 42,
-    history: [],
-    version: 1,
-    expiresAt: now + HOUR,
-    ...fields,
-  };
+  return sampleRecord('contract.task', { payloadSize: 42, ...fields }, stores);
 }
 
 function attempt(at: number, outcome: AttemptRecord['outcome'], extra: Partial<AttemptRecord> = {}): AttemptRecord {

@@ -1,27 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { StagedDefer } from '../../src/core/stores.js';
+import { HOUR, sampleRecord } from '../helpers/records.js';
 
-export const HOUR = 3_600_000;
+export { HOUR };
 
 export function taskRecord(fields: Partial<TaskRecord> = {}): TaskRecord {
-  const now = Date.now();
-  return {
-    id: randomUUID(),
-    taskName: 'firestore.task',
-    queue: 'default',
-    status: 'queued',
-    createdAt: now,
-    updatedAt: now,
-    eta: now,
-    attempts: 0,
-    executionCount: 0,
-    payloadSize: 1,
-    history: [],
-    version: 1,
-    expiresAt: now + HOUR,
-    ...fields,
-  };
+  return sampleRecord('firestore.task', fields);
 }
 
 /** What a transactional defer hands the hook; with a payload of `payloadBytes` when given. */

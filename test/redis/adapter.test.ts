@@ -11,27 +11,11 @@ import { CloudDeferError } from '../../src/core/errors.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix, whenReady } from './harness.js';
 import { rawTaskKey } from './raw.js';
+import { sampleRecord } from '../helpers/records.js';
 
-const HOUR = 3_600_000;
 
 function record(stores: RedisStores, fields: Partial<TaskRecord> = {}): TaskRecord {
-  const now = Date.now();
-  return {
-    id: stores.state.newTaskId(fields.reference),
-    taskName: 'adapter.task',
-    queue: 'default',
-    status: 'queued',
-    createdAt: now,
-    updatedAt: now,
-    eta: now,
-    attempts: 0,
-    executionCount: 0,
-    payloadSize: 1,
-    history: [],
-    version: 1,
-    expiresAt: now + HOUR,
-    ...fields,
-  };
+  return sampleRecord('adapter.task', fields, stores);
 }
 
 async function unusedPort(): Promise<number> {

@@ -9,11 +9,11 @@ import { redisStores, type RedisStores } from '../../adapters/redis/index.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { StagedDefer } from '../../src/core/stores.js';
 import { describeStoreContract } from '../contract/suite.js';
+import { HOUR, sampleRecord } from '../helpers/records.js';
 import { deleteKeys, openRedisHarness, testPrefix, whenReady } from './harness.js';
 import { startLocalCluster, type LocalCluster } from './local-cluster.js';
 import { rawTaskKey, redisRawBackend } from './raw.js';
 
-const HOUR = 3_600_000;
 
 describe('redis cluster', function () {
   this.timeout(120_000);
@@ -56,23 +56,7 @@ describe('redis cluster', function () {
     });
 
     function newRecord(fields: Partial<TaskRecord>): TaskRecord {
-      const now = Date.now();
-      return {
-        id: stores.state.newTaskId(fields.reference),
-        taskName: 'cluster.task',
-        queue: 'default',
-        status: 'queued',
-        createdAt: now,
-        updatedAt: now,
-        eta: now,
-        attempts: 0,
-        executionCount: 0,
-        payloadSize: 1,
-        history: [],
-        version: 1,
-        expiresAt: now + HOUR,
-        ...fields,
-      };
+      return sampleRecord('cluster.task', fields, stores);
     }
 
     function staged(record: TaskRecord): StagedDefer {
