@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import type { CloudTasksClient } from '@google-cloud/tasks';
 import { firestoreStores, type FirestoreStores } from '../../adapters/firestore/index.js';
-import { CloudDeferError } from '../../src/core/errors.js';
-import type { QueueTransport } from '../../src/core/transport.js';
 import { createEmulatorClient, startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
 import { CloudTasksTransport } from '../../src/queue/cloud-tasks.js';
 import { startApp, type TestApp } from '../helpers/app.js';
 import { firestoreForTests, type FirestoreForTests } from '../emulators/firestore/harness.js';
 import { uniquePrefix } from './harness.js';
+import { cuttingTransport } from '../helpers/transport.js';
 
 const HELD = 'projects/local-project/locations/us-central1/queues/held';
 
@@ -134,31 +133,18 @@ describe('engine on Firestore stores', function () {
   });
 });
 
-/** A transport whose next N enqueues fail, as if the process died right after the commit. */
-function cutting(transport: QueueTransport): QueueTransport & { cutNext: number } {
-  const wrapper = Object.create(transport) as QueueTransport & { cutNext: number };
-  wrapper.cutNext = 0;
-  wrapper.enqueue = async (request) => {
-    if (wrapper.cutNext > 0) {
-      wrapper.cutNext -= 1;
-      throw new CloudDeferError('ENQUEUE_FAILED', 'simulated crash between commit and enqueue');
-    }
-    return transport.enqueue(request);
-  };
-  return wrapper;
-}
 
 describe('outbox sweeper on Firestore (enqueue cut after the commit)', function () {
   let env: FirestoreForTests;
   let emulator: EmulatorHandle;
-  let transport: ReturnType<typeof cutting>;
+  let transport: ReturnType<typeof cuttingTransport>;
   let app: TestApp;
   const runsByN = new Map<number, number>();
 
   before(async function () {
     env = await firestoreForTests();
     emulator = await startEmulator({ port: 0 });
-    transport = cutting(new CloudTasksTransport({ client: createEmulatorClient(emulator), projectId: 'local-project', location: 'us-central1' }));
+    transport = cuttingTransport(new CloudTasksTransport({ client: createEmulatorClient(emulator), projectId: 'local-project', location: 'us-central1' }));
     const serviceAccountEmail = 'tasks@local-project.iam.gserviceaccount.com';
     app = await startApp(
       'express',

@@ -12,12 +12,12 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import { redisStores } from '../../adapters/redis/index.js';
 import { createEmulatorClient, startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
-import type { QueueTransport } from '../../src/core/transport.js';
 import { CloudTasksTransport } from '../../src/queue/cloud-tasks.js';
 import { MAX_HISTORY } from '../../src/core/records.js';
 import { CloudDeferError, type DeferredTask } from '../../src/index.js';
 import { eventually, startApp, type TestApp } from '../helpers/app.js';
 import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from './harness.js';
+import { cuttingTransport } from '../helpers/transport.js';
 
 describe('engine on Redis stores', () => {
   const prefix = testPrefix();
@@ -98,32 +98,19 @@ describe('engine on Redis stores', () => {
   });
 });
 
-/** A transport whose next N enqueues fail, as if the process died right after the commit. */
-function cutting(transport: QueueTransport): QueueTransport & { cutNext: number } {
-  const wrapper = Object.create(transport) as QueueTransport & { cutNext: number };
-  wrapper.cutNext = 0;
-  wrapper.enqueue = async (request) => {
-    if (wrapper.cutNext > 0) {
-      wrapper.cutNext -= 1;
-      throw new CloudDeferError('ENQUEUE_FAILED', 'simulated crash between commit and enqueue');
-    }
-    return transport.enqueue(request);
-  };
-  return wrapper;
-}
 
 describe('outbox sweeper on Redis (enqueue cut after EXEC)', () => {
   const prefix = testPrefix();
   let client: Redis;
   let emulator: EmulatorHandle;
   let app: TestApp;
-  let transport: ReturnType<typeof cutting>;
+  let transport: ReturnType<typeof cuttingTransport>;
   const runsById = new Map<string, number>();
 
   before(async () => {
     client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
     emulator = await startEmulator({ port: 0 });
-    transport = cutting(new CloudTasksTransport({ client: createEmulatorClient(emulator), projectId: 'local-project', location: 'us-central1' }));
+    transport = cuttingTransport(new CloudTasksTransport({ client: createEmulatorClient(emulator), projectId: 'local-project', location: 'us-central1' }));
     const serviceAccountEmail = 'tasks@local-project.iam.gserviceaccount.com';
     app = await startApp(
       'express',
