@@ -42,4 +42,5 @@ async function main(): Promise<void> {
   writeFileSync('bench-results.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2));
 }
 
-void main();
+// Exit when done: a client library may keep a socket or timer open after its bench closed it.
+void main().finally(() => process.exit());
