@@ -132,6 +132,8 @@ export class TaskHandler {
 
 /** Collects a request body into bytes, refusing more than `limit` (events, not an async iterator: cheaper per request). */
 export function readStream(stream: Readable, limit: number): Promise<Uint8Array> {
+  // A body parser mounted earlier may have consumed it already: nothing more will arrive.
+  if (stream.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
