@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { encodeEnvelope, type Codec } from './codec.js';
 import { CloudDeferError, DuplicateTaskError } from './errors.js';
 import type { Logger } from './logger.js';
-import { isFinished, type TaskRecord, type TaskStatus } from './records.js';
+import { isFinished, PENDING_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
 import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction } from './registry.js';
 import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.js';
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
@@ -481,7 +481,7 @@ export class DeferredEngine {
   /** Cancel a task that has not run yet: it is acknowledged without running when delivered. */
   async cancel(id: string): Promise<TaskRecord | undefined> {
     const record = await this.calls.call(() =>
-      this.options.stores.state.transition(id, ['queued', 'retrying'], 'cancelled', {}, this.options.now()),
+      this.options.stores.state.transition(id, PENDING_STATUSES, 'cancelled', {}, this.options.now()),
     );
     if (record) {
       if (record.payloadRef) await this.calls.bestEffort(() => this.options.stores.payloads.delete(record.id));
@@ -523,13 +523,13 @@ export class DeferredEngine {
     const transport = await this.options.transport();
     await transport.purgeQueue(queue);
     let marked = 0;
-    for (const status of ['queued', 'retrying'] as const) {
+    for (const status of PENDING_STATUSES) {
       let cursor: string | undefined;
       do {
         const page = await this.listTasks({ queue, status, limit: 500, ...(cursor ? { cursor } : {}) });
         for (const record of page.records) {
           const purged = await this.calls.call(() =>
-            this.options.stores.state.transition(record.id, ['queued', 'retrying'], 'cancelled', { lastError: { message: 'Purged from the queue', code: 'PURGED' } }, this.options.now()),
+            this.options.stores.state.transition(record.id, PENDING_STATUSES, 'cancelled', { lastError: { message: 'Purged from the queue', code: 'PURGED' } }, this.options.now()),
           );
           if (purged) {
             marked += 1;

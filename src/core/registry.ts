@@ -57,8 +57,4 @@ export class TaskRegistry {
       `Cannot defer ${what}: it is not a registered task. Register it first with deferred.task('name', fn) and defer the returned handle (or the same function).`,
     );
   }
-
-  names(): string[] {
-    return [...this.byName.keys()];
-  }
 }
