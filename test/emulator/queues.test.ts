@@ -219,14 +219,6 @@ describe('emulator: queues', () => {
     assert.equal(again.name, name);
   });
 
-  it('answers UNIMPLEMENTED for the IAM methods', async () => {
-    const resource = queuePath(uniqueQueueId());
-    await ctx.client.createQueue({ parent: PARENT, queue: { name: resource } });
-    await assertGrpcError(ctx.client.getIamPolicy({ resource }), status.UNIMPLEMENTED);
-    await assertGrpcError(ctx.client.setIamPolicy({ resource, policy: {} }), status.UNIMPLEMENTED);
-    await assertGrpcError(ctx.client.testIamPermissions({ resource, permissions: ['cloudtasks.tasks.create'] }), status.UNIMPLEMENTED);
-  });
-
   it('answers the Locations mixin with the locations in use', async () => {
     const locations = await collect(ctx.client.listLocationsAsync({ name: 'projects/test-project' }, { autoPaginate: false }));
     assert.ok(locations.some((l) => l.locationId === 'us-central1'));
