@@ -152,7 +152,16 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       });
 
       it('is not mounted outside the embedded default unless an authorize hook is given', async () => {
-        const app = await startOpenApp(framework, { mode: 'emulator', queues: [{ name: 'secret-queue' }] }, false);
+        const app = await startOpenApp(
+          framework,
+          {
+            mode: 'emulator',
+            queues: [{ name: 'secret-queue' }],
+            // Never fetched: the engine is not started.
+            auth: { mode: 'oidc', serviceAccountEmail: 'tasks@local-project.iam.gserviceaccount.com', jwks: 'http://127.0.0.1:9/oauth2/v3/certs' },
+          },
+          false,
+        );
         try {
           assert.equal(app.deferred.consoleHandler, undefined);
           await assertNotServed(app.baseUrl);

@@ -8,7 +8,7 @@ import { recordingLogger } from '../helpers/app.js';
 describe('task handler behind a body parser', () => {
   it('answers (does not hang) when express.json() already consumed a body that is no envelope', async () => {
     const logger = recordingLogger();
-    const deferred = createDeferred({ logger, auth: { mode: 'none' }, target: { url: 'http://127.0.0.1:9/x' } });
+    const deferred = createDeferred({ logger, mode: 'embedded', auth: { mode: 'none' }, target: { url: 'http://127.0.0.1:9/x' } });
     const app = express();
     app.use(express.json());
     app.use(deferredMiddleware(deferred));
