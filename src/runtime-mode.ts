@@ -106,6 +106,6 @@ export function defaultAuth(inputs: DefaultAuthInputs, env: NodeJS.ProcessEnv = 
   if (inputs.serviceAccountEmail) return { mode: 'oidc', serviceAccountEmail: inputs.serviceAccountEmail };
   throw unsafe(
     'Refusing to start: nothing says how to check that a request comes from Cloud Tasks. ' +
-      "Set target: { url, serviceAccountEmail } (Cloud Tasks signs an OIDC token for that account), run on App Engine with target: { appEngine: {} }, or pass auth explicitly.",
+      "Set target: { url, serviceAccountEmail } (Cloud Tasks signs an OIDC token for that account) or auth: { mode: 'oidc', serviceAccountEmail }, or run on App Engine with target: { appEngine: {} }.",
   );
 }
