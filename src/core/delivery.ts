@@ -110,6 +110,10 @@ export class DeliveryRunner {
       return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
     }
     if (lease.kind === 'missing') {
+      if (envelope.payloadRef !== undefined && envelope.payloadRef !== envelope.id) {
+        logger.error('refused a delivery with no record whose envelope names another task\'s payload; not run', { taskId: envelope.id });
+        return { kind: 'refused', taskId: envelope.id, reason: 'ENVELOPE_MISMATCH' };
+      }
       if (delivery.verified) return { kind: 'unavailable', reason: 'record vanished during acquisition' };
       logger.warn('refused a delivery for a task with no record: only a verified Cloud Tasks delivery may rebuild one', { taskId: envelope.id });
       return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
@@ -210,7 +214,8 @@ export class DeliveryRunner {
       this.options.acquireRetryMs ?? 10_000,
       () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
     );
-    if (lease.kind !== 'missing' || !delivery.verified) return lease;
+    // The engine stores a payload under its task's own id: an envelope naming another task's cannot rebuild a record.
+    if (lease.kind !== 'missing' || !delivery.verified || (payloadRef !== undefined && payloadRef !== id)) return lease;
     // No record (expired, or the store was wiped) on a verified delivery: rebuild it from the envelope so the run is still guarded.
     const eta = delivery.eta ?? now;
     await this.calls.call(() =>
