@@ -356,6 +356,12 @@ for (const [label, start] of MODES) {
         }
       }
 
+      // The sweep path (Cloud Scheduler) is guarded the same way.
+      for (const attempt of attempts.slice(45)) {
+        const answer = await post({ ...attempt.target, path: '/_ah/deferred/sweep' }, attempt.headers, '');
+        assert.ok(answer.status === 401 || answer.status === 403, `sweep, ${attempt.what}: answered ${answer.status}`);
+      }
+
       assert.deepEqual(runs, [], 'nothing ran');
       const after = await snapshot(mode.deferred);
       assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no record created or removed');
