@@ -413,13 +413,10 @@ export class Deferred {
       return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'emulator' });
     }
     const url = this.currentUrl()!;
-    const emulator = await startEmulator({
-      port: 0,
-      projectId,
-      location,
-      appEngineBaseUrl: new URL(url).origin,
-      ...(options.emulator ?? {}),
-    });
+    const emulatorOptions = { port: 0, projectId, location, appEngineBaseUrl: new URL(url).origin, ...(options.emulator ?? {}) };
+    // On its own thread unless a test drives it with a manual clock, which must live on this one.
+    const { canRunOnWorker, startEmulatorWorker } = require('./emulator/worker-thread.js') as typeof import('./emulator/worker-thread.js');
+    const emulator = canRunOnWorker(emulatorOptions) ? await startEmulatorWorker(emulatorOptions) : await startEmulator(emulatorOptions);
     this.embeddedEmulator = emulator;
     const client = createEmulatorClient(emulator);
     this.logger.info(
