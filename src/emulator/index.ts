@@ -106,7 +106,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     get pemCerts() {
       return signer.pemCerts;
     },
-    rotateSigningKey: () => signer.rotate(),
+    rotateSigningKey: async () => signer.rotate(),
     issuer: GOOGLE_ISSUER,
     clock,
     idle: () => engine.idle(),

@@ -13,12 +13,13 @@ const WORKER_KEY = 'cloudDeferEmulatorWorker';
 /** What the worker may be given: EmulatorOptions without a clock object or a logger. */
 export type WorkerEmulatorOptions = Omit<EmulatorOptions, 'clock' | 'logger'> & { clock?: 'real' };
 
-type ToWorker = { kind: 'idle'; id: number } | { kind: 'stop'; id: number };
+type ToWorker = { kind: 'idle'; id: number } | { kind: 'stop'; id: number } | { kind: 'rotate'; id: number };
+type SigningKeys = Pick<EmulatorHandle, 'jwks' | 'pemCerts'>;
 type FromWorker =
-  | { kind: 'ready'; handle: Omit<EmulatorHandle, 'clock' | 'idle' | 'stop'> }
+  | { kind: 'ready'; handle: Omit<EmulatorHandle, 'clock' | 'idle' | 'stop' | 'rotateSigningKey'> }
   | { kind: 'failed'; message: string; code?: string }
   | { kind: 'log'; level: LogLevel; message: string }
-  | { kind: 'done'; id: number };
+  | { kind: 'done'; id: number; keys?: SigningKeys };
 
 /** True when these options can be honoured on a worker thread (a real clock; logs are forwarded). */
 export function canRunOnWorker(options: EmulatorOptions): boolean {
@@ -36,7 +37,7 @@ export async function startEmulatorWorker(options: EmulatorOptions = {}): Promis
   const { logger, clock: _clock, ...data } = options;
   const levels = LEVELS.filter((level) => typeof logger?.[level] === 'function');
   const worker = new Worker(__filename, { workerData: { [WORKER_KEY]: { options: data, levels } } });
-  const pending = new Map<number, () => void>();
+  const pending = new Map<number, (keys?: SigningKeys) => void>();
   let nextId = 0;
   let exited = false;
   const ready = new Promise<FromWorker & { kind: 'ready' }>((resolve, reject) => {
@@ -45,7 +46,7 @@ export async function startEmulatorWorker(options: EmulatorOptions = {}): Promis
       else if (message.kind === 'failed') reject(Object.assign(new Error(message.message), message.code ? { code: message.code } : {}));
       else if (message.kind === 'log') logger?.[message.level]?.(message.message);
       else if (message.kind === 'done') {
-        pending.get(message.id)?.();
+        pending.get(message.id)?.(message.keys);
         pending.delete(message.id);
       }
     });
@@ -57,20 +58,31 @@ export async function startEmulatorWorker(options: EmulatorOptions = {}): Promis
       reject(new Error(`the emulator worker exited with code ${code} before it started`));
     });
   });
-  const ask = (kind: ToWorker['kind']): Promise<void> => {
-    if (exited) return Promise.resolve();
+  const ask = (kind: ToWorker['kind']): Promise<SigningKeys | undefined> => {
+    if (exited) return Promise.resolve(undefined);
     const id = nextId++;
-    return new Promise<void>((resolve) => {
+    return new Promise<SigningKeys | undefined>((resolve) => {
       pending.set(id, resolve);
       worker.postMessage({ kind, id } satisfies ToWorker);
     });
   };
   const { handle } = await ready;
   let stopping: Promise<void> | undefined;
+  // The signing key lives in the worker: after a rotation it sends the new public keys back.
+  let keys: SigningKeys = { jwks: handle.jwks, pemCerts: handle.pemCerts };
   return {
     ...handle,
+    get jwks() {
+      return keys.jwks;
+    },
+    get pemCerts() {
+      return keys.pemCerts;
+    },
     clock: new RealClock(),
-    idle: () => ask('idle'),
+    idle: async () => void (await ask('idle')),
+    rotateSigningKey: async () => {
+      keys = (await ask('rotate')) ?? keys;
+    },
     stop: () => {
       stopping ??= (async () => {
         await ask('stop');
@@ -97,9 +109,13 @@ async function runWorker(): Promise<void> {
     port.postMessage({ kind: 'failed', message: error instanceof Error ? error.message : String(error), ...(typeof code === 'string' ? { code } : {}) } satisfies FromWorker);
     return;
   }
-  const { clock: _clock, idle: _idle, stop: _stop, ...handle } = emulator;
+  const { clock: _clock, idle: _idle, stop: _stop, rotateSigningKey: _rotate, ...handle } = emulator;
   port.postMessage({ kind: 'ready', handle } satisfies FromWorker);
   port.on('message', (message: ToWorker) => {
+    if (message.kind === 'rotate') {
+      void emulator.rotateSigningKey().then(() => port.postMessage({ kind: 'done', id: message.id, keys: { jwks: emulator.jwks, pemCerts: emulator.pemCerts } } satisfies FromWorker));
+      return;
+    }
     const work = message.kind === 'idle' ? emulator.idle() : emulator.stop();
     void work.finally(() => port.postMessage({ kind: 'done', id: message.id } satisfies FromWorker));
   });

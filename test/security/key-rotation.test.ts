@@ -70,7 +70,7 @@ describe('key sets refresh on rotation', function () {
       assert.equal(jwks.count(), 1, 'fetched once at start-up');
       assert.equal((await (await deferred.defer('count', [])).wait()).status, 'succeeded');
       assert.equal(jwks.count(), 1, 'a known key id needs no fetch');
-      emulator.rotateSigningKey();
+      await emulator.rotateSigningKey();
       const info = await deferred.defer('count', []);
       const record = await info.wait({ timeoutMs: 20_000 });
       assert.equal(record.status, 'succeeded');
@@ -130,7 +130,7 @@ describe('key sets refresh on rotation', function () {
     try {
       assert.equal((await (await app.deferred.defer('count', [])).wait()).status, 'succeeded');
       const firstKid = app.deferred.emulator!.jwks.keys[0]!.kid;
-      app.deferred.emulator!.rotateSigningKey();
+      await app.deferred.emulator!.rotateSigningKey();
       assert.notEqual(app.deferred.emulator!.jwks.keys[0]!.kid, firstKid);
       const record = await (await app.deferred.defer('count', [])).wait({ timeoutMs: 20_000 });
       assert.equal(record.status, 'succeeded');
