@@ -70,7 +70,7 @@ function declaredTooLarge(headers: HeaderBag, limit: number): boolean {
 }
 
 /** Reads the delivery headers of either target kind. */
-export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified = true): Delivery {
+export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boolean): Delivery {
   const appEngine = header(headers, 'x-appengine-taskname') !== undefined && header(headers, 'x-cloudtasks-taskname') === undefined;
   const prefix = appEngine ? 'x-appengine-' : 'x-cloudtasks-';
   const etaSeconds = Number(header(headers, `${prefix}tasketa`));
@@ -128,7 +128,12 @@ export class TaskHandler {
       settings.logger.warn('refused a task request for another host (the embedded default serves this machine only)', { path: request.path, host: header(request.headers, 'host') });
       return refusal(403, 'Forbidden');
     }
-    const auth = await settings.authenticator.authenticate(request);
+    // A check that throws refuses: an unproved request never reaches the engine.
+    const auth = await settings.authenticator.authenticate(request).catch((err: unknown) => ({
+      ok: false as const,
+      status: 403 as const,
+      reason: `authentication failed: ${err instanceof Error ? err.message : String(err)}`,
+    }));
     if (!auth.ok) {
       settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason });
       return refusal(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
