@@ -328,7 +328,7 @@ export class Deferred {
   private hostAllowed(hostHeader: string | undefined): boolean {
     const allowed = [...(this.options.allowedHosts ?? [])];
     const url = this.currentUrl();
-    if (url) allowed.push(new URL(url).host);
+    if (url && URL.canParse(url)) allowed.push(new URL(url).host);
     return isAllowedHost(hostHeader, allowed);
   }
 
