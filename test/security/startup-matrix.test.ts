@@ -63,6 +63,9 @@ const ROWS: Row[] = [
   { config: "mode: 'embedded' + auth { mode: 'none' }", options: { mode: 'embedded', auth: { mode: 'none' } }, expect: { ...everywhere(U), developer: 'embedded' } },
   { config: "auth { mode: 'none' } (auto)", options: { auth: { mode: 'none' } }, expect: everywhere(U) },
   { config: 'CLOUD_TASKS_EMULATOR_HOST + _JWKS_URI (auto)', options: {}, env: EMULATOR, expect: { ...everywhere('emulator'), K_SERVICE: U, GAE_ENV: U } },
+  { config: "mode: 'emulator' + CLOUD_TASKS_EMULATOR_HOST + _JWKS_URI", options: { mode: 'emulator' }, env: EMULATOR, expect: { ...everywhere('emulator'), K_SERVICE: U, GAE_ENV: U } },
+  { config: "mode: 'emulator' without _JWKS_URI", options: { mode: 'emulator' }, env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST }, expect: everywhere(U) },
+  { config: "mode: 'embedded' with CLOUD_TASKS_EMULATOR_HOST set", options: { mode: 'embedded' }, env: EMULATOR, expect: everywhere('embedded') },
   { config: 'CLOUD_TASKS_EMULATOR_HOST without _JWKS_URI (auto)', options: {}, env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST }, expect: everywhere(U) },
 ];
 
