@@ -137,10 +137,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     port,
     address,
     restUrl: `http://${address}`,
-    jwks: signer.jwks,
+    get jwks() {
+      return signer.jwks;
+    },
     jwksUri: `${jwksServer.baseUrl}${JWKS_PATH}`,
     pemCertsUri: `${jwksServer.baseUrl}${PEM_CERTS_PATH}`,
-    pemCerts: signer.pemCerts,
+    get pemCerts() {
+      return signer.pemCerts;
+    },
+    rotateSigningKey: async () => signer.rotate(),
     issuer: GOOGLE_ISSUER,
     clock,
     idle: () => engine.idle(),
