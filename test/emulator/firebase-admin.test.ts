@@ -12,6 +12,7 @@ import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getFunctions } from 'firebase-admin/functions';
 import { OAuth2Client } from 'google-auth-library';
 import { createEmulatorClient, ManualClock, startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
+import { canRunOnWorker } from '../../src/emulator/worker-thread.js';
 import { assertGrpcError } from './helpers.js';
 
 const PROJECT = 'firebase-project';
@@ -134,6 +135,13 @@ describe('emulator: firebase-admin task queues', () => {
     await clock.advance(120_000);
     await emulator.idle();
     assert.equal(delivered.length, before, 'a deleted task never runs');
+  });
+
+  it('keeps an emulator with function options on the app thread (functions cannot cross to a worker)', () => {
+    assert.equal(canRunOnWorker({ functionUrlBase: `${baseUrl}/functions` }), true);
+    assert.equal(canRunOnWorker({ functionUrlBase: (q) => `${baseUrl}/${q.queueId}` }), false);
+    assert.equal(canRunOnWorker({ deniedPermissions: () => true }), false);
+    assert.equal(canRunOnWorker({ deniedPermissions: ['cloudtasks.tasks.create'] }), true);
   });
 
   it('accepts every taskQueue() name form and an explicit uri', async () => {
