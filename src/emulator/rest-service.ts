@@ -223,12 +223,17 @@ export class RestService {
   private handle(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const numericEnums = /enum-encoding=int/.test(url.searchParams.get('$alt') ?? url.searchParams.get('alt') ?? '');
-    let path = decodeURI(url.pathname);
-    // firebase-admin talks to CLOUD_TASKS_EMULATOR_HOST without the version prefix.
-    const firebase = path.startsWith('/projects/');
-    if (firebase) path = `/v2${path}`;
     const method = (req.method ?? 'GET').toUpperCase();
     try {
+      let path: string;
+      try {
+        path = decodeURI(url.pathname);
+      } catch {
+        throw invalidArgument(`The path ${url.pathname} is not valid percent-encoding.`);
+      }
+      // firebase-admin talks to CLOUD_TASKS_EMULATOR_HOST without the version prefix.
+      const firebase = path.startsWith('/projects/');
+      if (firebase) path = `/v2${path}`;
       let match: RegExpExecArray | null = null;
       const route = this.routes.find((r) => r.httpMethod === method && (match = r.pattern.exec(path)) !== null);
       if (!route || !match) {

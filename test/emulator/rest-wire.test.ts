@@ -103,6 +103,8 @@ describe('emulator: REST on the gRPC port', () => {
     assert.deepEqual([bad.status, (bad.json['error'] as Record<string, unknown>)['status']], [400, 'INVALID_ARGUMENT']);
     const notJson = await fetch(`${emulator.restUrl}/v2/${name}/tasks`, { method: 'POST', body: '{oops' });
     assert.equal(notJson.status, 400);
+    const badPath = await fetch(`${emulator.restUrl}/v2/projects/%E0%A4%A/locations`);
+    assert.equal(badPath.status, 400, 'a malformed path is refused, the server stays up');
     const unknown = await call('GET', '/v2/nothing/here');
     assert.equal(unknown.status, 404);
     assert.equal((unknown.json['error'] as Record<string, unknown>)['status'], 'NOT_FOUND');
