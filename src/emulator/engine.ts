@@ -92,7 +92,16 @@ export class CloudTasksEngine {
   // ---- queues ----------------------------------------------------------------------------------
 
   createQueue(parent: string | undefined, message: QueueMessage | null | undefined): QueueMessage {
-    const location = parseLocationName(parent);
+    let location: LocationName;
+    try {
+      location = parseLocationName(parent);
+    } catch {
+      // Recorded: Cloud Tasks answers a malformed parent as a resource the caller may not use.
+      throw new ApiError(
+        status.PERMISSION_DENIED,
+        `The principal (user or service account) lacks IAM permission "cloudtasks.queues.create" for the resource "${parent ?? ''}" (or the resource may not exist).`,
+      );
+    }
     if (!message) throw invalidArgument('Queue is required.');
     const name = parseQueueName(message.name);
     if (name.project !== location.project || name.location !== location.location) {

@@ -102,10 +102,11 @@ describe('emulator: queues', () => {
       });
     }
 
-    it('refuses a malformed parent', async () => {
+    it('refuses a malformed parent with PERMISSION_DENIED, as recorded from Cloud Tasks', async () => {
       await assertGrpcError(
         ctx.client.createQueue({ parent: 'projects/test-project', queue: { name: queuePath(uniqueQueueId()) } }),
-        status.INVALID_ARGUMENT,
+        status.PERMISSION_DENIED,
+        /cloudtasks\.queues\.create.*projects\/test-project/,
       );
     });
 
