@@ -13,9 +13,9 @@ export interface EmulatorLogger {
 }
 
 export interface EmulatorOptions {
-  /** Interface the gRPC server (and the JWKS server) listen on. Default 127.0.0.1. */
+  /** Interface the emulator (gRPC and REST) and its JWKS server listen on. Default 127.0.0.1. */
   host?: string;
-  /** gRPC port; 0 (default) picks a free one. */
+  /** The one port for gRPC and REST; 0 (default) picks a free one. */
   port?: number;
   /** Default project, used in log lines and as ListLocations' answer. Default "local-project". */
   projectId?: string;
