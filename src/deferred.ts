@@ -15,7 +15,11 @@ import {
   type TaskInfo,
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
-import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
+import type { Logger } from './core/logger.js';
+import { resolveLogger, type LoggerOption } from './logging/adapt.js';
+import { openTelemetry } from './otel/index.js';
+import type { TaskTelemetry } from './core/telemetry.js';
+import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
@@ -83,7 +87,17 @@ export interface CreateDeferredOptions {
   storeRetry?: { acquireMs?: number; settleMs?: number };
   /** Largest request body the handler reads. Default 1.5 MiB. */
   maxBodyBytes?: number;
-  logger?: Logger | false;
+  /**
+   * console, winston, pino (recognised; or wrap any `(fields, message)` logger with fieldsFirst()),
+   * 'cloud-logging' (JSON lines for Cloud Logging), 'console', or false. Default: 'cloud-logging'
+   * on Cloud Run, App Engine and GKE (K_SERVICE, GAE_ENV, KUBERNETES_SERVICE_HOST), else console.
+   */
+  logger?: LoggerOption;
+  /**
+   * Spans from defer to run and task metrics through @opentelemetry/api when it is installed
+   * (default 'auto'); your own hooks; or false for none.
+   */
+  telemetry?: 'auto' | false | TaskTelemetry;
   codec?: Codec;
   /** Iteration sources (Redis sorted sets, Datastore queries, ...) the shards of deferIteration may read. */
   sources?: IterationSource[];
@@ -120,7 +134,8 @@ export class Deferred {
 
   constructor(options: CreateDeferredOptions = {}) {
     this.options = options;
-    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.logger = resolveLogger(options.logger, { projectId: () => this.projectId() });
+    const telemetry = options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
     this.resolvedMode = this.pickMode();
     const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
@@ -148,6 +163,7 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      ...(telemetry ? { telemetry } : {}),
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);
@@ -192,6 +208,15 @@ export class Deferred {
     options?: DeferOptions,
   ): Promise<TaskInfo> {
     return this.engine.defer(task, args, options);
+  }
+
+  /** Defer one task for each item (its arguments, or { args, options }); one result per item, in order. */
+  deferMany<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    items: readonly DeferManyItem<A>[],
+    options?: DeferManyOptions,
+  ): Promise<DeferManyResult[]> {
+    return this.engine.deferMany(task, items, options);
   }
 
   getTask(id: string): Promise<TaskRecord | undefined> {
