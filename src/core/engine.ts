@@ -208,7 +208,7 @@ export class DeferredEngine {
    * again under its deterministic Cloud Tasks name instead of failing, so a retried caller can
    * finish a defer it started; the execution guard keeps it to one run.
    */
-  deferWith<A extends unknown[]>(
+  async deferWith<A extends unknown[]>(
     task: DeferredTask<A> | ((...args: A) => unknown) | string,
     args: A,
     options: DeferOptions,
