@@ -11,7 +11,7 @@ import type { EnqueueRequest, QueueTransport } from './transport.js';
 export interface DeferManyOptions extends DeferOptions {
   /** Defers in flight at once. Default 16. */
   concurrency?: number;
-  /** Extra enqueue attempts per item on a transient error (UNAVAILABLE, DEADLINE_EXCEEDED, ...). Default 3. */
+  /** Extra enqueue attempts per item on a transient error (UNAVAILABLE, DEADLINE_EXCEEDED, ...). Default 5. */
   retries?: number;
   /** Wait before the first retry, doubled for each next one. Default 200 ms. */
   retryDelayMs?: number;
@@ -29,12 +29,16 @@ export interface EnqueueRetry {
   delayMs: number;
 }
 
-type DeferWith = <A extends unknown[]>(
-  task: DeferredTask<A> | ((...args: A) => unknown) | string,
-  args: A,
-  options: DeferOptions,
-  internal: InternalDeferOptions,
-) => Promise<TaskInfo>;
+/** The part of the engine deferMany drives. */
+export interface BulkDeferrer {
+  deferWith<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    args: A,
+    options: DeferOptions,
+    internal: InternalDeferOptions,
+  ): Promise<TaskInfo>;
+  readonly registry: { resolve(ref: unknown): unknown };
+}
 
 // gRPC codes worth another try: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE.
 const TRANSIENT_GRPC_CODES = new Set([4, 8, 10, 13, 14]);
@@ -72,15 +76,17 @@ function itemOf<A extends unknown[]>(item: DeferManyItem<A>, index: number): { a
 }
 
 export async function deferMany<A extends unknown[]>(
-  deferWith: DeferWith,
+  engine: BulkDeferrer,
   task: DeferredTask<A> | ((...args: A) => unknown) | string,
   items: readonly DeferManyItem<A>[],
   options: DeferManyOptions = {},
 ): Promise<DeferManyResult[]> {
-  const { concurrency = 16, retries = 3, retryDelayMs = 200, ...shared } = options;
+  const { concurrency = 16, retries = 5, retryDelayMs = 200, ...shared } = options;
   if (!Array.isArray(items)) throw new CloudDeferError('INVALID_OPTION', 'deferMany(task, items) needs the items as an array.');
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new CloudDeferError('INVALID_OPTION', 'concurrency must be a whole number >= 1.');
   if (!Number.isInteger(retries) || retries < 0) throw new CloudDeferError('INVALID_OPTION', 'retries must be a whole number >= 0.');
+  // An unregistered task fails the call, not each item.
+  engine.registry.resolve(task);
   const retry: EnqueueRetry = { retries, delayMs: retryDelayMs };
   const results = new Array<DeferManyResult>(items.length);
   let next = 0;
@@ -89,7 +95,7 @@ export async function deferMany<A extends unknown[]>(
       const index = next++;
       try {
         const { args, options: own } = itemOf(items[index]!, index);
-        const info = await deferWith(task, args, own ? { ...shared, ...own } : shared, { enqueueRetry: retry });
+        const info = await engine.deferWith(task, args, own ? { ...shared, ...own } : shared, { enqueueRetry: retry });
         results[index] = { ok: true, index, task: info };
       } catch (err) {
         results[index] = { ok: false, index, error: err instanceof Error ? err : new Error(String(err)) };

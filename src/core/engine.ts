@@ -199,7 +199,7 @@ export class DeferredEngine {
     items: readonly DeferManyItem<A>[],
     options?: DeferManyOptions,
   ): Promise<DeferManyResult[]> {
-    return deferMany((t, a, o, i) => this.deferWith(t, a, o, i), task, items, options);
+    return deferMany(this, task, items, options);
   }
 
   /**
