@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { Readable } from 'node:stream';
 import { header, type HeaderBag, type TaskAuthenticator } from './auth.js';
 import { TRACE_HEADERS } from '../core/telemetry.js';
-import { traceOf } from '../logging/trace-header.js';
+import { traceLogFields, traceOf } from '../logging/trace-header.js';
 
 export interface NeutralRequest {
   method: string;
@@ -117,7 +117,7 @@ export class TaskHandler {
     if (request.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
     const auth = await settings.authenticator.authenticate(request);
     if (!auth.ok) {
-      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason });
+      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason, ...traceLogFields(request.headers) });
       return text(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
     }
     if (request.path === settings.sweepPath) {

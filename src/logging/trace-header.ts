@@ -38,3 +38,10 @@ export function traceOf(headers: Record<string, string | string[] | undefined>):
 export function cloudTraceContext(traceId: string, spanId: string, sampled: boolean): string {
   return `${traceId}/${BigInt(`0x${spanId}`).toString(10)};o=${sampled ? 1 : 0}`;
 }
+
+/** The log fields for a request's trace (the Cloud Logging logger turns them into its trace fields). */
+export function traceLogFields(headers: Record<string, string | string[] | undefined>): { traceId?: string; spanId?: string; traceSampled?: boolean } {
+  const trace = traceOf(headers);
+  if (!trace) return {};
+  return { traceId: trace.traceId, ...(trace.spanId ? { spanId: trace.spanId } : {}), ...(trace.sampled !== undefined ? { traceSampled: trace.sampled } : {}) };
+}
