@@ -20,6 +20,7 @@ import { resolveLogger, type LoggerOption } from './logging/adapt.js';
 import { openTelemetry } from './otel/index.js';
 import type { TaskTelemetry } from './core/telemetry.js';
 import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
+import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
@@ -302,6 +303,50 @@ export class Deferred {
 
   listIterations(query: { cursor?: string; limit?: number } = {}): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
     return this.engine.stores.iterations?.listIterations(query) ?? Promise.resolve({ records: [] });
+  }
+
+  /**
+   * Check the deployment without changing it: queues and their settings, IAM on the queues, the
+   * OIDC service account, target URL and audience, deadlines, the store. See docs/deploy.md.
+   */
+  doctor(options?: DoctorOptions): Promise<DoctorReport> {
+    const { options: config } = this;
+    return runDoctor(
+      {
+        mode: this.resolvedMode,
+        ...(this.projectId() ? { projectId: this.projectId()! } : {}),
+        location: config.location ?? process.env.CLOUD_TASKS_LOCATION ?? 'us-central1',
+        queueConfigs: config.queues ?? [],
+        queuesUsed: this.engine.queues(),
+        target: () => this.engineTarget(),
+        auth: this.authOptions(),
+        handlerPath: this.handlerPath,
+        leaseMs: config.leaseMs ?? 630_000,
+        stores: this.stores,
+        client: () => this.doctorClient(),
+        ...(config.transport ? { customTransport: config.transport } : {}),
+      },
+      options,
+    );
+  }
+
+  /** A Cloud Tasks client for doctor that, unlike ready(), creates no queue (except the embedded emulator's). */
+  private async doctorClient(): Promise<{ client: CloudTasksClient; projectId: string; close: boolean } | undefined> {
+    const { CloudTasksClient } = require('@google-cloud/tasks') as typeof import('@google-cloud/tasks');
+    const { createEmulatorClient } = require('./emulator/index.js') as typeof import('./emulator/index.js');
+    switch (this.resolvedMode) {
+      case 'custom':
+        return undefined;
+      case 'cloud': {
+        const client = this.options.client ?? new CloudTasksClient();
+        return { client, projectId: this.projectId() ?? (await client.getProjectId()), close: !this.options.client };
+      }
+      case 'emulator':
+        return { client: createEmulatorClient(process.env.CLOUD_TASKS_EMULATOR_HOST ?? ''), projectId: this.projectId() ?? 'local-project', close: true };
+      case 'embedded':
+        await this.ready();
+        return { client: createEmulatorClient(this.embeddedEmulator!), projectId: this.projectId() ?? 'local-project', close: true };
+    }
   }
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */

@@ -33,3 +33,5 @@ export { openTelemetry } from './otel/index.js';
 export type { OpenTelemetryOptions } from './otel/index.js';
 export type { TaskTelemetry, TaskLabels, RunLabels, RunOutcome, DeliveryTrace } from './core/telemetry.js';
 export type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
+export { formatReport } from './doctor.js';
+export type { DoctorOptions, DoctorReport, DoctorCheck, CheckStatus, RedisInfoClient } from './doctor.js';
