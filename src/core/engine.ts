@@ -364,7 +364,8 @@ export class DeferredEngine {
       if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) {
         this.options.logger.error('enqueue after commit failed; sweepOutbox() will retry it', {
           taskId: entry.taskId,
-          error: errorInfo(err).message,
+          queue: entry.request.queue,
+          error: errorInfo(err),
         });
         return;
       }
