@@ -26,11 +26,15 @@ export async function startDoctorEmulator(): Promise<DoctorEmulator> {
   const parent = `projects/${PROJECT}/locations/${LOCATION}`;
   await client.createQueue({ parent, queue: { name: `${parent}/queues/mail`, rateLimits: { maxDispatchesPerSecond: 5 }, retryConfig: { maxAttempts: 3 } } });
   await client.createQueue({ parent, queue: { name: `${parent}/queues/default` } });
-  const saved = process.env.CLOUD_TASKS_EMULATOR_HOST;
+  // As `npx cloud-defer emulator` prints them (the CLI's child processes inherit them).
+  const saved = { host: process.env.CLOUD_TASKS_EMULATOR_HOST, jwks: process.env.CLOUD_TASKS_EMULATOR_JWKS_URI };
   process.env.CLOUD_TASKS_EMULATOR_HOST = emulator.address;
+  process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = emulator.jwksUri;
   const restoreEnv = (): void => {
-    if (saved === undefined) delete process.env.CLOUD_TASKS_EMULATOR_HOST;
-    else process.env.CLOUD_TASKS_EMULATOR_HOST = saved;
+    for (const [name, value] of [['CLOUD_TASKS_EMULATOR_HOST', saved.host], ['CLOUD_TASKS_EMULATOR_JWKS_URI', saved.jwks]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   };
   return {
     emulator,
