@@ -20,8 +20,8 @@ export interface DoctorEmulator {
 }
 
 /** An emulator that CLOUD_TASKS_EMULATOR_HOST points at, holding `mail` (5/s, 3 attempts) and `default`. */
-export async function startDoctorEmulator(): Promise<DoctorEmulator> {
-  const emulator = await startEmulator({ port: 0 });
+export async function startDoctorEmulator(emulatorOptions: object = {}): Promise<DoctorEmulator> {
+  const emulator = await startEmulator({ port: 0, ...emulatorOptions });
   const client = createEmulatorClient(emulator);
   const parent = `projects/${PROJECT}/locations/${LOCATION}`;
   await client.createQueue({ parent, queue: { name: `${parent}/queues/mail`, rateLimits: { maxDispatchesPerSecond: 5 }, retryConfig: { maxAttempts: 3 } } });
