@@ -61,7 +61,7 @@ describe('doctor: a denied permission (needs the emulator\'s deniedPermissions o
       assert.equal(mail.status, 'fail', mail.detail);
       assert.match(mail.detail, /the caller lacks cloudtasks\.queues\.update on queue mail/);
       assert.match(mail.fix!, /--role=roles\/cloudtasks\.queueAdmin/);
-      assert.doesNotMatch(mail.fix!, /roles\/cloudtasks\.enqueuer/, 'tasks.create was granted');
+      assert.doesNotMatch(mail.fix!, /--role=roles\/cloudtasks\.enqueuer/, 'tasks.create was granted');
       assert.equal(check(report, 'iam.queue:default').status, 'pass');
     } finally {
       await deferred.close();
