@@ -231,6 +231,11 @@ class Doctor {
   private async checkQueuePermissions(client: CloudTasksClient, projectId: string, existing: Set<string>): Promise<void> {
     const { location } = this.context;
     const managed = new Set(this.context.queueConfigs.map((q) => q.name));
+    for (const queue of new Set([...this.context.queuesUsed, ...managed])) {
+      if (!existing.has(queue)) {
+        this.add({ id: `iam.queue:${queue}`, status: 'unchecked', detail: `permissions on queue ${queue} could not be checked: the queue could not be read`, fix: 'Fix the queue check above first.' });
+      }
+    }
     for (const queue of existing) {
       const wanted = ['cloudtasks.tasks.create', ...(managed.has(queue) ? ['cloudtasks.queues.update'] : [])];
       const id = `iam.queue:${queue}`;
