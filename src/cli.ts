@@ -1,5 +1,6 @@
 // The `cloud-defer` command line. `cloud-defer emulator` runs the Cloud Tasks emulator standalone.
 import { startEmulator, type EmulatorLogger, type EmulatorOptions } from './emulator/index.js';
+import { DOCTOR_USAGE, doctorCommand } from './doctor.js';
 
 const USAGE = `Usage:
   cloud-defer emulator [--port N] [--host H] [--project P] [--location L] [--app-engine-base-url URL]
@@ -109,11 +110,14 @@ export async function main(argv: string[]): Promise<void> {
     case 'emulator':
       await runEmulator(rest);
       return;
+    case 'doctor':
+      process.exitCode = await doctorCommand(rest);
+      return;
     case undefined:
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${USAGE}\n\n${DOCTOR_USAGE}\n`);
       return;
     default:
       throw new Error(`unknown command "${command}"\n\n${USAGE}`);
