@@ -100,7 +100,7 @@ function commandFor(mode: GoogleEmulatorMode, hostPort: string): string[] {
     case 'datastore-mode':
       return ['emulators', 'firestore', 'start', `--host-port=${hostPort}`, '--database-mode=datastore-mode'];
     case 'datastore-legacy':
-      return ['beta', 'emulators', 'datastore', 'start', `--host-port=${hostPort}`, '--consistency=1.0', '--no-store-on-disk'];
+      return ['beta', 'emulators', 'datastore', 'start', `--host-port=${hostPort}`, '--consistency=1.0', '--no-store-on-disk', '--project=cloud-defer-test'];
   }
 }
 

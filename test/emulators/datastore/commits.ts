@@ -42,7 +42,20 @@ export class Commits {
   constructor(
     private readonly store: EntityStore,
     private readonly transactions: TransactionRegistry,
+    private readonly entityGroupLimit?: number,
   ) {}
+
+  /** Entity groups are root keys: a transaction over more than the limit is refused, as legacy Datastore does. */
+  private checkEntityGroups(transaction: Transaction, written: Array<{ partition: Partition; key: Key }>): void {
+    if (this.entityGroupLimit === undefined) return;
+    const groups = new Set<string>();
+    for (const { partition, key } of [...transaction.readKeys.values(), ...written]) {
+      groups.add(partitionId(partition) + pathId((key.path ?? []).slice(0, 1)));
+    }
+    if (groups.size > this.entityGroupLimit) {
+      throw invalidArgument(`operating on too many entity groups in a single transaction (${groups.size}, limit ${this.entityGroupLimit}).`);
+    }
+  }
 
   commit(request: CommitRequest): CommitResponse {
     const transaction = this.transactionOf(request);
@@ -54,6 +67,7 @@ export class Commits {
       checkRequestSize(mutations);
       if (!transaction) checkNoRepeatedKeys(mutations);
       const written = mutations.filter(m => isComplete(m.key)).map(m => ({ partition: m.partition, key: m.key }));
+      if (transaction) this.checkEntityGroups(transaction, written);
       if (transaction && hasConflict(transaction, this.store, written)) throw aborted();
       return this.apply(mutations);
     } finally {

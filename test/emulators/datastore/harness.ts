@@ -26,6 +26,8 @@ export interface DatastoreForTestsOptions {
    * datastore-mode or datastore-legacy, else ours.
    */
   backend?: 'ours' | 'datastore-mode' | 'datastore-legacy';
+  /** For our emulator: its concurrency mode (see startDatastoreEmulator). */
+  concurrencyMode?: 'datastore-mode' | 'optimistic-with-entity-groups';
 }
 
 /**
@@ -93,7 +95,7 @@ export async function datastoreForTests(options: DatastoreForTestsOptions = {}):
     const datastore = new Datastore({ projectId, namespace });
     return { datastore, external: true, projectId, namespace, stop: () => closeClients(datastore) };
   }
-  const emulator = await startDatastoreEmulator({ projectId: DEFAULT_PROJECT });
+  const emulator = await startDatastoreEmulator({ projectId: DEFAULT_PROJECT, ...(options.concurrencyMode ? { concurrencyMode: options.concurrencyMode } : {}) });
   const projectId = emulator.projectId ?? DEFAULT_PROJECT;
   const datastore = withEnvironment(
     { DATASTORE_EMULATOR_HOST: emulator.address, DATASTORE_PROJECT_ID: projectId },

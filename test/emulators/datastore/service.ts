@@ -17,11 +17,24 @@ import type {
 } from './types.js';
 
 /** The whole emulated service: state plus one method per RPC, free of any gRPC plumbing. */
+export interface BackendOptions {
+  /**
+   * Most entity groups (root keys) one transaction may touch: 25 on databases in
+   * OPTIMISTIC_WITH_ENTITY_GROUPS mode (legacy Datastore, Google's legacy emulator); none by
+   * default, as in Datastore mode.
+   */
+  entityGroupLimit?: number;
+}
+
 export class DatastoreBackend {
   private readonly store = new EntityStore();
   private readonly transactions = new TransactionRegistry();
   readonly reads = new Reads(this.store, this.transactions);
-  readonly commits = new Commits(this.store, this.transactions);
+  readonly commits: Commits;
+
+  constructor(options: BackendOptions = {}) {
+    this.commits = new Commits(this.store, this.transactions, options.entityGroupLimit);
+  }
 
   beginTransaction(request: BeginTransactionRequest) {
     resolvePartition(request, undefined);
