@@ -18,8 +18,12 @@ import type { PayloadStore } from '../../src/core/stores.js';
 import type { AdapterContext, EntityData, EntityWrite } from './context.js';
 
 export const CHUNK_BYTES = 1_000_000;
-/** Datastore takes at most 10 MiB per commit: chunks go in commits of up to this many bytes. */
-const COMMIT_BYTES = 8 * CHUNK_BYTES;
+/**
+ * Chunks go in commits of up to this many bytes. Datastore takes 10 MiB per commit, but Google's
+ * emulators refuse gRPC messages over 4 MiB (RESOURCE_EXHAUSTED), and a few more round trips for
+ * a payload of several MB cost little beside its transfer.
+ */
+const COMMIT_BYTES = 3 * CHUNK_BYTES;
 /** Chunks per Lookup, so that no single response grows past a few MB. */
 const CHUNKS_PER_LOOKUP = 4;
 

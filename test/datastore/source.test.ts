@@ -102,8 +102,10 @@ describe('Datastore iteration source', function () {
     assert.deepEqual(walked.map(toKeyPath), inServiceOrder, 'numeric ids, names and child keys walk in that order');
   });
 
-  it('deferIteration over 10,000 entities with 5 shards touches each once and finalizes once', async () => {
-    const items = ids(10_000, 'ten');
+  it('deferIteration over 10,000 entities (2,000 on Google\'s emulator) with 5 shards touches each once and finalizes once', async () => {
+    // Google's emulator writes and reads far slower than ours.
+    const count = env.google ? 2_000 : 10_000;
+    const items = ids(count, 'ten');
     const kind = await fillKind(datastore, items);
     const stores = datastoreStores({ datastore });
     const seen = new Map<string, number>();
@@ -124,13 +126,13 @@ describe('Datastore iteration source', function () {
       const info = await app.deferred.deferIteration<string>(datastoreQuery(kind, { select: 'id' }), visit, done, { shards: 5, pageSize: 500, deleteMarker: false });
       await app.deferred.drain({ timeoutMs: 50_000 });
       await info.wait({ timeoutMs: 10_000 });
-      assert.equal(seen.size, 10_000);
+      assert.equal(seen.size, count);
       assert.ok([...seen.values()].every((n) => n === 1), 'each entity once');
       assert.deepEqual(shards, new Set([0, 1, 2, 3, 4]));
       assert.equal(finalized, 1);
       const record = await app.deferred.getIteration(info.id);
       assert.equal(record?.status, 'succeeded');
-      assert.equal(record?.shards.reduce((sum, shard) => sum + shard.processed, 0), 10_000);
+      assert.equal(record?.shards.reduce((sum, shard) => sum + shard.processed, 0), count);
     } finally {
       await app.close();
     }

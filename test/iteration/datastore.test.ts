@@ -3,6 +3,7 @@ import type { Datastore } from '@google-cloud/datastore';
 import { datastoreQuery, datastoreStores, type DatastoreFilter } from '../../adapters/datastore/index.js';
 import { datastoreForTests, type DatastoreForTests } from '../emulators/datastore/harness.js';
 import { fillKind } from '../datastore/entities.js';
+import { googleSuites } from '../emulators/google.js';
 import { describeIteration } from './suite.js';
 
 /**
@@ -14,10 +15,12 @@ import { describeIteration } from './suite.js';
 const KIND_SOURCE_MAX = 20_000;
 
 let env: DatastoreForTests | undefined;
+const onGoogle = googleSuites().has('datastore-mode') || googleSuites().has('datastore-legacy');
 const client = async (): Promise<Datastore> => (env ??= await datastoreForTests()).datastore;
 
 describeIteration({
-  name: 'Datastore kind source, Datastore stores',
+  name: `Datastore kind source, Datastore stores${onGoogle ? " on Google's emulator" : ''}`,
+  ...(onGoogle ? { bigItems: 5_000 } : {}),
   options: async () => {
     const stores = datastoreStores({ datastore: await client() });
     return { stores, sources: [stores.source] };
