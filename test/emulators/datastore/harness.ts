@@ -41,12 +41,13 @@ export function beginTransactionsExplicitly(datastore: Datastore): Datastore {
   const transaction = datastore.transaction.bind(datastore);
   datastore.transaction = ((options?: Parameters<Datastore['transaction']>[0]) => {
     const tx = transaction(options);
-    const run = tx.run.bind(tx) as () => Promise<unknown>;
+    const run = tx.run.bind(tx) as (...args: unknown[]) => Promise<unknown>;
     let begun: Promise<unknown> | undefined;
-    const begin = (): Promise<unknown> => (begun ??= run());
+    // The caller's own run(options) (say, previous_transaction on a retry) begins it as asked.
+    const begin = (options: unknown[] = []): Promise<unknown> => (begun ??= run(...options));
     (tx as { run: unknown }).run = (...args: unknown[]) => {
       const callback = args.find((arg) => typeof arg === 'function') as ((error: unknown, ...rest: unknown[]) => void) | undefined;
-      const done = begin().then((result) => (Array.isArray(result) ? result : [result]));
+      const done = begin(args.filter((arg) => typeof arg !== 'function')).then((result) => (Array.isArray(result) ? result : [result]));
       if (callback) void done.then((result) => callback(null, ...result), (error) => callback(error));
       return callback ? undefined : done;
     };
