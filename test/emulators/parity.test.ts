@@ -174,3 +174,68 @@ for (const { label, open } of legacyBackends) {
     });
   });
 }
+
+const pessimisticBackends: Array<{ label: string; open: () => Promise<DatastoreForTests> }> = [
+  { label: 'ours in pessimistic mode', open: () => datastoreForTests({ backend: 'ours', concurrencyMode: 'pessimistic' }) },
+  ...(onGoogle ? [{ label: "Google's emulator in Datastore mode", open: () => datastoreForTests({ backend: 'datastore-mode' }) }] : []),
+];
+
+for (const { label, open } of pessimisticBackends) {
+  describe(`Datastore pessimistic locks (${label})`, function () {
+    this.timeout(120_000);
+    let env: DatastoreForTests;
+    let datastore: Datastore;
+    let runs = 0;
+    before(async () => {
+      env = await open();
+      datastore = env.datastore;
+    });
+    after(async () => env?.stop());
+    const freshKey = () => datastore.key({ namespace: datastore.namespace, path: ['Locked', `k${Date.now()}-${(runs += 1)}`] });
+    const begun = async () => {
+      const tx = datastore.transaction();
+      await tx.run();
+      return tx;
+    };
+
+    it('a write outside any transaction waits behind a transaction that read the entity, and lands after its commit', async () => {
+      const key = freshKey();
+      await datastore.save({ key, data: { by: 'start' } });
+      const tx = await begun();
+      await tx.get(key);
+      const events: string[] = [];
+      const outside = datastore.save({ key, data: { by: 'outside' } }).then(() => void events.push('outside write done'));
+      // Generous: an unblocked write answers within milliseconds.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      events.push('transaction commits');
+      tx.save({ key, data: { by: 'transaction' } });
+      await tx.commit();
+      await outside;
+      assert.deepEqual(events, ['transaction commits', 'outside write done']);
+      const [entity] = (await datastore.get(key)) as [{ by: string }];
+      assert.equal(entity.by, 'outside', 'the waiting write lands after the commit');
+    });
+
+    it('two transactions that read one entity and then both write it wait for each other, and lock-timeout with ABORTED', async () => {
+      const key = freshKey();
+      await datastore.save({ key, data: { by: 'start' } });
+      const [a, b] = [await begun(), await begun()];
+      await a.get(key);
+      await b.get(key);
+      a.save({ key, data: { by: 'a' } });
+      b.save({ key, data: { by: 'b' } });
+      const started = Date.now();
+      const outcomes = await Promise.allSettled([a.commit(), b.commit()]);
+      const waited = Date.now() - started;
+      const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      // Google's emulator aborts both after its 2 s lock timeout; ours the first to time out (as the service lets one win).
+      assert.ok(failures.length >= 1, 'at least one is aborted');
+      for (const failure of failures) assert.equal((failure.reason as { code?: number }).code, status.ABORTED, String(failure.reason));
+      assert.ok(failures.some((f) => /lock timeout/i.test(String((f.reason as Error).message))), 'a lock timeout');
+      assert.ok(waited >= 1000, `they waited for the lock first (${waited} ms)`);
+      const [entity] = (await datastore.get(key)) as [{ by: string }];
+      const committed = outcomes.map((o, i) => (o.status === 'fulfilled' ? ['a', 'b'][i] : undefined)).filter(Boolean);
+      assert.equal(entity.by, committed[0] ?? 'start', 'only a committed write is there');
+    });
+  });
+}

@@ -29,7 +29,9 @@ describeIteration({
   filtered: async (ids, from, to) => {
     const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
     // IN is an equality filter: the built-in indexes serve it with the key range (see sources.ts).
-    const filters: DatastoreFilter[] = numbers.length <= 30 ? [['n', 'IN', numbers]] : [['n', '>=', from], ['n', '<=', to]];
+    // Google's legacy emulator has no IN: a range there (walked by cursors, see sources.ts).
+    const inList = numbers.length <= 30 && !googleSuites().has('datastore-legacy');
+    const filters: DatastoreFilter[] = inList ? [['n', 'IN', numbers]] : [['n', '>=', from], ['n', '<=', to]];
     return datastoreQuery(await fillKind(await client(), ids), { select: 'id', filters });
   },
   cleanup: async () => {

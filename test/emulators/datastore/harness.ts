@@ -27,7 +27,8 @@ export interface DatastoreForTestsOptions {
    */
   backend?: 'ours' | 'datastore-mode' | 'datastore-legacy';
   /** For our emulator: its concurrency mode (see startDatastoreEmulator). */
-  concurrencyMode?: 'datastore-mode' | 'optimistic-with-entity-groups';
+  concurrencyMode?: 'datastore-mode' | 'optimistic-with-entity-groups' | 'pessimistic';
+  lockWaits?: { upgradeTimeoutMs?: number; outsideWaitMs?: number };
 }
 
 /**
@@ -96,7 +97,7 @@ export async function datastoreForTests(options: DatastoreForTestsOptions = {}):
     const datastore = new Datastore({ projectId, namespace });
     return { datastore, external: true, projectId, namespace, stop: () => closeClients(datastore) };
   }
-  const emulator = await startDatastoreEmulator({ projectId: DEFAULT_PROJECT, ...(options.concurrencyMode ? { concurrencyMode: options.concurrencyMode } : {}) });
+  const emulator = await startDatastoreEmulator({ projectId: DEFAULT_PROJECT, ...(options.concurrencyMode ? { concurrencyMode: options.concurrencyMode } : {}), ...(options.lockWaits ? { lockWaits: options.lockWaits } : {}) });
   const projectId = emulator.projectId ?? DEFAULT_PROJECT;
   const datastore = withEnvironment(
     { DATASTORE_EMULATOR_HOST: emulator.address, DATASTORE_PROJECT_ID: projectId },
