@@ -113,7 +113,12 @@ describe('deferMany', () => {
       for (const r of failed) assert.equal((r.ok ? undefined : (r.error as Error & { code?: string }).code), 'ENQUEUE_FAILED');
       await app.deferred.drain({ timeoutMs: 30_000 });
       const okCount = results.filter((r) => r.ok).length;
-      assert.equal(runs.size, okCount, 'exactly the items reported ok ran');
+      const okItems = results.filter((r) => r.ok).map((r) => r.index);
+      for (const n of okItems) assert.equal(runs.get(n), 1, `item ${n} reported ok ran once`);
+      assert.ok([...runs.values()].every((count) => count === 1), 'no item ran twice');
+      // A cut can lose the reply of a createTask the emulator did make: that item is reported
+      // failed and still runs. Only the enqueues in flight at the cut (8 at a time) can be so.
+      assert.ok(runs.size - okCount <= 8, `${runs.size - okCount} failed items ran`);
     });
 
     it('with retries, every item is enqueued through the same cut and runs once', async function () {
