@@ -27,6 +27,8 @@ import { CloudTasksTransport } from './queue/cloud-tasks.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
+import { memoryCounters } from '../adapters/memory/counters.js';
+import type { TaskCounters } from './core/counters.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
 export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
@@ -91,6 +93,8 @@ export interface CreateDeferredOptions {
   emulator?: Partial<EmulatorOptions>;
   /** The web console (docs/console.md): on with an authorize hook; on the embedded default, loopback only; `false`: off. */
   console?: ConsoleOptions | false;
+  /** Per-minute counters for the console's totals and charts. Default: in memory with the memory stores, none otherwise; `false`: none. */
+  counters?: TaskCounters | false;
   now?: () => number;
 }
 
@@ -98,6 +102,12 @@ interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
   emulator?: EmulatorHandle;
+}
+
+function countersOption(counters: TaskCounters | false | undefined, stores: Stores): { counters?: TaskCounters } {
+  if (counters === false) return {};
+  if (counters) return { counters };
+  return stores.kind === 'memory' ? { counters: memoryCounters() } : {};
 }
 
 function defaultLocalUrl(path: string): string {
@@ -148,6 +158,7 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      ...countersOption(options.counters, stores),
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);

@@ -13,6 +13,7 @@ import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
 import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import type { TaskCounters } from './counters.js';
 
 const DAY_MS = 86_400_000;
 const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
@@ -109,6 +110,8 @@ export interface EngineOptions {
   acquireRetryMs?: number;
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
   settleRetryMs?: number;
+  /** Per-minute counters of settled attempts (the console's totals and charts); optional. */
+  counters?: TaskCounters;
   now: () => number;
 }
 
@@ -163,6 +166,10 @@ export class DeferredEngine {
 
   get stores(): Stores {
     return this.options.stores;
+  }
+
+  get counters(): TaskCounters | undefined {
+    return this.options.counters;
   }
 
   /** Register a function under a stable name and get a typed handle to defer it. */
