@@ -277,6 +277,21 @@ export class Deferred {
     return this.iterations.deferIteration(source, callback, finalize, options);
   }
 
+  /** Cancel an iteration: waiting shards are cancelled, running ones stop at their next item, finalize never runs. */
+  cancelIteration(id: string): Promise<{ cancelledTasks: number }> {
+    return this.iterations.cancel(id);
+  }
+
+  /** Skip the item a waiting shard is stuck on (recorded on the shard as a SKIPPED last error). */
+  skipIterationItem(id: string, shardIndex: number): Promise<{ skippedKey: string; taskId: string }> {
+    return this.iterations.skipItem(id, shardIndex);
+  }
+
+  /** Items over all shards of an iteration, when its source can count them (arrays can). */
+  iterationItemTotal(id: string): Promise<number | undefined> {
+    return this.iterations.itemTotal(id);
+  }
+
   /** Let this process's shards read a source kind (e.g. redisSortedSetSource(client)). */
   registerSource(source: IterationSource): void {
     this.iterations.register(source);

@@ -28,6 +28,7 @@ export type ConsoleErrorCode =
   | 'CSRF'
   | 'UNAVAILABLE'
   | 'NOT_IN_QUEUE'
+  | 'WRONG_STATE'
   | 'INTERNAL';
 
 /** An API refusal: the HTTP status and a stable code the page (or a script) can branch on. */
@@ -65,8 +66,9 @@ export const json = (status: number, value: unknown, headers: Record<string, str
   body: JSON.stringify(value),
 });
 
-type Action = 'rerun' | 'cancel' | 'run' | 'pause' | 'resume' | 'purge' | BulkAction;
+type Action = 'rerun' | 'cancel' | 'run' | 'pause' | 'resume' | 'purge' | BulkAction | IterationAction;
 type BulkAction = 'rerun-failed' | 'cancel-pending' | 'delete-finished';
+type IterationAction = 'cancel-iteration' | 'skip-item';
 const BULK_ACTIONS: readonly BulkAction[] = ['rerun-failed', 'cancel-pending', 'delete-finished'];
 /** A bulk action handles at most this many records per call (it says when more are left). */
 const DEFAULT_BULK_LIMIT = 100;
@@ -143,10 +145,14 @@ export class ConsoleApi {
         only('POST');
         return this.bulk(id as BulkAction, query, principal);
       case 'iterations':
+        if (id !== undefined && (action === 'cancel' || action === 'skip')) {
+          only('POST');
+          return this.iterationAction(action, id, query, principal);
+        }
         if (action !== undefined) break;
         only('GET');
         if (id === undefined) return json(200, await this.iterations(query));
-        return json(200, { iteration: await this.iteration(id), tasks: await this.iterationTasks(id) });
+        return json(200, { iteration: await this.iteration(id), tasks: await this.iterationTasks(id), itemTotal: (await this.settings.deferred.iterationItemTotal(id)) ?? null });
     }
     throw notFound();
   }
@@ -394,6 +400,27 @@ export class ConsoleApi {
     }
     const more = nextCursor !== undefined;
     return json(200, { action, done, skipped, more, limit, ...(nextCursor ? { nextCursor } : {}), errors: errors.slice(0, 20) });
+  }
+
+  private async iterationAction(action: 'cancel' | 'skip', id: string, query: URLSearchParams, principal: ConsolePrincipal): Promise<NeutralResponse> {
+    try {
+      return await this.iterationActionUnchecked(action, id, query, principal);
+    } catch (err) {
+      if (err instanceof CloudDeferError && err.code === 'INVALID_STATE') throw new ConsoleApiError(409, 'WRONG_STATE', err.message);
+      throw err;
+    }
+  }
+
+  private async iterationActionUnchecked(action: 'cancel' | 'skip', id: string, query: URLSearchParams, principal: ConsolePrincipal): Promise<NeutralResponse> {
+    const { deferred } = this.settings;
+    if (action === 'cancel') {
+      this.audit('cancel-iteration', principal, `iteration:${id}`);
+      return json(200, { iteration: id, ...(await deferred.cancelIteration(id)) });
+    }
+    const shard = Number(query.get('shard'));
+    if (query.get('shard') === null || !Number.isInteger(shard) || shard < 0) throw new ConsoleApiError(400, 'BAD_REQUEST', 'shard must be a shard index (a whole number >= 0).');
+    this.audit('skip-item', principal, `iteration:${id}/shard:${shard}`);
+    return json(200, { iteration: id, shard, ...(await deferred.skipIterationItem(id, shard)) });
   }
 
   private async iterationTasks(id: string): Promise<TaskSummary[]> {

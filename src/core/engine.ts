@@ -168,6 +168,10 @@ export class DeferredEngine {
     return this.options.stores;
   }
 
+  get codec(): Codec {
+    return this.options.codec;
+  }
+
   get counters(): TaskCounters | undefined {
     return this.options.counters;
   }

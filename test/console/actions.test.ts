@@ -42,6 +42,11 @@ for (const framework of ['express', 'koa'] as Framework[]) {
     let stuckFails = true;
     let touch: DeferredTask<[string]>;
     let finish: DeferredTask<[]>;
+    let visit: DeferredTask<[string]>;
+    let wrapUp: DeferredTask<[]>;
+    const visited: string[] = [];
+    let finalized = 0;
+    let hold: Promise<void> = Promise.resolve();
 
     before(async () => {
       app = await startApp(
@@ -54,6 +59,7 @@ for (const framework of ['express', 'koa'] as Framework[]) {
             { name: 'later' },
             { name: 'stat' },
             { name: 'walk' },
+            { name: 'poison', retryConfig: { minBackoffSeconds: 1, maxBackoffSeconds: 2 } },
           ],
           console: { authorize },
         },
@@ -70,6 +76,14 @@ for (const framework of ['express', 'koa'] as Framework[]) {
           deferred.task('remind', (_who: string) => undefined);
           touch = deferred.task('touch', (_item: string) => undefined);
           finish = deferred.task('finish', () => undefined);
+          visit = deferred.task('visit', async (item: string) => {
+            if (item === 'poison') throw new Error('poison item');
+            if (item === 'c1') await hold;
+            visited.push(item);
+          });
+          wrapUp = deferred.task('wrapUp', () => {
+            finalized += 1;
+          });
         },
       );
       ada = await signIn(app.baseUrl, { 'x-user': 'ada' });
@@ -86,7 +100,8 @@ for (const framework of ['express', 'koa'] as Framework[]) {
 
     it('refuses every new action without authorisation (401/403) or without the CSRF token or same-origin proof (403), and changes nothing', async () => {
       const pending = await app.deferred.defer('remind', ['guard'], { queue: 'later', countdown: 3600 });
-      const actions = [`/tasks/${pending.id}/run`, '/bulk/rerun-failed?queue=later', '/bulk/cancel-pending?queue=later', '/bulk/delete-finished?queue=later'];
+      const actions = [`/tasks/${pending.id}/run`, '/bulk/rerun-failed?queue=later', '/bulk/cancel-pending?queue=later', '/bulk/delete-finished?queue=later',
+        '/iterations/it-none/cancel', '/iterations/it-none/skip?shard=0'];
       for (const path of actions) {
         await request(app.baseUrl).post(`${API}${path}`).expect(401);
         await request(app.baseUrl).post(`${API}${path}`).set('x-user', 'mallory').expect(403);
@@ -173,6 +188,60 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       const kinds = detail.body.tasks.map((t: Summary) => t.taskName);
       assert.equal(kinds.filter((n: string) => n === 'cloud-defer.iteration.finalize').length, 1);
       assert.equal(kinds.filter((n: string) => n === 'cloud-defer.iteration.shard').length, 2);
+    });
+
+    it('cancels an iteration: its shard stops at the next item and finalize never runs', async () => {
+      visited.length = 0;
+      finalized = 0;
+      let release: () => void = () => {};
+      hold = new Promise<void>((r) => (release = r));
+      const it = await app.deferred.deferIteration(['c0', 'c1', 'c2', 'c3'], visit, wrapUp, { shards: 1, queue: 'walk', deleteMarker: false });
+      // c0 done, c1 held in its callback (progress is saved per page, so the record does not show it yet).
+      await eventually(() => visited.length === 1, 'the shard past its first item');
+      await eventually(async () => (await app.deferred.getTask(`${it.id}-s0-0`))?.status === 'running', 'the shard task running');
+      const res = await ada.post(`/iterations/${it.id}/cancel`).expect(200);
+      assert.equal(res.body.iteration, it.id);
+      // The shard looks for a cancel before an item once 200 ms have passed since it last looked;
+      // c1 is held longer than that, so the look before c2 is certain.
+      await new Promise((r) => setTimeout(r, 500));
+      release();
+      await eventually(async () => {
+        const shard = await app.deferred.getTask(`${it.id}-s0-0`);
+        return shard?.status === 'succeeded';
+      }, 'the shard task to end');
+      await app.deferred.drain();
+      assert.deepEqual(visited, ['c0', 'c1'], 'the items started before the cancel, and no other');
+      assert.ok(!visited.includes('c2') && !visited.includes('c3'), `stopped at the next item (visited ${visited.join(',')})`);
+      assert.equal(finalized, 0, 'finalize never runs');
+      assert.equal((await app.deferred.getIteration(it.id))?.status, 'cancelled');
+      const again = await ada.post(`/iterations/${it.id}/cancel`).expect(409);
+      assert.equal(again.body.error.code, 'WRONG_STATE');
+    });
+
+    it('skips the poison item a shard is stuck on (recorded), then finalize runs once; items progress is reported', async () => {
+      visited.length = 0;
+      finalized = 0;
+      const it = await app.deferred.deferIteration(['p0', 'poison', 'p2', 'p3'], visit, wrapUp, { shards: 1, queue: 'poison', deleteMarker: false, retryCountdown: 1 });
+      await eventually(async () => ((await app.deferred.getIteration(it.id))?.shards[0]?.errors ?? 0) >= 1, 'the shard to hit the poison item', 20_000);
+      const skipped = await eventually(async () => {
+        const res = await ada.post(`/iterations/${it.id}/skip?shard=0`);
+        return res.status === 200 ? res.body : undefined;
+      }, 'a skip while the shard waits for its retry', 20_000);
+      assert.equal(skipped.skippedKey, '000000000001');
+      await it.wait({ timeoutMs: 20_000 });
+      await app.deferred.drain();
+      assert.equal(finalized, 1, 'finalize ran once');
+      assert.deepEqual(visited, ['p0', 'p2', 'p3']);
+      const detail = await ada.get(`/iterations/${it.id}`).expect(200);
+      assert.equal(detail.body.iteration.status, 'succeeded');
+      assert.equal(detail.body.iteration.shards[0].lastError.code, 'SKIPPED');
+      assert.match(detail.body.iteration.shards[0].lastError.message, /Item 000000000001 skipped from the console \(it failed with: poison item\)/);
+      assert.equal(detail.body.itemTotal, 4);
+      assert.equal(detail.body.iteration.processed, 3);
+      const late = await ada.post(`/iterations/${it.id}/skip?shard=0`).expect(409);
+      assert.equal(late.body.error.code, 'WRONG_STATE');
+      const audit = app.logger.lines.filter((l) => l.message === 'console action').map((l) => l.fields?.action);
+      assert.ok(audit.includes('skip-item') && audit.includes('cancel-iteration'));
     });
 
     it('search: exact task id, reference and Cloud Task name; argument text within a bound it reports', async () => {
