@@ -110,7 +110,7 @@
       load: () => api('queues'),
       render: (data) => table(
         `Live figures, counting at most ${data.scanLimit} records per status ("+" means more).`,
-        [['Queue'], ['State'], ['Pending', 'num'], ['Running', 'num hide-sm'], ['Run last min', 'num hide-sm'], ['Failed last hour', 'num'], ['Oldest ETA', 'hide-sm'],
+        [['Queue'], ['State', 'hide-xs'], ['Pending', 'num'], ['Running', 'num hide-sm'], ['Run last min', 'num hide-sm'], ['Failed last hour', 'num'], ['Oldest ETA', 'hide-sm'],
           ['In Cloud Tasks', 'num hide-sm'], ['Rate', 'hide-sm'], ['Retry', 'hide-sm'], ['Actions', 'acts']],
         data.queues.map((q) => {
           const f = q.figures || {}, more = f.approximate ? '+' : '', r = q.rateLimits || {}, rc = q.retryConfig || {};
