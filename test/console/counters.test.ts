@@ -5,26 +5,32 @@ import Redis from 'ioredis';
 import { durationQuantile, type TaskCounters } from '../../src/core/counters.js';
 import { memoryCounters } from '../../adapters/memory/counters.js';
 import { redisCounters } from '../../adapters/redis/index.js';
+import { firestoreCounters } from '../../adapters/firestore/index.js';
+import { firestoreForTests, type FirestoreForTests } from '../emulators/firestore/harness.js';
 
 const REDIS_HOST = process.env.REDIS_HOST ?? '127.0.0.1';
 const REDIS_PORT = Number(process.env.REDIS_PORT ?? 6379);
 
-describe('task counters (memory and Redis)', function () {
-  this.timeout(30_000);
+describe('task counters (memory, Redis, Firestore emulator)', function () {
+  this.timeout(60_000);
   let client: Redis;
+  let fs: FirestoreForTests;
   const prefix = `cd-test-counters-${randomUUID().slice(0, 8)}`;
-  before(() => {
+  before(async () => {
     client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    fs = await firestoreForTests();
   });
   after(async () => {
     const keys = await client.keys(`${prefix}:*`);
     if (keys.length) await client.del(...keys);
     client.disconnect();
+    await fs?.stop();
   });
 
   const kinds: Array<[string, () => TaskCounters]> = [
     ['memory', () => memoryCounters()],
     ['redis', () => redisCounters({ client, prefix: `${prefix}-${randomUUID().slice(0, 6)}` })],
+    ['firestore', () => firestoreCounters({ firestore: fs.firestore, collectionPrefix: `${fs.prefix}cdc${randomUUID().slice(0, 6)}` })],
   ];
   for (const [kind, make] of kinds) {
     it(`${kind}: concurrent records land in their minute and hour buckets; a window reads only its buckets`, async () => {
