@@ -26,3 +26,4 @@ export type { DeferIterationOptions, IterationInfo } from './iteration/iteration
 export type { IterationRecord, IterationSource, SourceSpec, SourcePage, SourceItem, ShardProgress, IterationStore } from './core/iteration.js';
 export { DEFAULT_CONSOLE_PATH } from './console/console.js';
 export type { ConsoleOptions, ConsoleRequest, ConsolePrincipal, ConsoleAuthorization } from './console/console.js';
+export type { TaskCounters, AttemptSample, CounterBucket, CounterResolution } from './core/counters.js';
