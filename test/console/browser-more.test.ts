@@ -217,8 +217,10 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
     await shoot('iteration-stuck', 'iteration-stuck');
     // The shard may be between retries or mid-run; a skip is accepted only while it waits.
     await eventually(async () => {
+      await page.evaluate(`document.getElementById('status').textContent = ''`);
       await skip.click();
       await confirm('Skip item');
+      await until(`document.getElementById('status').textContent !== ''`, 'the answer to the skip');
       const status = (await page.getByRole('status').textContent()) ?? '';
       return status.includes('skipped') ? status : undefined;
     }, 'a skip while the shard waits', 20_000);
