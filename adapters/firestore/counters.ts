@@ -87,8 +87,8 @@ export class FirestoreTaskCounters implements TaskCounters {
       const data = snapshot.data();
       if (!data) continue;
       const start = Number(data.start);
-      let bucket = buckets.get(start);
-      if (!bucket) buckets.set(start, (bucket = emptyBucket(start)));
+      const bucket = buckets.get(start) ?? emptyBucket(start);
+      buckets.set(start, bucket);
       bucket.succeeded += Number(data.s ?? 0);
       bucket.failed += Number(data.f ?? 0);
       bucket.retrying += Number(data.r ?? 0);

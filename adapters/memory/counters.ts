@@ -21,8 +21,8 @@ export class MemoryTaskCounters implements TaskCounters {
     for (const resolution of ['minute', 'hour'] as const) {
       const start = Math.floor(sample.at / resolutionMs(resolution)) * resolutionMs(resolution);
       const key = `${resolution}|${sample.queue}|${start}`;
-      let bucket = this.buckets.get(key);
-      if (!bucket) this.buckets.set(key, (bucket = emptyBucket(start)));
+      const bucket = this.buckets.get(key) ?? emptyBucket(start);
+      this.buckets.set(key, bucket);
       bucket[sample.outcome] += 1;
       bucket.durations[durationBucket(sample.durationMs)]! += 1;
     }

@@ -83,7 +83,7 @@ function summarise(window: StatsWindow, to: number, buckets: CounterBucket[]): W
     succeeded += b.succeeded;
     failures += b.failed;
     retries += b.retrying;
-    b.durations.forEach((n, i) => (durations[i]! += n));
+    for (let i = 0; i < b.durations.length; i += 1) durations[i]! += b.durations[i]!;
   }
   const p50 = durationQuantile(durations, 0.5);
   const p95 = durationQuantile(durations, 0.95);
@@ -106,8 +106,8 @@ function bucketsFromRecords(records: TaskRecord[], resolution: CounterResolution
       const ended = attempt.at + attempt.durationMs;
       if (ended < from) continue;
       const start = Math.floor(ended / step) * step;
-      let bucket = buckets.get(start);
-      if (!bucket) buckets.set(start, (bucket = emptyBucket(start)));
+      const bucket = buckets.get(start) ?? emptyBucket(start);
+      buckets.set(start, bucket);
       bucket[attempt.outcome] += 1;
       bucket.durations[durationBucket(attempt.durationMs)]! += 1;
     }
