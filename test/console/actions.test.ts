@@ -5,7 +5,10 @@
  * refused without authorisation (401/403) and without the CSRF token or same-origin proof (403).
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
 import request from 'supertest';
+import { redisCounters, redisStores } from '../../adapters/redis/index.js';
 import { header } from '../../src/http/auth.js';
 import type { DeferredTask } from '../../src/index.js';
 import { eventually, startApp, type Framework, type TestApp } from '../helpers/app.js';
@@ -311,5 +314,43 @@ describe('console stats without counters (rebuilt from the records, bounded)', f
     assert.equal(stats.hour.totals.runs, 5);
     assert.equal(stats.hour.totals.failures, 1);
     assert.equal(stats.day.totals.runs, 5);
+  });
+});
+
+describe('console stats on the Redis stores with Redis counters', function () {
+  this.timeout(60_000);
+  let app: TestApp;
+  let client: Redis;
+  const prefix = `cd-test-console-${randomUUID().slice(0, 8)}`;
+  before(async () => {
+    client = new Redis({ host: process.env.REDIS_HOST ?? '127.0.0.1', port: Number(process.env.REDIS_PORT ?? 6379) });
+    app = await startApp(
+      'koa',
+      { stores: redisStores({ client, prefix }), counters: redisCounters({ client, prefix }), queues: [{ name: 'r' }], console: { authorize } },
+      (deferred) => {
+        deferred.task('ok', () => undefined);
+        deferred.task('bad', () => {
+          throw new Error('bad');
+        }, { maxAttempts: 1 });
+      },
+    );
+  });
+  after(async () => {
+    await app?.close();
+    const keys = await client.keys(`${prefix}*`);
+    if (keys.length) await client.del(...keys);
+    client.disconnect();
+  });
+
+  it('reads the totals from the counters kept in Redis', async () => {
+    const ada = await signIn(app.baseUrl, { 'x-user': 'ada' });
+    for (let i = 0; i < 3; i += 1) await (await app.deferred.defer('ok', [], { queue: 'r' })).wait();
+    await (await app.deferred.defer('bad', [], { queue: 'r' })).wait();
+    const { stats } = (await ada.get('/queues/r/stats').expect(200)).body as StatsBody;
+    assert.equal(stats.source, 'counters');
+    assert.equal(stats.hour.totals.runs, 4);
+    assert.equal(stats.hour.totals.failures, 1);
+    assert.equal(stats.day.totals.runs, 4);
+    assert.ok((await client.keys(`${prefix}:{counters:r}:*`)).length >= 2, 'minute and hour buckets in Redis');
   });
 });
