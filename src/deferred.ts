@@ -34,6 +34,8 @@ import { CloudTasksTransport } from './queue/cloud-tasks.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
+import { memoryCounters } from '../adapters/memory/counters.js';
+import type { TaskCounters } from './core/counters.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
 export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
@@ -115,6 +117,8 @@ export interface CreateDeferredOptions {
   emulator?: Partial<EmulatorOptions>;
   /** The web console (docs/console.md): on with an authorize hook; on the embedded default, loopback only; `false`: off. */
   console?: ConsoleOptions | false;
+  /** Per-minute counters for the console's totals and charts. Default: in memory with the memory stores, none otherwise; `false`: none. */
+  counters?: TaskCounters | false;
   now?: () => number;
 }
 
@@ -122,6 +126,12 @@ interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
   emulator?: EmulatorHandle;
+}
+
+function countersOption(counters: TaskCounters | false | undefined, stores: Stores): { counters?: TaskCounters } {
+  if (counters === false) return {};
+  if (counters) return { counters };
+  return stores.kind === 'memory' ? { counters: memoryCounters() } : {};
 }
 
 function defaultLocalUrl(path: string): string {
@@ -179,6 +189,7 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      ...countersOption(options.counters, stores),
       ...(telemetry ? { telemetry } : {}),
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
@@ -307,6 +318,21 @@ export class Deferred {
     options?: DeferIterationOptions<A>,
   ): Promise<IterationInfo> {
     return this.iterations.deferIteration(source, callback, finalize, options);
+  }
+
+  /** Cancel an iteration: waiting shards are cancelled, running ones stop at their next item, finalize never runs. */
+  cancelIteration(id: string): Promise<{ cancelledTasks: number }> {
+    return this.iterations.cancel(id);
+  }
+
+  /** Skip the item a waiting shard is stuck on (recorded on the shard as a SKIPPED last error). */
+  skipIterationItem(id: string, shardIndex: number): Promise<{ skippedKey: string; taskId: string }> {
+    return this.iterations.skipItem(id, shardIndex);
+  }
+
+  /** Items over all shards of an iteration, when its source can count them (arrays can). */
+  iterationItemTotal(id: string): Promise<number | undefined> {
+    return this.iterations.itemTotal(id);
   }
 
   /** Let this process's shards read a source kind (e.g. redisSortedSetSource(client)). */

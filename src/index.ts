@@ -26,6 +26,7 @@ export type { DeferIterationOptions, IterationInfo } from './iteration/iteration
 export type { IterationRecord, IterationSource, SourceSpec, SourcePage, SourceItem, ShardProgress, IterationStore } from './core/iteration.js';
 export { DEFAULT_CONSOLE_PATH } from './console/console.js';
 export type { ConsoleOptions, ConsoleRequest, ConsolePrincipal, ConsoleAuthorization } from './console/console.js';
+export type { TaskCounters, AttemptSample, CounterBucket, CounterResolution } from './core/counters.js';
 export type { FieldsFirstLogger, LogFields } from './core/logger.js';
 export { cloudLoggingLogger, fieldsFirst } from './logging/index.js';
 export type { CloudLoggingOptions, LoggerOption } from './logging/index.js';

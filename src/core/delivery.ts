@@ -10,6 +10,7 @@ import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
+import type { TaskCounters } from './counters.js';
 import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
 
 /** One delivery of a task, as the HTTP layer read it from the request. */
@@ -55,6 +56,8 @@ export interface DeliveryRunnerOptions {
   acquireRetryMs?: number;
   settleRetryMs?: number;
   now: () => number;
+  /** Per-minute counters the console reads (optional). */
+  counters?: TaskCounters;
   /** Told of every record a run settled. */
   onSettled(record: TaskRecord): void;
   /** Spans and metrics (src/otel), when OpenTelemetry is present. */
@@ -328,6 +331,8 @@ export class DeliveryRunner {
       return;
     }
     if (isFinished(status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
+    const counters = this.options.counters;
+    if (counters) await this.calls.bestEffort(() => counters.record({ queue: settled.queue, outcome: status, durationMs: attempt.durationMs, at: now }));
     this.onSettled(settled);
   }
 

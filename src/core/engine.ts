@@ -13,6 +13,7 @@ import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
 import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import type { TaskCounters } from './counters.js';
 import { deferMany, enqueueWithRetry, type DeferManyItem, type DeferManyOptions, type DeferManyResult, type EnqueueRetry } from './defer-many.js';
 import type { TaskTelemetry } from './telemetry.js';
 
@@ -113,6 +114,8 @@ export interface EngineOptions {
   acquireRetryMs?: number;
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
   settleRetryMs?: number;
+  /** Per-minute counters of settled attempts (the console's totals and charts); optional. */
+  counters?: TaskCounters;
   now: () => number;
   /** Spans and metrics (src/otel); absent = none, at no cost. */
   telemetry?: TaskTelemetry;
@@ -169,6 +172,14 @@ export class DeferredEngine {
 
   get stores(): Stores {
     return this.options.stores;
+  }
+
+  get codec(): Codec {
+    return this.options.codec;
+  }
+
+  get counters(): TaskCounters | undefined {
+    return this.options.counters;
   }
 
   /** Register a function under a stable name and get a typed handle to defer it. */
