@@ -17,6 +17,7 @@ import {
 import { CloudDeferError } from './core/errors.js';
 import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
 import type { TaskRecord } from './core/records.js';
+import type { DeferredAdmin } from './core/admin.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
 import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
@@ -104,7 +105,7 @@ function defaultLocalUrl(path: string): string {
   return `http://127.0.0.1:${process.env.PORT ?? 3000}${path}`;
 }
 
-export class Deferred {
+export class Deferred implements DeferredAdmin {
   readonly engine: DeferredEngine;
   readonly handler: TaskHandler;
   /** The web console, when enabled; the Express and Koa middlewares route its path to it. */

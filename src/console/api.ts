@@ -2,7 +2,7 @@
  * The console's JSON API (framework-neutral): reads are GETs, actions are POSTs that have passed
  * the same-origin and CSRF checks (see console.ts). Every action is logged with its principal.
  */
-import type { Deferred } from '../deferred.js';
+import type { DeferredAdmin as Deferred } from '../core/admin.js';
 import type { Codec } from '../core/codec.js';
 import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
