@@ -12,11 +12,10 @@ import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction
 import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.js';
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
-import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import { QUEUE_ID, type EnqueueRequest, type QueueTarget, type QueueTransport } from './transport.js';
 
 const DAY_MS = 86_400_000;
 const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
-const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
 const CLOUD_TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
 /** The content type of the envelope; not application/json, so body parsers leave it alone. */
 export const ENVELOPE_CONTENT_TYPE = 'application/vnd.cloud-defer+json';
