@@ -19,6 +19,7 @@ import {
   type TaskRecord,
   type TaskStatus,
 } from '../src/core/records.js';
+import type { IterationRecord } from '../src/core/iteration.js';
 import type { OutboxEntry, SettleInput, Stores, TaskQuery } from '../src/core/stores.js';
 
 /** The parts of mocha's BDD interface the suite uses; taken from the global scope when it runs. */
@@ -600,6 +601,81 @@ export function describeStoreContract(
         }
         await eventually('the payload expires', async () => (await h.stores.payloads.get(id)) === undefined);
         assert.equal(await h.raw.rawPayload(id), undefined);
+      });
+
+      it('sweepExpired, where the store has it, removes expired records and keeps live ones', async function () {
+        const sweep = h.stores.sweepExpired;
+        if (!sweep) return; // Stores with native expiry (TTL) have nothing to sweep.
+        const queue = unique('q');
+        const expired = await created({ queue, expiresAt: Date.now() + 100 });
+        const live = await created({ queue, expiresAt: Date.now() + HOUR });
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        let removed = 0;
+        for (let round = 0; round < 20 && (await h.raw.rawTask(expired.id)) !== undefined; round += 1) removed += await sweep.call(h.stores, 1000);
+        assert.equal(await h.raw.rawTask(expired.id), undefined);
+        assert.ok(removed >= 0);
+        assert.equal((await h.raw.rawTask(live.id))?.id, live.id, 'a live record is kept');
+        assert.deepEqual((await h.stores.state.listTasks({ queue })).records.map((r) => r.id), [live.id]);
+      });
+    });
+
+    describe('iteration shards', function () {
+      /** A new iteration record, not yet split (startIteration sets the shard count). */
+      function iteration(shardCount: number): IterationRecord {
+        const now = Date.now();
+        return {
+          id: unique('it'),
+          callbackTask: 'contract.callback',
+          finalizeTask: 'contract.finalize',
+          queue: 'default',
+          shardCount,
+          status: 'splitting',
+          createdAt: now,
+          updatedAt: now,
+          shards: [],
+          deleteMarker: false,
+          expiresAt: now + HOUR,
+        };
+      }
+
+      it('20 shards, each completed twice by concurrent callers: every shard done once, the tally reaches all', async function () {
+        const iterations = h.stores.iterations;
+        if (!iterations) return; // Stores without deferIteration support.
+        const shardCount = 20;
+        const record = iteration(shardCount);
+        await iterations.createIteration({ ...record, shardCount: 0 });
+        await iterations.startIteration(record.id, shardCount, Date.now());
+        const contenders = await h.contenders(2 * shardCount);
+        const results = await Promise.all(
+          contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i % shardCount, Date.now())),
+        );
+        for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
+        assert.equal(results.filter((r) => r.allDone).length >= 1, true, 'some caller saw every shard done');
+        const counts = results.map((r) => r.shardsDone);
+        for (let n = 1; n <= shardCount; n += 1) assert.ok(counts.includes(n), `some first completion heard count ${n}: each one hears a distinct count`);
+        const stored = await iterations.getIteration(record.id);
+        assert.equal(stored?.shards.length, shardCount);
+        assert.ok(stored?.shards.every((shard) => shard.done), 'every shard is marked done');
+        assert.deepEqual(await iterations.completeShard(record.id, 0, Date.now()), { allDone: true, shardsDone: shardCount }, 'a repeat changes nothing');
+        await iterations.deleteIteration(record.id);
+        assert.equal(await iterations.getIteration(record.id), undefined);
+      });
+
+      it('concurrent progress on different shards loses no update', async function () {
+        const iterations = h.stores.iterations;
+        if (!iterations) return;
+        const shardCount = 4;
+        const record = iteration(shardCount);
+        await iterations.createIteration({ ...record, shardCount: 0 });
+        await iterations.startIteration(record.id, shardCount, Date.now());
+        const contenders = await h.contenders(20);
+        await Promise.all(
+          contenders.map((stores, i) => stores.iterations!.recordShardProgress(record.id, i % shardCount, { processedDelta: 3, errorsDelta: i % 2, now: Date.now() })),
+        );
+        const stored = await iterations.getIteration(record.id);
+        assert.deepEqual(stored?.shards.map((shard) => shard.processed), [15, 15, 15, 15]);
+        assert.equal(stored?.shards.reduce((sum, shard) => sum + shard.errors, 0), 10);
+        await iterations.deleteIteration(record.id);
       });
     });
 

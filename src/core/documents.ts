@@ -21,8 +21,8 @@ import type {
   TaskQuery,
 } from './stores.js';
 
-/** An iteration's own document: the record without its shards (each shard is a document). */
-export type IterationHeader = Omit<IterationRecord, 'shards'>;
+/** An iteration's own document: the record without its shards (each shard is a document) and the count of shards done. */
+export type IterationHeader = Omit<IterationRecord, 'shards'> & { shardsDone?: number };
 
 /** What each kind of document holds. Keys: task id, reference, task id, iteration id, "<iteration id>/<shard index>". */
 export interface DocumentValues {
@@ -270,7 +270,8 @@ export class DocumentIterationStore implements IterationStore {
       const { iterationId: _id, ...shard } = doc.value;
       return shard;
     });
-    return { ...header.value, shards };
+    const { shardsDone: _done, ...fields } = header.value;
+    return { ...fields, shards };
   }
 
   async listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
@@ -313,12 +314,32 @@ export class DocumentIterationStore implements IterationStore {
     }));
   }
 
+  /**
+   * The shard's marker and the header's count change in one commit, so each first completion
+   * hears a distinct count and exactly one hears the last; progress writes never touch the header.
+   */
   async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
-    const header = await this.header(id);
-    if (!header) return { allDone: false, shardsDone: 0 };
-    await this.changeShard(id, shardIndex, 'complete a shard', (shard) => lifecycle.completeShard(shard, now));
-    const shards = (await this.shards(header.value)).flatMap((doc) => (doc ? [doc.value] : []));
-    return lifecycle.shardTally(shards, header.value.shardCount);
+    let tally = { allDone: false, shardsDone: 0 };
+    await this.until('complete a shard', async () => {
+      const [header, shard] = (await this.docs.read([{ kind: 'iteration', id }, { kind: 'shard', id: shardId(id, shardIndex) }])) as [Read<'iteration'>, Read<'shard'>];
+      if (!header) {
+        tally = { allDone: false, shardsDone: 0 };
+        return [];
+      }
+      const done = shard && lifecycle.completeShard(shard.value, now);
+      const counted = header.value.shardsDone ?? 0;
+      if (!shard || !done) {
+        tally = lifecycle.shardTally(counted, header.value.shardCount);
+        return [];
+      }
+      const next: IterationHeader = { ...header.value, shardsDone: counted + 1, updatedAt: now };
+      tally = lifecycle.shardTally(counted + 1, header.value.shardCount);
+      return [
+        put('shard', shardId(id, shardIndex), shard, { ...done, iterationId: id }, header.value.expiresAt),
+        put('iteration', id, header, next, next.expiresAt),
+      ];
+    });
+    return tally;
   }
 
   async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {

@@ -162,8 +162,7 @@ export function completeShard(shard: ShardProgress, now: number): ShardProgress 
   return { ...shard, done: true, finishedAt: now };
 }
 
-/** How many of an iteration's shards are done, and whether that is all of them. */
-export function shardTally(shards: readonly ShardProgress[], shardCount: number): { allDone: boolean; shardsDone: number } {
-  const shardsDone = shards.filter((s) => s.done).length;
+/** Whether `shardsDone` completions finish an iteration of `shardCount` shards. */
+export function shardTally(shardsDone: number, shardCount: number): { allDone: boolean; shardsDone: number } {
   return { allDone: shardsDone === shardCount, shardsDone };
 }
