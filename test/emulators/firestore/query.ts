@@ -80,7 +80,8 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
   const sameTypeAs = (value: Value): boolean => typeOrder(value) === typeOrder(operand);
   const compare = (document: StoredDocument, accept: (order: number) => boolean): boolean => {
     const value = valueAt(document, path);
-    return value !== undefined && sameTypeAs(value) && accept(compareValues(value, operand));
+    // NaN is ordered before every number, but no range (nor equality) filter matches it.
+    return value !== undefined && sameTypeAs(value) && !isNaNValue(value) && accept(compareValues(value, operand));
   };
   const inSet = (value: Value): boolean => elements.some(element => valuesEqual(value, element));
   let matches: Predicate;
@@ -89,9 +90,10 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
       matches = d => compare(d, order => order === 0);
       break;
     case 'NOT_EQUAL':
+      // Like not-in, != leaves out documents whose field is missing or null.
       matches = d => {
         const value = valueAt(d, path);
-        return value !== undefined && !valuesEqual(value, operand);
+        return value !== undefined && value.kind !== 'null' && !valuesEqual(value, operand);
       };
       break;
     case 'LESS_THAN':
@@ -189,6 +191,9 @@ function normalizeOrderings(explicit: readonly Ordering[], inequalityPaths: read
     ordered.add(key);
   }
   if (!ordered.has('__name__')) orderings.push({ path: ['__name__'], descending });
+  // Firestore orders by the key last: an explicit __name__ before another (or an inequality) field is refused.
+  const keyAt = orderings.findIndex(ordering => isDocumentNamePath(ordering.path));
+  if (keyAt !== orderings.length - 1) throw invalidArgument('order by clause cannot contain more fields after the key __name__');
   return orderings;
 }
 
