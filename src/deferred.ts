@@ -22,6 +22,7 @@ import type { TaskTelemetry } from './core/telemetry.js';
 import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
 import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor.js';
 import type { TaskRecord } from './core/records.js';
+import type { DeferredAdmin } from './core/admin.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
 import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
@@ -138,7 +139,7 @@ function defaultLocalUrl(path: string): string {
   return `http://127.0.0.1:${process.env.PORT ?? 3000}${path}`;
 }
 
-export class Deferred {
+export class Deferred implements DeferredAdmin {
   readonly engine: DeferredEngine;
   readonly handler: TaskHandler;
   /** The web console, when enabled; the Express and Koa middlewares route its path to it. */
@@ -211,6 +212,11 @@ export class Deferred {
   /** Which queue transport this instance uses. */
   get mode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
     return this.resolvedMode;
+  }
+
+  /** Per-minute counters of settled attempts, when the stores keep them. */
+  get counters(): TaskCounters | undefined {
+    return this.engine.counters;
   }
 
   get stores(): Stores {

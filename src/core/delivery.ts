@@ -2,7 +2,8 @@
  * Running one delivery (steps 3-6 of ARCHITECTURE.md): decode the envelope, take the execution
  * guard, load the arguments, run the task in its context, and record the outcome.
  */
-import { decodeEnvelope, type Codec } from './codec.js';
+import type { Codec } from './codec.js';
+import { decodeEnvelope } from './envelope.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { CloudDeferError, isPermanentTaskFailure, isSingularTaskFailure } from './errors.js';
 import type { LogFields, Logger } from './logger.js';

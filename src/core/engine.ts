@@ -4,7 +4,8 @@
  * backend and Google client free.
  */
 import { createHash } from 'node:crypto';
-import { encodeEnvelope, type Codec } from './codec.js';
+import type { Codec } from './codec.js';
+import { ENVELOPE_CONTENT_TYPE, encodeEnvelope } from './envelope.js';
 import { CloudDeferError, DuplicateTaskError } from './errors.js';
 import type { Logger } from './logger.js';
 import { isFinished, PENDING_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
@@ -12,17 +13,15 @@ import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction
 import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.js';
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
-import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import { QUEUE_ID, type EnqueueRequest, type QueueTarget, type QueueTransport } from './transport.js';
 import type { TaskCounters } from './counters.js';
 import { deferMany, enqueueWithRetry, type DeferManyItem, type DeferManyOptions, type DeferManyResult, type EnqueueRetry } from './defer-many.js';
 import type { TaskTelemetry } from './telemetry.js';
 
 const DAY_MS = 86_400_000;
 const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
-const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
 const CLOUD_TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
-/** The content type of the envelope; not application/json, so body parsers leave it alone. */
-export const ENVELOPE_CONTENT_TYPE = 'application/vnd.cloud-defer+json';
+export { ENVELOPE_CONTENT_TYPE };
 
 export interface DeferOptions {
   /** Cloud Tasks queue id. Default: the task's queue, else the engine's default queue. */
