@@ -10,6 +10,7 @@ import {
   type DeferOptions,
   type DeferredTask,
   type DrainOptions,
+  type DrainMark,
   type DrainResult,
   type EngineTarget,
   type TaskInfo,
@@ -244,6 +245,11 @@ export class Deferred {
     return this.engine.drain(options);
   }
 
+  /** A mark for drain({ since }): count only tasks settled after this call. */
+  mark(): DrainMark {
+    return this.engine.mark();
+  }
+
   sweepOutbox(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number }> {
     return this.engine.sweepOutbox(options);
   }
@@ -281,8 +287,35 @@ export class Deferred {
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */
   ready(): Promise<Runtime> {
-    this.runtime ??= this.start();
+    this.runtime ??= this.startWithBackoff();
     return this.runtime;
+  }
+
+  /** Failed start-ups in a row; the next ready() waits a backoff before trying again. */
+  private startFailures = 0;
+  private lastStartFailureAt = 0;
+
+  /**
+   * A failed start-up (Cloud Tasks unreachable, permission denied) is not cached: the next
+   * ready() tries again, after a backoff (100 ms doubling to 30 s) so a storm of defers does not
+   * hammer a service that is down. Concurrent callers share one attempt.
+   */
+  private async startWithBackoff(): Promise<Runtime> {
+    if (this.startFailures > 0) {
+      const backoffMs = Math.min(100 * 2 ** (this.startFailures - 1), 30_000);
+      const waitMs = this.lastStartFailureAt + backoffMs - Date.now();
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+    try {
+      const runtime = await this.start();
+      this.startFailures = 0;
+      return runtime;
+    } catch (err) {
+      this.startFailures += 1;
+      this.lastStartFailureAt = Date.now();
+      this.runtime = undefined;
+      throw err;
+    }
   }
 
   /** Stop the embedded emulator and close the Cloud Tasks client. */
@@ -391,7 +424,7 @@ export class Deferred {
       const address = process.env.CLOUD_TASKS_EMULATOR_HOST;
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
       const client = createEmulatorClient(address);
-      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'emulator' });
+      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'emulator' });
     }
     const url = this.currentUrl()!;
     const emulator = await startEmulator({
@@ -406,7 +439,14 @@ export class Deferred {
     this.logger.info(
       `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
     );
-    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'embedded', emulator });
+    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'embedded', emulator });
+  }
+
+  /** A queue this app configured (or, on an emulator, uses): what to recreate if the emulator forgot it. */
+  private declaredQueue(name: string): QueueConfig | undefined {
+    const configured = (this.options.queues ?? []).find((q) => q.name === name);
+    if (configured) return configured;
+    return this.engine.queues().includes(name) ? { name } : undefined;
   }
 
   private async withQueues(runtime: Runtime): Promise<Runtime> {
@@ -414,7 +454,14 @@ export class Deferred {
     // The embedded emulator starts empty: create every queue this app will use.
     if (runtime.mode === 'embedded') for (const name of this.engine.queues()) configs.set(name, { name });
     for (const queue of this.options.queues ?? []) configs.set(queue.name, queue);
-    for (const config of configs.values()) await runtime.transport.ensureQueue(config);
+    try {
+      for (const config of configs.values()) await runtime.transport.ensureQueue(config);
+    } catch (err) {
+      // A gRPC channel that failed to connect backs off for up to minutes: the retry gets a fresh client.
+      if (runtime.mode !== 'custom') await runtime.transport.close().catch(() => undefined);
+      await runtime.emulator?.stop().catch(() => undefined);
+      throw err;
+    }
     return runtime;
   }
 }

@@ -71,6 +71,10 @@ export class DeliveryRunner {
     this.inFlight += 1;
     try {
       return await this.runDelivery(delivery);
+    } catch (err) {
+      // Last line of defence (a bug, or a value that broke a step): answer, never throw to the framework.
+      this.options.logger.error('a delivery failed unexpectedly; asking Cloud Tasks to retry', { error: errorInfo(err).message });
+      return { kind: 'unavailable', reason: errorInfo(err).message };
     } finally {
       this.inFlight -= 1;
     }
@@ -242,7 +246,8 @@ export class DeliveryRunner {
     err?: unknown,
   ): Promise<void> {
     const now = this.options.now();
-    const error = err === undefined ? undefined : errorInfo(err);
+    // `throw undefined` is still a failure with an error to show.
+    const error = status === 'succeeded' ? undefined : errorInfo(err);
     const attempt: AttemptRecord = {
       at: started,
       statusCode,
