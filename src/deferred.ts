@@ -287,6 +287,7 @@ export class Deferred {
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */
   ready(): Promise<Runtime> {
+    if (!this.runtime) this.engine.resumeDeliveries();
     this.runtime ??= this.startWithBackoff();
     return this.runtime;
   }
@@ -318,8 +319,15 @@ export class Deferred {
     }
   }
 
-  /** Stop the embedded emulator and close the Cloud Tasks client. */
-  async close(): Promise<void> {
+  /**
+   * Graceful shutdown (call it on SIGTERM): stop taking deliveries (they are answered 503 and
+   * retried elsewhere), let runs under way finish for up to `graceMs` (default 8 s: Cloud Run
+   * sends SIGKILL 10 s after SIGTERM), fire the AbortSignal of those that cannot and release
+   * their leases so the next delivery runs them at once; then stop the embedded emulator and
+   * close the Cloud Tasks client.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    await this.engine.shutdown(options.graceMs ?? 8_000);
     if (!this.runtime) return;
     const runtime = await this.runtime.catch(() => undefined);
     this.runtime = undefined;

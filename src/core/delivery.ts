@@ -10,6 +10,7 @@ import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
+import { RunningSet } from './lease-keeper.js';
 
 /** One delivery of a task, as the HTTP layer read it from the request. */
 export interface Delivery {
@@ -50,6 +51,10 @@ export interface DeliveryRunnerOptions {
 export class DeliveryRunner {
   /** Runs under way in this process (drain() waits for them). */
   inFlight = 0;
+  /** Runs under way here: a second delivery of one of them is answered busy, never run twice. */
+  readonly running = new RunningSet();
+  /** Set by shutdown(): new deliveries are refused (503) so Cloud Tasks sends them elsewhere. */
+  private closing = false;
   /**
    * Owners whose claim may have been applied by the store although its reply was lost (the store
    * went away mid-call). The next delivery of that task in this process claims with the same
@@ -89,6 +94,8 @@ export class DeliveryRunner {
       logger.error('undecodable task envelope; acknowledged so it is not retried', { error: errorInfo(err).message, cloudTaskName: delivery.cloudTaskName });
       return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
     }
+    if (this.closing) return { kind: 'unavailable', reason: 'shutting down' };
+    if (this.running.has(envelope.id)) return { kind: 'busy', taskId: envelope.id, retryAfterSeconds: 1 };
     const task = this.registry.get(envelope.task);
     // Taken, not read: only one later delivery may reuse a stranded owner.
     const owner = this.strandedOwners.get(envelope.id) ?? randomId();
@@ -109,6 +116,24 @@ export class DeliveryRunner {
     }
     if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
     const record = lease.record;
+    const run = this.running.begin(record.id, owner, record.leaseUntil, now);
+    try {
+      return await this.runAcquired(envelope, task, record, owner, delivery, now, run.signal);
+    } finally {
+      this.running.end(record.id);
+    }
+  }
+
+  private async runAcquired(
+    envelope: ReturnType<typeof decodeEnvelope>,
+    task: ReturnType<TaskRegistry['get']>,
+    record: TaskRecord,
+    owner: string,
+    delivery: Delivery,
+    now: number,
+    signal: AbortSignal,
+  ): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
 
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
       this.settle(record, owner, status, statusCode, started, delivery, err);
@@ -142,6 +167,7 @@ export class DeliveryRunner {
       ...(record.reference !== undefined ? { reference: record.reference } : {}),
       ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
       ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
+      signal,
     };
     const started = this.options.now();
     try {
@@ -276,6 +302,46 @@ export class DeliveryRunner {
     }
     if (isFinished(status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
     this.onSettled(settled);
+  }
+
+  /**
+   * Graceful shutdown: refuse new deliveries, let runs under way finish for up to `graceMs`, then
+   * fire the signals of those still going and release their leases (record `retrying`, no lease)
+   * so that the next delivery, on another instance, runs them at once instead of waiting.
+   */
+  async shutdown(graceMs: number): Promise<{ finished: number; released: number }> {
+    this.closing = true;
+    const before = this.running.size;
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const unfinished = this.running.list();
+    this.running.abortAll('The app is shutting down');
+    const now = this.options.now();
+    let released = 0;
+    await Promise.all(
+      unfinished.map(async (run) => {
+        const error = { message: 'Released at shutdown before the run finished; the next delivery runs it again', code: 'SHUTDOWN' };
+        const settled = await this.calls
+          .call(() =>
+            this.options.stores.state.settle(run.taskId, {
+              owner: run.owner,
+              status: 'retrying',
+              now,
+              attempt: { at: now, statusCode: 503, outcome: 'retrying', durationMs: 0, error },
+              error,
+              expiresAt: now + this.options.retentionMs,
+            }),
+          )
+          .catch(() => undefined);
+        if (settled) released += 1;
+      }),
+    );
+    return { finished: Math.max(0, before - unfinished.length), released };
+  }
+
+  /** Take deliveries again (an engine started again after shutdown()). */
+  resume(): void {
+    this.closing = false;
   }
 
   private rememberStrandedOwner(taskId: string, owner: string): void {

@@ -643,6 +643,16 @@ export class DeferredEngine {
     return this.runner.run(delivery);
   }
 
+  /** Graceful shutdown of the runs in this process (see DeliveryRunner.shutdown). */
+  shutdown(graceMs: number): Promise<{ finished: number; released: number }> {
+    return this.runner.shutdown(graceMs);
+  }
+
+  /** Take deliveries again after shutdown(). */
+  resumeDeliveries(): void {
+    this.runner.resume();
+  }
+
   /** Queues defers have used, plus the default. */
   queues(): string[] {
     return [...this.queuesUsed];
