@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     { name: 'defer', run: benchDefer },
     { name: 'handler', run: benchHandler },
     { name: 'redis', run: benchRedis },
+    { name: 'cpu', run: async () => (await import('./cpu.js')).benchCpu() },
     { name: 'iteration', run: benchIteration },
     { name: 'datastore', run: async () => (await import('./datastore.js')).benchDatastore() },
     { name: 'firestore', run: async () => (await import('./firestore.js')).benchFirestore() },

@@ -21,7 +21,9 @@ import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
 import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
-import { isProduction, TaskAuthenticator, unsafeAuthReason, type AuthOptions, type Jwks } from './http/auth.js';
+import { isAllowedHost, TaskAuthenticator, type AuthOptions, type Jwks } from './http/auth.js';
+import { defaultAuth, resolveMode, unsafeAuthReason } from './runtime-mode.js';
+import { appEngineServiceAccountEmail } from './emulator/oidc.js';
 import { TaskHandler } from './http/handler.js';
 import { createConsoleHandler, type ConsoleHandler, type ConsoleOptions } from './console/console.js';
 import { CloudTasksTransport } from './queue/cloud-tasks.js';
@@ -53,8 +55,10 @@ export interface CreateDeferredOptions {
   /** Where task state and large payloads live. Default: memory (fine for one process and tests). */
   stores?: Stores;
   /**
-   * auto (default): CLOUD_TASKS_EMULATOR_HOST set -> that emulator; production (K_SERVICE or
-   * GAE_ENV) -> Cloud Tasks; otherwise the embedded emulator, in process.
+   * auto (default): CLOUD_TASKS_EMULATOR_HOST set -> that emulator; Cloud Run or App Engine
+   * (K_SERVICE, GAE_ENV) or a `client` -> Cloud Tasks; a developer's machine -> the embedded
+   * emulator, in process. Anywhere else (NODE_ENV=production, KUBERNETES_SERVICE_HOST,
+   * CLOUD_RUN_JOB, or `target`/`auth` configured) auto refuses to start: set the mode.
    */
   mode?: 'auto' | 'embedded' | 'emulator' | 'cloud';
   projectId?: string;
@@ -84,6 +88,11 @@ export interface CreateDeferredOptions {
   storeRetry?: { acquireMs?: number; settleMs?: number };
   /** Largest request body the handler reads. Default 1.5 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Embedded mode answers only requests whose Host is a loopback literal, `localhost` or the
+   * target URL's host (DNS rebinding); list other Host values to serve here ("name" or "name:port").
+   */
+  allowedHosts?: readonly string[];
   logger?: Logger | false;
   codec?: Codec;
   /** Iteration sources (Redis sorted sets, Datastore queries, ...) the shards of deferIteration may read. */
@@ -118,6 +127,7 @@ export class Deferred {
   private runtime?: Promise<Runtime>;
   private embeddedEmulator?: EmulatorHandle;
   private targetUrl?: string | (() => string);
+  private readonly authenticator: TaskAuthenticator;
 
   constructor(options: CreateDeferredOptions = {}) {
     this.options = options;
@@ -131,10 +141,15 @@ export class Deferred {
     const target = options.target;
     if (target && !('appEngine' in target)) this.targetUrl = target.url;
     const stores = options.stores ?? memoryStores();
-    const auth = this.authOptions();
-    const unsafe = unsafeAuthReason(auth);
+    const auth = options.auth ?? this.defaultAuthOptions();
+    // The embedded default's key set is the in-process emulator's own: safe wherever it was asked for.
+    const unsafe = options.auth || this.resolvedMode !== 'embedded' ? unsafeAuthReason(auth) : undefined;
     if (unsafe) {
-      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start in production: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run) or run on App Engine with auth: { mode: 'appEngine' }.`);
+      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run, GKE) or run on App Engine with auth: { mode: 'appEngine' }.`);
+    }
+    if (auth.mode === 'none') this.logger.warn('auth mode "none": the task handler accepts every request; anyone who can reach it can run tasks');
+    if (auth.mode === 'appEngine' && auth.dangerouslyTrustHeadersOutsideAppEngineForTests) {
+      this.logger.warn('dangerouslyTrustHeadersOutsideAppEngineForTests: X-AppEngine-* headers are trusted outside App Engine; anyone who can reach the handler can run tasks');
     }
     this.engine = new DeferredEngine({
       stores,
@@ -153,9 +168,11 @@ export class Deferred {
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);
     for (const source of options.sources ?? []) this.iterations.register(source);
+    this.authenticator = new TaskAuthenticator(auth, () => this.currentUrl());
     this.handler = new TaskHandler({
       engine: this.engine,
-      authenticator: new TaskAuthenticator(auth, () => this.currentUrl(), this.resolvedMode === 'embedded'),
+      authenticator: this.authenticator,
+      ...(this.resolvedMode === 'embedded' ? { hostAllowed: (host: string | undefined) => this.hostAllowed(host) } : {}),
       logger: this.logger,
       handlerPath: this.handlerPath,
       sweepPath: options.sweepPath ?? DEFAULT_SWEEP_PATH,
@@ -340,12 +357,20 @@ export class Deferred {
 
   private pickMode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
     const { options } = this;
-    if (options.transport) return 'custom';
-    const mode = options.mode ?? 'auto';
-    if (mode !== 'auto') return mode;
-    if (process.env.CLOUD_TASKS_EMULATOR_HOST) return 'emulator';
-    if (options.client || isProduction()) return 'cloud';
-    return 'embedded';
+    return resolveMode({
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      hasTransport: options.transport !== undefined,
+      hasClient: options.client !== undefined,
+      configuredForCloudTasks: options.target !== undefined || options.auth !== undefined,
+    });
+  }
+
+  /** Embedded mode: loopback literals, localhost, the target URL's host and `allowedHosts`. */
+  private hostAllowed(hostHeader: string | undefined): boolean {
+    const allowed = [...(this.options.allowedHosts ?? [])];
+    const url = this.currentUrl();
+    if (url && URL.canParse(url)) allowed.push(new URL(url).host);
+    return isAllowedHost(hostHeader, allowed);
   }
 
   private currentUrl(): string | undefined {
@@ -396,23 +421,16 @@ export class Deferred {
     return this.options.projectId ?? process.env.GOOGLE_CLOUD_PROJECT ?? process.env.GCLOUD_PROJECT;
   }
 
-  /** The auth mode asked for, or the safe default for where we run. */
-  private authOptions(): AuthOptions {
-    if (this.options.auth) return this.options.auth;
+  /** The safe default for where we run (see src/runtime-mode.ts). */
+  private defaultAuthOptions(): AuthOptions {
     const target = this.options.target;
-    const email = this.serviceAccountEmail();
-    if (this.resolvedMode === 'embedded') {
-      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks) };
-    }
-    if (this.resolvedMode === 'emulator') {
-      const jwksUri = process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
-      if (!jwksUri) return { mode: 'none' };
-      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => fetchJwks(jwksUri) };
-    }
-    if (target && 'appEngine' in target) return { mode: 'appEngine' };
-    if (email) return { mode: 'oidc', serviceAccountEmail: email };
-    if (process.env.GAE_ENV) return { mode: 'appEngine' };
-    return { mode: 'none' };
+    return defaultAuth({
+      mode: this.resolvedMode,
+      appEngineTarget: target !== undefined && 'appEngine' in target,
+      serviceAccountEmail: this.serviceAccountEmail(),
+      appEngineServiceAccountEmail: appEngineServiceAccountEmail(this.projectId() ?? 'local-project'),
+      embeddedJwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks),
+    });
   }
 
   private async start(): Promise<Runtime> {
@@ -431,17 +449,15 @@ export class Deferred {
     if (this.resolvedMode === 'emulator') {
       const address = process.env.CLOUD_TASKS_EMULATOR_HOST;
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
+      await this.fetchEmulatorKeys();
       const client = createEmulatorClient(address);
       return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'emulator' });
     }
     const url = this.currentUrl()!;
-    const emulator = await startEmulator({
-      port: 0,
-      projectId,
-      location,
-      appEngineBaseUrl: new URL(url).origin,
-      ...(options.emulator ?? {}),
-    });
+    const emulatorOptions = { port: 0, projectId, location, appEngineBaseUrl: new URL(url).origin, ...(options.emulator ?? {}) };
+    // On its own thread unless a test drives it with a manual clock, which must live on this one.
+    const { canRunOnWorker, startEmulatorWorker } = require('./emulator/worker-thread.js') as typeof import('./emulator/worker-thread.js');
+    const emulator = canRunOnWorker(emulatorOptions) ? await startEmulatorWorker(emulatorOptions) : await startEmulator(emulatorOptions);
     this.embeddedEmulator = emulator;
     const client = createEmulatorClient(emulator);
     this.logger.info(
@@ -455,6 +471,15 @@ export class Deferred {
     const configured = (this.options.queues ?? []).find((q) => q.name === name);
     if (configured) return configured;
     return this.engine.queues().includes(name) ? { name } : undefined;
+  }
+
+  /** An external emulator's key set must be reachable, or no delivery could be checked. */
+  private async fetchEmulatorKeys(): Promise<void> {
+    try {
+      await this.authenticator.keySet?.load();
+    } catch (err) {
+      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: the emulator's key set could not be fetched (${err instanceof Error ? err.message : String(err)}); check CLOUD_TASKS_EMULATOR_JWKS_URI.`, { cause: err });
+    }
   }
 
   private async withQueues(runtime: Runtime): Promise<Runtime> {
@@ -472,12 +497,6 @@ export class Deferred {
     }
     return runtime;
   }
-}
-
-async function fetchJwks(uri: string): Promise<Jwks> {
-  const response = await fetch(uri);
-  if (!response.ok) throw new Error(`GET ${uri} answered ${response.status}`);
-  return (await response.json()) as Jwks;
 }
 
 /** Build one deferred engine. Every option is optional; see CreateDeferredOptions. */

@@ -22,6 +22,11 @@ export interface Delivery {
   executionCount: number;
   /** Epoch ms from X-CloudTasks-TaskETA. */
   eta?: number;
+  /**
+   * The sender proved it is Cloud Tasks (a verified token, App Engine's headers on App Engine);
+   * false under auth mode "none". Only a verified delivery may rebuild a missing record.
+   */
+  verified: boolean;
 }
 
 export type DeliveryOutcome =
@@ -30,7 +35,9 @@ export type DeliveryOutcome =
   | { kind: 'duplicate'; taskId: string; status: TaskStatus }
   | { kind: 'retry'; taskId: string; quiet: boolean }
   | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
-  | { kind: 'unavailable'; reason: string };
+  | { kind: 'unavailable'; reason: string }
+  /** Not run: no record and an unverified sender, or an envelope that disagrees with its record. */
+  | { kind: 'refused'; taskId: string; reason: 'NO_RECORD' | 'ENVELOPE_MISMATCH' };
 
 export interface DeliveryRunnerOptions {
   stores: Stores;
@@ -96,14 +103,13 @@ export class DeliveryRunner {
     }
     if (this.closing) return { kind: 'unavailable', reason: 'shutting down' };
     if (this.running.has(envelope.id)) return { kind: 'busy', taskId: envelope.id, retryAfterSeconds: 1 };
-    const task = this.registry.get(envelope.task);
     // Taken, not read: only one later delivery may reuse a stranded owner.
     const owner = this.strandedOwners.get(envelope.id) ?? randomId();
     this.strandedOwners.delete(envelope.id);
     const now = this.options.now();
     let lease;
     try {
-      lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
+      lease = await this.acquire(envelope, delivery, owner, now);
     } catch (err) {
       this.rememberStrandedOwner(envelope.id, owner);
       logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
@@ -114,11 +120,19 @@ export class DeliveryRunner {
       const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
       return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
     }
-    if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+    if (lease.kind === 'missing') {
+      if (envelope.payloadRef !== undefined && envelope.payloadRef !== envelope.id) {
+        logger.error('refused a delivery with no record whose envelope names another task\'s payload; not run', { taskId: envelope.id });
+        return { kind: 'refused', taskId: envelope.id, reason: 'ENVELOPE_MISMATCH' };
+      }
+      if (delivery.verified) return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+      logger.warn('refused a delivery for a task with no record: only a verified Cloud Tasks delivery may rebuild one', { taskId: envelope.id });
+      return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
+    }
     const record = lease.record;
     const run = this.running.begin(record.id, owner, record.leaseUntil, now);
     try {
-      return await this.runAcquired(envelope, task, record, owner, delivery, now, run.signal);
+      return await this.runAcquired(envelope, record, owner, delivery, now, run.signal);
     } finally {
       this.running.end(record.id);
     }
@@ -126,7 +140,6 @@ export class DeliveryRunner {
 
   private async runAcquired(
     envelope: ReturnType<typeof decodeEnvelope>,
-    task: ReturnType<TaskRegistry['get']>,
     record: TaskRecord,
     owner: string,
     delivery: Delivery,
@@ -138,9 +151,17 @@ export class DeliveryRunner {
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
       this.settle(record, owner, status, statusCode, started, delivery, err);
 
+    // The record is the authority for what runs: an envelope that says otherwise is not run.
+    const disagreement = envelopeDisagreement(envelope, record);
+    if (disagreement) {
+      logger.error(`refused a delivery whose envelope disagrees with task record ${record.id} (${disagreement}); not run`, { taskId: record.id, cloudTaskName: delivery.cloudTaskName });
+      await finish('retrying', 200, now, new CloudDeferError('INVALID_ENVELOPE', `A delivery's envelope disagreed with this record (${disagreement}); it was refused and not run.`));
+      return { kind: 'refused', taskId: record.id, reason: 'ENVELOPE_MISMATCH' };
+    }
+    const task = this.registry.get(record.taskName);
     if (!task) {
-      logger.error(`no task named "${envelope.task}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
-      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${envelope.task}" is registered in this app.`));
+      logger.error(`no task named "${record.taskName}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
+      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${record.taskName}" is registered in this app.`));
       return { kind: 'failed', taskId: envelope.id, reason: 'UNREGISTERED_TASK' };
     }
 
@@ -207,13 +228,12 @@ export class DeliveryRunner {
   }
 
   private async acquire(
-    id: string,
-    taskName: string,
+    envelope: ReturnType<typeof decodeEnvelope>,
     delivery: Delivery,
     owner: string,
     now: number,
-    payloadRef: string | undefined,
   ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
+    const { id, task: taskName, payloadRef } = envelope;
     const state = this.options.stores.state;
     const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
     // Retried with the same owner: if the store applied a call whose reply was lost, the retry
@@ -223,8 +243,9 @@ export class DeliveryRunner {
       this.options.acquireRetryMs ?? 10_000,
       () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
     );
-    if (lease.kind !== 'missing') return lease;
-    // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
+    // The engine stores a payload under its task's own id: an envelope naming another task's cannot rebuild a record.
+    if (lease.kind !== 'missing' || !delivery.verified || (payloadRef !== undefined && payloadRef !== id)) return lease;
+    // No record (expired, or the store was wiped) on a verified delivery: rebuild it from the envelope so the run is still guarded.
     const eta = delivery.eta ?? now;
     await this.calls.call(() =>
       state.createTask(
@@ -242,7 +263,7 @@ export class DeliveryRunner {
           history: [],
           version: 1,
           expiresAt: now + this.options.retentionMs,
-          ...(payloadRef ? { payloadRef } : {}),
+          ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
         },
         now,
       ),
@@ -250,12 +271,14 @@ export class DeliveryRunner {
     return this.calls.call(() => state.acquireLease(id, input));
   }
 
+  /** The record's arguments (inline, or its payload reference); the envelope's only for a record that holds none. */
   private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
     const { codec, stores } = this.options;
-    if (envelope.payloadRef === undefined) {
-      return codec.decodeArgsTree(envelope.argsTree ?? []);
+    const payloadRef = record.payloadRef;
+    if (payloadRef === undefined) {
+      return record.argsJson !== undefined ? codec.decodeArgs(Buffer.from(record.argsJson, 'utf8')) : codec.decodeArgsTree(envelope.argsTree ?? []);
     }
-    const bytes = await this.calls.call(() => stores.payloads.get(envelope.payloadRef!));
+    const bytes = await this.calls.call(() => stores.payloads.get(payloadRef));
     if (!bytes) {
       throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
     }
@@ -351,4 +374,13 @@ export class DeliveryRunner {
     }
     this.strandedOwners.set(taskId, owner);
   }
+}
+
+/** How an envelope contradicts the record it names (task, payload reference, inline arguments), or undefined. */
+function envelopeDisagreement(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): string | undefined {
+  if (envelope.task !== record.taskName) return `task "${envelope.task}" instead of "${record.taskName}"`;
+  if (envelope.payloadRef !== record.payloadRef) return 'another payload reference';
+  // Both come from the codec's JSON, which parses and prints back to the same text.
+  if (record.argsJson !== undefined && JSON.stringify(envelope.argsTree ?? []) !== record.argsJson) return 'other arguments';
+  return undefined;
 }

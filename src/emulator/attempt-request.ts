@@ -3,7 +3,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { OutgoingAttempt } from './dispatcher.js';
 import type { AttemptRecord, TaskRecord } from './model.js';
-import type { OidcSigner } from './oidc.js';
+import { appEngineServiceAccountEmail, type OidcSigner } from './oidc.js';
 import { effectiveDeadlineMs } from './convert.js';
 
 export interface AttemptContext {
@@ -64,5 +64,8 @@ export function buildAttemptRequest(task: TaskRecord, context: AttemptContext): 
   Object.assign(headers, attemptHeaders('X-AppEngine', task, context));
   const basePath = base.pathname.replace(/\/+$/, '');
   const url = new URL(`${base.origin}${basePath}${target.relativeUri}`);
+  // Off App Engine nothing strips forged X-AppEngine-* headers, so the emulator proves its own
+  // dispatch: an ID token for App Engine's default account, audience the URL it posts to (without the query).
+  headers['Authorization'] = `Bearer ${context.signer.sign(appEngineServiceAccountEmail(task.queue.name.project), `${url.origin}${url.pathname}`, context.now)}`;
   return { url, method: target.method, headers, body: target.body, deadlineMs };
 }

@@ -98,10 +98,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     host,
     port,
     address,
-    jwks: signer.jwks,
+    get jwks() {
+      return signer.jwks;
+    },
     jwksUri: `${jwksServer.baseUrl}${JWKS_PATH}`,
     pemCertsUri: `${jwksServer.baseUrl}${PEM_CERTS_PATH}`,
-    pemCerts: signer.pemCerts,
+    get pemCerts() {
+      return signer.pemCerts;
+    },
+    rotateSigningKey: async () => signer.rotate(),
     issuer: GOOGLE_ISSUER,
     clock,
     idle: () => engine.idle(),

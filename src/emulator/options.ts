@@ -51,6 +51,8 @@ export interface EmulatorHandle {
   readonly pemCertsUri: string;
   /** kid -> PEM of the signing key, ready for OAuth2Client#verifySignedJwtWithCertsAsync. */
   readonly pemCerts: Readonly<Record<string, string>>;
+  /** Signs with a new key (new kid) from now on; the old one stays listed until the next rotation. */
+  rotateSigningKey(): Promise<void>;
   /** The `iss` claim of the tokens: https://accounts.google.com, as Google's ID tokens. */
   readonly issuer: string;
   readonly clock: Clock;

@@ -42,7 +42,7 @@ describe('reliability: leases that follow the run (issue 13.1)', function () {
       // Scheduled an hour ahead, so only the deliveries below reach it.
       const info = await task.with({ countdown: 3600 }).defer();
       const body = encodeEnvelope({ task: 'long-run', id: info.id, argsText: Buffer.from(createCodec().encodeArgs([])).toString('utf8') });
-      const delivery = { body, targetKind: 'http' as const, queueName: 'default', retryCount: 0, executionCount: 0 };
+      const delivery = { body, targetKind: 'http' as const, queueName: 'default', retryCount: 0, executionCount: 0, verified: true };
       const first = deferred.engine.run(delivery);
       const duplicates = [];
       for (let i = 1; i <= 3; i += 1) {
