@@ -57,7 +57,7 @@ interface Setup {
 
 async function setUp(): Promise<Setup> {
   const emulator = await startEmulatorProcess(await freePort());
-  process.env.CLOUD_TASKS_EMULATOR_HOST = emulator.address;
+  emulator.useFromEnv();
   const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
   const prefix = testPrefix();
   return { emulator, client, stores: redisStores({ client, prefix }), prefix };
@@ -67,6 +67,7 @@ async function tearDown(s: Setup, app?: TestApp): Promise<void> {
   await app?.close();
   await s.emulator.kill();
   delete process.env.CLOUD_TASKS_EMULATOR_HOST;
+      delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
   await deleteKeys(s.client, s.prefix);
   s.client.disconnect();
 }
@@ -109,7 +110,8 @@ describe('reliability: the transport recovers (issue 13.6)', function () {
     const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
     const prefix = testPrefix();
     let ran = 0;
-    const deferred = createDeferred({ stores: redisStores({ client, prefix }), queues: QUEUES, logger: false });
+    // auth 'none' (a developer machine): this test is about the transport, and the emulator's key set does not exist yet.
+    const deferred = createDeferred({ stores: redisStores({ client, prefix }), queues: QUEUES, logger: false, auth: { mode: 'none' } });
     const task = deferred.task('count', () => {
       ran += 1;
     });
@@ -130,6 +132,7 @@ describe('reliability: the transport recovers (issue 13.6)', function () {
       await live.close();
       await emulator.kill();
       delete process.env.CLOUD_TASKS_EMULATOR_HOST;
+      delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
       await deleteKeys(client, prefix);
       client.disconnect();
     }
@@ -143,7 +146,8 @@ describe('reliability: an emulator that restarts (issue 13.6)', function () {
     const s = await setUp();
     let ran = 0;
     let task!: DeferredTask<[]>;
-    const app = await startApp('express', { stores: s.stores, queues: QUEUES, logger: false } as CreateDeferredOptions, (d) => {
+    // auth 'none': a restarted emulator signs with new keys at a new URI; this test is about the transport.
+    const app = await startApp('express', { stores: s.stores, queues: QUEUES, logger: false, auth: { mode: 'none' } } as CreateDeferredOptions, (d) => {
       task = d.task('count-after-restart', () => {
         ran += 1;
       });

@@ -15,7 +15,7 @@ describe('reliability: leases that follow the run (issue 13.1)', function () {
 
   it('runs a task 3x longer than its lease once, with a duplicate delivery every second, and aborts its signal at the lease end', async () => {
     const emulator = await startEmulatorProcess(await freePort());
-    process.env.CLOUD_TASKS_EMULATOR_HOST = emulator.address;
+    emulator.useFromEnv();
     const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
     const prefix = testPrefix();
     const leaseMs = 1_000;
@@ -59,6 +59,7 @@ describe('reliability: leases that follow the run (issue 13.1)', function () {
       await deferred.close({ graceMs: 0 });
       await emulator.kill();
       delete process.env.CLOUD_TASKS_EMULATOR_HOST;
+      delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
       await deleteKeys(client, prefix);
       client.disconnect();
     }

@@ -7,7 +7,7 @@ import { startEmulator } from '../../../src/emulator/index.js';
 async function main(): Promise<void> {
   const port = Number(process.argv[2] ?? 0);
   const emulator = await startEmulator({ port, projectId: 'local-project', location: 'us-central1' });
-  process.stdout.write(`READY ${emulator.address}\n`);
+  process.stdout.write(`READY ${emulator.address} ${emulator.jwksUri}\n`);
   process.on('SIGTERM', () => {
     void emulator.stop().then(() => process.exit(0));
   });

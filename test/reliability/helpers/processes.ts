@@ -38,19 +38,40 @@ export function lineFrom(child: ChildProcess, prefix: string, timeoutMs = 20_000
   });
 }
 
+/** Children still alive when the test process exits are killed, so a failed test leaves none behind. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 export interface EmulatorProcess {
   readonly address: string;
+  /** Where the emulator publishes the keys that sign its OIDC tokens (CLOUD_TASKS_EMULATOR_JWKS_URI). */
+  readonly jwksUri: string;
+  /** Points this process's Deferreds at it (CLOUD_TASKS_EMULATOR_HOST and _JWKS_URI). */
+  useFromEnv(): void;
   readonly child: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** The Cloud Tasks emulator in its own process on `port`. */
 export async function startEmulatorProcess(port: number): Promise<EmulatorProcess> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'emulator-child.js'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const address = await lineFrom(child, 'READY ');
+  const child = track(spawn(process.execPath, [path.join(__dirname, 'emulator-child.js'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const [address, jwksUri] = (await lineFrom(child, 'READY ')).split(' ') as [string, string];
   return {
     address,
+    jwksUri,
     child,
+    useFromEnv() {
+      process.env.CLOUD_TASKS_EMULATOR_HOST = address;
+      process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = jwksUri;
+    },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
