@@ -164,6 +164,11 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      queueMaxAttempts: (queue) => {
+        const limit = options.queues?.find((q) => q.name === queue)?.retryConfig?.maxAttempts;
+        // 0 or unset means Cloud Tasks' default (100): nothing to copy.
+        return limit !== undefined && (limit >= 1 || limit === -1) ? limit : undefined;
+      },
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);

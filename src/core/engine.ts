@@ -110,6 +110,12 @@ export interface EngineOptions {
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
   settleRetryMs?: number;
   now: () => number;
+  /**
+   * The queue's own retry limit (retryConfig.maxAttempts of a configured queue): a task without
+   * its own maxAttempts takes it, so its last attempt records it `failed` instead of leaving it
+   * `retrying` after Cloud Tasks gave up.
+   */
+  queueMaxAttempts?: (queue: string) => number | undefined;
 }
 
 export interface DrainOptions {
@@ -223,7 +229,7 @@ export class DeferredEngine {
     const stored = argsBytes.byteLength > this.options.inlineLimitBytes;
     const argsText = stored ? undefined : Buffer.from(argsBytes.buffer, argsBytes.byteOffset, argsBytes.byteLength).toString('utf8');
     const body = encodeEnvelope({ task: registered.name, id, ...(argsText === undefined ? { payloadRef: id } : { argsText }) });
-    const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
+    const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts ?? this.options.queueMaxAttempts?.(queue);
     const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
     const expiresAt = Math.max(eta, now) + this.options.retentionMs;
     const deterministic = options.transaction !== undefined || internal.idempotent === true;

@@ -198,3 +198,30 @@ describe('reliability: drain() counts what settled before it was called (issue 1
     }
   });
 });
+
+describe('reliability: the record follows the queue that gives up (issue 13.4)', function () {
+  this.timeout(60_000);
+
+  it("takes the queue's maxAttempts at defer time: the last attempt ends failed and frees the reference", async () => {
+    const s = await setUp();
+    const queues = [...QUEUES, { name: 'gives-up', retryConfig: { maxAttempts: 2, minBackoffSeconds: 0.1, maxBackoffSeconds: 0.2 } }];
+    let fails!: DeferredTask<[]>;
+    const app = await startApp('express', { stores: s.stores, queues, logger: false } as CreateDeferredOptions, (d) => {
+      fails = d.task('fails-on-small-queue', () => {
+        throw new Error('always');
+      });
+    });
+    try {
+      const first = await fails.with({ queue: 'gives-up', reference: 'small-queue-ref' }).defer();
+      const record = await first.wait({ timeoutMs: 20_000 });
+      assert.equal(record.status, 'failed');
+      assert.deepEqual(record.history.map((h) => h.statusCode), [500, 200], 'the second (last) attempt is acknowledged, not left retrying');
+      const again = await fails.with({ queue: 'gives-up', reference: 'small-queue-ref', onDuplicate: 'throw' }).defer();
+      assert.equal(again.duplicate, false);
+      assert.notEqual(again.id, first.id);
+      assert.equal((await again.wait({ timeoutMs: 20_000 })).status, 'failed');
+    } finally {
+      await tearDown(s, app);
+    }
+  });
+});
