@@ -16,7 +16,12 @@ import {
   type TaskInfo,
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
-import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
+import type { Logger } from './core/logger.js';
+import { resolveLogger, type LoggerOption } from './logging/adapt.js';
+import { openTelemetry } from './otel/index.js';
+import type { TaskTelemetry } from './core/telemetry.js';
+import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
+import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
@@ -30,6 +35,8 @@ import { CloudTasksTransport } from './queue/cloud-tasks.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
+import { memoryCounters } from '../adapters/memory/counters.js';
+import type { TaskCounters } from './core/counters.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
 export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
@@ -93,7 +100,17 @@ export interface CreateDeferredOptions {
    * target URL's host (DNS rebinding); list other Host values to serve here ("name" or "name:port").
    */
   allowedHosts?: readonly string[];
-  logger?: Logger | false;
+  /**
+   * console, winston, pino (recognised; or wrap any `(fields, message)` logger with fieldsFirst()),
+   * 'cloud-logging' (JSON lines for Cloud Logging), 'console', or false. Default: 'cloud-logging'
+   * on Cloud Run, App Engine and GKE (K_SERVICE, GAE_ENV, KUBERNETES_SERVICE_HOST), else console.
+   */
+  logger?: LoggerOption;
+  /**
+   * Spans from defer to run and task metrics through @opentelemetry/api when it is installed
+   * (default 'auto'); your own hooks; or false for none.
+   */
+  telemetry?: 'auto' | false | TaskTelemetry;
   codec?: Codec;
   /** Iteration sources (Redis sorted sets, Datastore queries, ...) the shards of deferIteration may read. */
   sources?: IterationSource[];
@@ -101,6 +118,8 @@ export interface CreateDeferredOptions {
   emulator?: Partial<EmulatorOptions>;
   /** The web console (docs/console.md): on with an authorize hook; on the embedded default, loopback only; `false`: off. */
   console?: ConsoleOptions | false;
+  /** Per-minute counters for the console's totals and charts. Default: in memory with the memory stores, none otherwise; `false`: none. */
+  counters?: TaskCounters | false;
   now?: () => number;
 }
 
@@ -108,6 +127,12 @@ interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
   emulator?: EmulatorHandle;
+}
+
+function countersOption(counters: TaskCounters | false | undefined, stores: Stores): { counters?: TaskCounters } {
+  if (counters === false) return {};
+  if (counters) return { counters };
+  return stores.kind === 'memory' ? { counters: memoryCounters() } : {};
 }
 
 function defaultLocalUrl(path: string): string {
@@ -131,7 +156,8 @@ export class Deferred {
 
   constructor(options: CreateDeferredOptions = {}) {
     this.options = options;
-    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.logger = resolveLogger(options.logger, { projectId: () => this.projectId() });
+    const telemetry = options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
     this.resolvedMode = this.pickMode();
     const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
@@ -169,6 +195,8 @@ export class Deferred {
         // 0 or unset means Cloud Tasks' default (100): nothing to copy.
         return limit !== undefined && (limit >= 1 || limit === -1) ? limit : undefined;
       },
+      ...countersOption(options.counters, stores),
+      ...(telemetry ? { telemetry } : {}),
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);
@@ -215,6 +243,15 @@ export class Deferred {
     options?: DeferOptions,
   ): Promise<TaskInfo> {
     return this.engine.defer(task, args, options);
+  }
+
+  /** Defer one task for each item (its arguments, or { args, options }); one result per item, in order. */
+  deferMany<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    items: readonly DeferManyItem<A>[],
+    options?: DeferManyOptions,
+  ): Promise<DeferManyResult[]> {
+    return this.engine.deferMany(task, items, options);
   }
 
   getTask(id: string): Promise<TaskRecord | undefined> {
@@ -294,6 +331,21 @@ export class Deferred {
     return this.iterations.deferIteration(source, callback, finalize, options);
   }
 
+  /** Cancel an iteration: waiting shards are cancelled, running ones stop at their next item, finalize never runs. */
+  cancelIteration(id: string): Promise<{ cancelledTasks: number }> {
+    return this.iterations.cancel(id);
+  }
+
+  /** Skip the item a waiting shard is stuck on (recorded on the shard as a SKIPPED last error). */
+  skipIterationItem(id: string, shardIndex: number): Promise<{ skippedKey: string; taskId: string }> {
+    return this.iterations.skipItem(id, shardIndex);
+  }
+
+  /** Items over all shards of an iteration, when its source can count them (arrays can). */
+  iterationItemTotal(id: string): Promise<number | undefined> {
+    return this.iterations.itemTotal(id);
+  }
+
   /** Let this process's shards read a source kind (e.g. redisSortedSetSource(client)). */
   registerSource(source: IterationSource): void {
     this.iterations.register(source);
@@ -305,6 +357,50 @@ export class Deferred {
 
   listIterations(query: { cursor?: string; limit?: number } = {}): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
     return this.engine.stores.iterations?.listIterations(query) ?? Promise.resolve({ records: [] });
+  }
+
+  /**
+   * Check the deployment without changing it: queues and their settings, IAM on the queues, the
+   * OIDC service account, target URL and audience, deadlines, the store. See docs/deploy.md.
+   */
+  doctor(options?: DoctorOptions): Promise<DoctorReport> {
+    const { options: config } = this;
+    return runDoctor(
+      {
+        mode: this.resolvedMode,
+        ...(this.projectId() ? { projectId: this.projectId()! } : {}),
+        location: config.location ?? process.env.CLOUD_TASKS_LOCATION ?? 'us-central1',
+        queueConfigs: config.queues ?? [],
+        queuesUsed: this.engine.queues(),
+        target: () => this.engineTarget(),
+        auth: this.authenticator.options,
+        handlerPath: this.handlerPath,
+        leaseMs: config.leaseMs ?? 630_000,
+        stores: this.stores,
+        client: () => this.doctorClient(),
+        ...(config.transport ? { customTransport: config.transport } : {}),
+      },
+      options,
+    );
+  }
+
+  /** A Cloud Tasks client for doctor that, unlike ready(), creates no queue (except the embedded emulator's). */
+  private async doctorClient(): Promise<{ client: CloudTasksClient; projectId: string; close: boolean } | undefined> {
+    const { CloudTasksClient } = require('@google-cloud/tasks') as typeof import('@google-cloud/tasks');
+    const { createEmulatorClient } = require('./emulator/index.js') as typeof import('./emulator/index.js');
+    switch (this.resolvedMode) {
+      case 'custom':
+        return undefined;
+      case 'cloud': {
+        const client = this.options.client ?? new CloudTasksClient();
+        return { client, projectId: this.projectId() ?? (await client.getProjectId()), close: !this.options.client };
+      }
+      case 'emulator':
+        return { client: createEmulatorClient(process.env.CLOUD_TASKS_EMULATOR_HOST ?? ''), projectId: this.projectId() ?? 'local-project', close: true };
+      case 'embedded':
+        await this.ready();
+        return { client: createEmulatorClient(this.embeddedEmulator!), projectId: this.projectId() ?? 'local-project', close: true };
+    }
   }
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */

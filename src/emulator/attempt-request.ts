@@ -25,12 +25,17 @@ function attemptHeaders(prefix: string, task: TaskRecord, context: AttemptContex
     [`${prefix}-QueueName`]: task.queue.name.queueId,
     [`${prefix}-TaskName`]: task.id,
     [`${prefix}-TaskRetryCount`]: String(context.retryCount),
-    [`${prefix}-TaskExecutionCount`]: String(task.executionCount),
+    // Recorded: App Engine counts every answered attempt (5xx included); HTTP targets exclude 5xx.
+    [`${prefix}-TaskExecutionCount`]: String(prefix === 'X-AppEngine' ? task.responseCount : task.executionCount),
     [`${prefix}-TaskETA`]: formatEta(task.dueAt),
   };
   const previous = context.previous;
   if (previous?.httpStatus !== undefined) headers[`${prefix}-TaskPreviousResponse`] = String(previous.httpStatus);
-  if (context.retryCount > 0 && previous?.failureReason) headers[`${prefix}-TaskRetryReason`] = previous.failureReason;
+  if (context.retryCount > 0 && previous?.failureReason !== undefined) {
+    // Recorded: App Engine says "App Error" after an HTTP error; HTTP targets send the header empty.
+    const answered = previous.httpStatus !== undefined;
+    headers[`${prefix}-TaskRetryReason`] = answered && prefix === 'X-AppEngine' ? 'App Error' : previous.failureReason;
+  }
   return headers;
 }
 
@@ -51,7 +56,7 @@ export function buildAttemptRequest(task: TaskRecord, context: AttemptContext): 
     } else if (target.oauth) {
       headers['Authorization'] = `Bearer ${oauthStandIn(target.oauth.serviceAccountEmail, target.oauth.scope)}`;
     }
-    return { url: new URL(target.url), method: target.method, headers, body: target.body, deadlineMs };
+    return { url: new URL(target.url), method: target.method, headers, body: target.body, deadlineMs, followRedirects: true };
   }
 
   const base = context.appEngineBaseUrl;

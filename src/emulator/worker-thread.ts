@@ -21,9 +21,11 @@ type FromWorker =
   | { kind: 'log'; level: LogLevel; message: string }
   | { kind: 'done'; id: number; keys?: SigningKeys };
 
-/** True when these options can be honoured on a worker thread (a real clock; logs are forwarded). */
+/** True when these options can be honoured on a worker thread (a real clock, no function options; logs are forwarded). */
 export function canRunOnWorker(options: EmulatorOptions): boolean {
-  return options.clock === undefined || options.clock === 'real';
+  // Functions cannot cross to the worker (structured clone).
+  const functions = typeof options.functionUrlBase === 'function' || typeof options.deniedPermissions === 'function';
+  return (options.clock === undefined || options.clock === 'real') && !functions;
 }
 
 /**
@@ -32,7 +34,7 @@ export function canRunOnWorker(options: EmulatorOptions): boolean {
  */
 export async function startEmulatorWorker(options: EmulatorOptions = {}): Promise<EmulatorHandle> {
   if (!canRunOnWorker(options)) {
-    throw new TypeError('startEmulatorWorker needs the real clock: run a ManualClock in-process with startEmulator');
+    throw new TypeError('startEmulatorWorker needs the real clock and no function options (functionUrlBase, deniedPermissions): run those in-process with startEmulator');
   }
   const { logger, clock: _clock, ...data } = options;
   const levels = LEVELS.filter((level) => typeof logger?.[level] === 'function');

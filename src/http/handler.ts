@@ -7,6 +7,8 @@ import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Readable } from 'node:stream';
 import { header, type HeaderBag, type TaskAuthenticator } from './auth.js';
+import { TRACE_HEADERS } from '../core/telemetry.js';
+import { traceLogFields, traceOf } from '../logging/trace-header.js';
 
 export interface NeutralRequest {
   method: string;
@@ -76,6 +78,12 @@ export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boo
   const etaSeconds = Number(header(headers, `${prefix}tasketa`));
   const queueName = header(headers, `${prefix}queuename`);
   const cloudTaskName = header(headers, `${prefix}taskname`);
+  const trace = traceOf(headers);
+  const traceHeaders: Record<string, string> = {};
+  for (const name of TRACE_HEADERS) {
+    const value = header(headers, name);
+    if (value !== undefined) traceHeaders[name] = value;
+  }
   return {
     body,
     targetKind: appEngine ? 'appEngine' : 'http',
@@ -85,6 +93,7 @@ export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boo
     ...(queueName ? { queueName } : {}),
     ...(cloudTaskName ? { cloudTaskName } : {}),
     ...(Number.isFinite(etaSeconds) && etaSeconds > 0 ? { eta: Math.round(etaSeconds * 1000) } : {}),
+    ...(trace ? { trace, traceHeaders } : {}),
   };
 }
 
@@ -135,7 +144,7 @@ export class TaskHandler {
       reason: `authentication failed: ${err instanceof Error ? err.message : String(err)}`,
     }));
     if (!auth.ok) {
-      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason });
+      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason, ...traceLogFields(request.headers) });
       return refusal(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
     }
     if (request.path === settings.sweepPath) {
