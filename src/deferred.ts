@@ -15,6 +15,7 @@ import {
   type TaskInfo,
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
+import { assertOptionKeys } from './core/option-keys.js';
 import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
@@ -66,6 +67,11 @@ export interface CreateDeferredOptions {
   target?: HttpTargetOptions | AppEngineTargetOptions;
   handlerPath?: string;
   sweepPath?: string;
+  /**
+   * Where the middleware is mounted (`app.use('/tasks', mw)`, a router prefix, koa-mount): the
+   * target URL Cloud Tasks is given becomes mountPath + handlerPath. Default '' (the app's root).
+   */
+  mountPath?: string;
   /** Queues created or updated at start-up (UpdateQueue with a field mask). */
   queues?: QueueConfig[];
   defaultQueue?: string;
@@ -94,6 +100,14 @@ export interface CreateDeferredOptions {
   now?: () => number;
 }
 
+/** Every option key, typed so a new option must be listed; unknown keys are refused. */
+const createDeferredKeys: Record<keyof CreateDeferredOptions, true> = {
+  stores: true, mode: true, projectId: true, location: true, client: true, transport: true, target: true,
+  handlerPath: true, sweepPath: true, mountPath: true, queues: true, defaultQueue: true, auth: true, inlineLimitBytes: true,
+  retentionMs: true, leaseMs: true, storeRetry: true, maxBodyBytes: true, logger: true, codec: true,
+  sources: true, emulator: true, console: true, now: true,
+};
+
 interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
@@ -111,6 +125,9 @@ export class Deferred {
   readonly consoleHandler?: ConsoleHandler;
   private readonly iterations: Iterations;
   readonly handlerPath: string;
+  readonly sweepPath: string;
+  /** mountPath + handlerPath: the path Cloud Tasks delivers to. */
+  readonly deliveryPath: string;
   readonly logger: Logger;
   private readonly options: CreateDeferredOptions;
   private readonly resolvedMode: 'embedded' | 'emulator' | 'cloud' | 'custom';
@@ -119,9 +136,12 @@ export class Deferred {
   private targetUrl?: string | (() => string);
 
   constructor(options: CreateDeferredOptions = {}) {
+    assertOptionKeys('createDeferred()', options, Object.keys(createDeferredKeys));
     this.options = options;
     this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
+    this.sweepPath = options.sweepPath ?? DEFAULT_SWEEP_PATH;
+    this.deliveryPath = `${(options.mountPath ?? '').replace(/\/+$/, '')}${this.handlerPath}`;
     this.resolvedMode = this.pickMode();
     const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
     if (!(inlineLimitBytes > 0 && inlineLimitBytes <= CLOUD_TASKS_MAX_BYTES - 4 * KIB)) {
@@ -157,7 +177,7 @@ export class Deferred {
       authenticator: new TaskAuthenticator(auth, () => this.currentUrl(), this.resolvedMode === 'embedded'),
       logger: this.logger,
       handlerPath: this.handlerPath,
-      sweepPath: options.sweepPath ?? DEFAULT_SWEEP_PATH,
+      sweepPath: this.sweepPath,
       maxBodyBytes: options.maxBodyBytes ?? 1536 * KIB,
     });
     this.consoleHandler = createConsoleHandler(this, options.console, options.codec);
@@ -308,7 +328,7 @@ export class Deferred {
   }
 
   private currentUrl(): string | undefined {
-    const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.handlerPath));
+    const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.deliveryPath));
     return typeof url === 'function' ? url() : url;
   }
 
@@ -329,7 +349,7 @@ export class Deferred {
     const http = target && !('appEngine' in target) ? target : {};
     return {
       default: target && 'appEngine' in target ? 'appEngine' : 'http',
-      appEngine: { relativeUri: this.handlerPath, ...appEngine },
+      appEngine: { relativeUri: this.deliveryPath, ...appEngine },
       ...(url
         ? {
             http: {
@@ -398,7 +418,7 @@ export class Deferred {
       port: 0,
       projectId,
       location,
-      appEngineBaseUrl: new URL(url).origin,
+      appEngineBaseUrl: () => new URL(this.currentUrl() ?? url).origin,
       ...(options.emulator ?? {}),
     });
     this.embeddedEmulator = emulator;

@@ -39,7 +39,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const clock = resolveClock(options.clock);
   const logger = options.logger ?? {};
   const maxTaskSizeBytes = nonNegative('maxTaskSizeBytes', options.maxTaskSizeBytes, DEFAULTS.maxTaskSizeBytes);
-  const appEngineBaseUrl = options.appEngineBaseUrl ? new URL(options.appEngineBaseUrl) : undefined;
+  // A function is read at each attempt: an embedded emulator may start before the app's port is known.
+  const baseOption = options.appEngineBaseUrl;
+  const appEngineBaseUrl = typeof baseOption === 'function' ? () => new URL(baseOption()) : baseOption ? () => new URL(baseOption) : undefined;
   const signer = new OidcSigner();
   loadCloudTasksPackage();
 

@@ -22,7 +22,7 @@ export interface EmulatorOptions {
   /** 'real' (default) or a clock such as ManualClock, which every emulator timer then runs on. */
   clock?: ClockOption;
   /** Base URL App Engine targets are sent to, e.g. http://127.0.0.1:8080. Without it they fail. */
-  appEngineBaseUrl?: string;
+  appEngineBaseUrl?: string | (() => string);
   /** How long a completed or deleted task's name stays taken. Default 1 hour. */
   taskDedupWindowMs?: number;
   /** How long a deleted queue's name cannot be reused. Default 7 days. */

@@ -15,7 +15,7 @@ export interface RunnerSettings {
   clock: Clock;
   logger: EmulatorLogger;
   signer: OidcSigner;
-  appEngineBaseUrl: URL | undefined;
+  appEngineBaseUrl: (() => URL) | undefined;
   taskDedupWindowMs: number;
   unlimitedRate: boolean;
 }
@@ -162,7 +162,7 @@ export class TaskRunner {
       previous,
       now,
       signer: this.settings.signer,
-      appEngineBaseUrl: this.settings.appEngineBaseUrl,
+      appEngineBaseUrl: this.settings.appEngineBaseUrl?.(),
     });
     let outcome: Promise<AttemptOutcome>;
     let started: Promise<unknown>;
