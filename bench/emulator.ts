@@ -6,7 +6,10 @@
  *   setTimeout timers at the same rate;
  * - memory held per scheduled task with 100,000 tasks due far in the future, against a minimal
  *   in-memory record of the same task;
- * - CreateTask latency through the official client, against GetQueue (a trivial RPC) on the same channel.
+ * - CreateTask latency through the official client, against GetQueue (a trivial RPC) on the same channel;
+ * - CreateTask latency over REST on the same port (a keep-alive JSON POST, as firebase-admin sends),
+ *   against the same call over gRPC; and the official client's `fallback: 'rest'` mode against the
+ *   same client answered by a fixed-reply HTTP server (the client's own floor).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -269,6 +272,100 @@ async function benchCreateLatency(client: Client): Promise<BenchResult[]> {
   }));
 }
 
+async function sequentialLatencies(call: () => Promise<unknown>, count: number): Promise<number[]> {
+  for (let i = 0; i < 200; i++) await call(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await call();
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+/** An HTTP server answering every request with one fixed task: the REST client's own floor. */
+async function startCannedTaskServer(): Promise<{ address: string; close(): Promise<void> }> {
+  const reply = JSON.stringify({
+    name: 'projects/bench/locations/us-central1/queues/rest-latency/tasks/1',
+    httpRequest: { url: 'http://127.0.0.1:9/x', httpMethod: 1, headers: { 'User-Agent': 'Google-Cloud-Tasks' } },
+    scheduleTime: '2026-12-01T00:00:00Z',
+    createTime: '2026-12-01T00:00:00Z',
+    dispatchDeadline: '600s',
+    view: 1,
+  });
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(reply));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function benchRestLatency(emulator: EmulatorHandle, grpcClient: Client): Promise<BenchResult[]> {
+  const COUNT = 2000;
+  const ROUNDS = 4;
+  const canned = await startCannedTaskServer();
+  const restClient = createEmulatorClient(emulator, { fallback: 'rest' });
+  const cannedClient = createEmulatorClient(canned.address, { fallback: 'rest' });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const queue = await createQueue(grpcClient, 'rest-latency', true);
+    const body = Buffer.from(JSON.stringify({ task: 'send-email', args: ['user@example.com'] }));
+    const task = { httpRequest: { url: 'http://127.0.0.1:9/x', body } };
+    // What firebase-admin and other REST callers send: one JSON POST on a keep-alive connection.
+    const json = JSON.stringify({ task: { httpRequest: { url: task.httpRequest.url, body: body.toString('base64') } } });
+    const rawRest = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const request = http.request(
+          `${emulator.restUrl}/v2/${queue}/tasks`,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (response) => {
+            response.resume();
+            response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
+          },
+        );
+        request.on('error', reject);
+        request.end(json);
+      });
+    const samples = { raw: [] as number[], grpc: [] as number[], client: [] as number[], floor: [] as number[] };
+    // Alternate rounds so every variant sees the same machine load.
+    for (let round = 0; round < ROUNDS; round++) {
+      samples.raw.push(...(await sequentialLatencies(rawRest, COUNT / ROUNDS)));
+      samples.grpc.push(...(await sequentialLatencies(() => grpcClient.createTask({ parent: queue, task }), COUNT / ROUNDS)));
+      samples.client.push(...(await sequentialLatencies(() => restClient.createTask({ parent: queue, task }), COUNT / ROUNDS)));
+      samples.floor.push(...(await sequentialLatencies(() => cannedClient.createTask({ parent: queue, task }), COUNT / ROUNDS)));
+    }
+    const p50 = (values: number[]): number => percentile(values, 50);
+    return [
+      {
+        name: 'createTask latency p50 over REST (keep-alive JSON POST, as firebase-admin sends)',
+        value: round(p50(samples.raw), 3),
+        unit: 'ms',
+        baseline: { name: 'createTask latency p50 over gRPC (official client), same port', value: round(p50(samples.grpc), 3) },
+        ratio: round(p50(samples.raw) / p50(samples.grpc)),
+        target: 'ratio <= 1.5',
+        notes: `${COUNT} sequential calls each (paused queue)`,
+      },
+      {
+        name: "createTask latency p50, official client with fallback: 'rest'",
+        value: round(p50(samples.client), 3),
+        unit: 'ms',
+        baseline: { name: 'the same client against an HTTP server answering a fixed task (its own floor)', value: round(p50(samples.floor), 3) },
+        ratio: round(p50(samples.client) / p50(samples.floor)),
+        notes: `against gRPC's ${round(p50(samples.grpc), 3)} ms: the REST client's own JSON and fetch stack costs more than the emulator's REST surface`,
+      },
+    ];
+  } finally {
+    agent.destroy();
+    await restClient.close();
+    await cannedClient.close();
+    await canned.close();
+  }
+}
+
 /** Every emulator benchmark; about a minute on a 2-core machine. */
 export async function benchEmulator(): Promise<BenchResult[]> {
   const emulator = await startEmulator({ unlimitedRate: true });
@@ -279,6 +376,7 @@ export async function benchEmulator(): Promise<BenchResult[]> {
     results.push(await benchThroughput(emulator, client));
     results.push(...(await benchLateness(client)));
     results.push(...(await benchCreateLatency(client)));
+    results.push(...(await benchRestLatency(emulator, client)));
     results.push(await benchMemory(client));
     return results;
   } finally {

@@ -6,25 +6,34 @@
  * Firestore is the in-process test emulator (test/emulators/firestore), or the emulator named by
  * FIRESTORE_EMULATOR_HOST. The in-process one shares this process's CPU with the engine, and its
  * queries scan every stored document, so the figures say more about the adapter's round trips
- * than about Firestore's own speed.
+ * than about Firestore's own speed. When gcloud is installed, the same figures are then taken on
+ * Google's emulator (Firestore mode, started by the test harness), with fewer items: it is a Java
+ * process of its own, far slower per call, and its figures sit beside ours.
  */
 import type { Firestore } from '@google-cloud/firestore';
 import { firestoreQuery, firestoreQuerySource, firestoreStores } from '../adapters/firestore/index.js';
 import { memoryStores } from '../adapters/memory/index.js';
 import { createDeferred } from '../src/index.js';
-import { firestoreForTests } from '../test/emulators/firestore/harness.js';
+import { firestoreForTests, type FirestoreForTests } from '../test/emulators/firestore/harness.js';
+import { gcloudPresent } from '../test/emulators/google.js';
 import { deferRate, median, serveDeferred } from './common.js';
 import type { BenchResult } from './types.js';
 
-const DEFERS = 2000;
-const ITEMS = 20_000;
 const SHARDS = 5;
 const PAGE = 1000;
 
-async function fill(firestore: Firestore, collection: string): Promise<void> {
-  for (let start = 0; start < ITEMS; start += 500) {
+interface Sizes {
+  defers: number;
+  items: number;
+  rounds: number;
+}
+const OURS: Sizes = { defers: 2000, items: 20_000, rounds: 3 };
+const GOOGLES: Sizes = { defers: 500, items: 5_000, rounds: 1 };
+
+async function fill(firestore: Firestore, collection: string, items: number): Promise<void> {
+  for (let start = 0; start < items; start += 500) {
     const batch = firestore.batch();
-    for (let i = start; i < Math.min(start + 500, ITEMS); i += 1) batch.set(firestore.collection(collection).doc(`item-${String(i).padStart(6, '0')}`), { n: i });
+    for (let i = start; i < Math.min(start + 500, items); i += 1) batch.set(firestore.collection(collection).doc(`item-${String(i).padStart(6, '0')}`), { n: i });
     await batch.commit();
   }
 }
@@ -58,20 +67,25 @@ async function iterate(firestore: Firestore, collection: string, prefix: string)
 }
 
 export async function benchFirestore(): Promise<BenchResult[]> {
-  const env = await firestoreForTests();
+  const results = await measure(await firestoreForTests(), OURS);
+  if (gcloudPresent()) results.push(...(await measure(await firestoreForTests({ backend: 'google' }), GOOGLES, " (Google's Firestore emulator)")));
+  return results;
+}
+
+async function measure(env: FirestoreForTests, { defers: DEFERS, items: ITEMS, rounds }: Sizes, label = ''): Promise<BenchResult[]> {
   const prefix = `${env.prefix}bench`;
   try {
     const memoryRates: number[] = [];
     const firestoreRates: number[] = [];
-    for (let round = 0; round < 3; round += 1) {
+    for (let round = 0; round < rounds; round += 1) {
       memoryRates.push(await deferRate(memoryStores(), DEFERS));
       firestoreRates.push(await deferRate(firestoreStores({ firestore: env.firestore, collectionPrefix: `${prefix}${round}` }), DEFERS));
     }
     const collection = `${prefix}Items`;
-    await fill(env.firestore, collection);
+    await fill(env.firestore, collection, ITEMS);
     const loops: number[] = [];
     const ours: number[] = [];
-    for (let round = 0; round < 3; round += 1) {
+    for (let round = 0; round < rounds; round += 1) {
       loops.push(await plainLoop(env.firestore, collection));
       ours.push(await iterate(env.firestore, collection, `${prefix}It${round}`));
     }
@@ -82,20 +96,20 @@ export async function benchFirestore(): Promise<BenchResult[]> {
     const where = env.external ? `the emulator at ${env.address}` : 'the in-process test emulator';
     return [
       {
-        name: 'defer() with Firestore state (paused queue)',
+        name: `defer() with Firestore state (paused queue)${label}`,
         value: Math.round(fsRate),
         unit: 'tasks/s',
         baseline: { name: 'defer() with memory state, same emulator set-up', value: Math.round(memRate) },
         ratio: +(fsRate / memRate).toFixed(3),
-        notes: `${DEFERS} defers x 3 interleaved rounds, 32 in flight, median; Firestore is ${where}`,
+        notes: `${DEFERS} defers x ${rounds} interleaved rounds, 32 in flight, median; Firestore is ${where}`,
       },
       {
-        name: `deferIteration, ${ITEMS.toLocaleString('en')} documents over ${SHARDS} shards, no-op callback (Firestore collection source, Firestore stores, embedded Cloud Tasks emulator)`,
+        name: `deferIteration, ${ITEMS.toLocaleString('en')} documents over ${SHARDS} shards, no-op callback (Firestore collection source, Firestore stores, embedded Cloud Tasks emulator)${label}`,
         value: Math.round(ITEMS / (oursMs / 1000)),
         unit: 'items/s',
         baseline: { name: 'plain loop over the same source in one process, same page size', value: Math.round(ITEMS / (loopMs / 1000)) },
         ratio: +(loopMs / oursMs).toFixed(3),
-        notes: `median of 3 rounds; ${PAGE} documents per page; wall time from deferIteration() to finalize done; Firestore is ${where}`,
+        notes: `median of ${rounds} rounds; ${PAGE} documents per page; wall time from deferIteration() to finalize done; Firestore is ${where}`,
       },
     ];
   } finally {

@@ -3,7 +3,7 @@
  * table and writes bench-results.json; BENCHMARKS.md records the figures.
  */
 import { writeFileSync } from 'node:fs';
-import { benchDefer, benchHandler } from './engine.js';
+import { benchDefer, benchDeferMany, benchHandler } from './engine.js';
 import { benchRedis } from './redis.js';
 import { benchIteration } from './iteration.js';
 import type { BenchResult } from './types.js';
@@ -17,8 +17,10 @@ async function main(): Promise<void> {
   const suites: Suite[] = [
     { name: 'emulator', run: async () => (await import('./emulator.js')).benchEmulator() },
     { name: 'defer', run: benchDefer },
+    { name: 'defer-many', run: benchDeferMany },
     { name: 'handler', run: benchHandler },
     { name: 'redis', run: benchRedis },
+    { name: 'cpu', run: async () => (await import('./cpu.js')).benchCpu() },
     { name: 'iteration', run: benchIteration },
     { name: 'datastore', run: async () => (await import('./datastore.js')).benchDatastore() },
     { name: 'firestore', run: async () => (await import('./firestore.js')).benchFirestore() },

@@ -1,11 +1,18 @@
 // The `cloud-defer` command line. `cloud-defer emulator` runs the Cloud Tasks emulator standalone.
 import { startEmulator, type EmulatorLogger, type EmulatorOptions } from './emulator/index.js';
+import { DOCTOR_USAGE, doctorCommand } from './doctor.js';
 
 const USAGE = `Usage:
-  cloud-defer emulator [--port N] [--host H] [--project P] [--location L] [--app-engine-base-url URL] [--verbose]
+  cloud-defer emulator [--port N] [--host H] [--project P] [--location L] [--app-engine-base-url URL]
+                       [--app-engine-route SERVICE=URL]... [--queues FILE] [--function-url-base URL]
+                       [--deny-permission PERMISSION]... [--verbose]
 
-Starts the Cloud Tasks emulator, prints CLOUD_TASKS_EMULATOR_HOST=host:port and
-CLOUD_TASKS_EMULATOR_JWKS_URI=url on stdout, and runs until SIGINT or SIGTERM.`;
+Starts the Cloud Tasks emulator (gRPC and REST on one port), prints CLOUD_TASKS_EMULATOR_HOST=host:port
+and CLOUD_TASKS_EMULATOR_JWKS_URI=url on stdout, and runs until SIGINT or SIGTERM.
+  --queues FILE                 queues to create at start: a YAML/JSON list, or App Engine's queue.yaml
+  --app-engine-route S=URL      send App Engine tasks for service S (or version.service) to URL
+  --function-url-base URL       where firebase-admin tasks with an empty url go (URL/<function>)
+  --deny-permission P           TestIamPermissions refuses P (repeatable)`;
 
 interface EmulatorArgs {
   options: EmulatorOptions;
@@ -42,6 +49,23 @@ function parseEmulatorArgs(argv: readonly string[]): EmulatorArgs {
       case '--app-engine-base-url':
         options.appEngineBaseUrl = value();
         break;
+      case '--app-engine-route': {
+        const [service, url] = value().split(/=(.*)/s, 2);
+        if (!service || !url) throw new Error('--app-engine-route needs SERVICE=URL (or VERSION.SERVICE=URL)');
+        options.appEngineRoutes = { ...options.appEngineRoutes, [service]: url };
+        break;
+      }
+      case '--queues':
+        options.queues = value();
+        break;
+      case '--function-url-base':
+        options.functionUrlBase = value();
+        break;
+      case '--deny-permission': {
+        const denied = Array.isArray(options.deniedPermissions) ? options.deniedPermissions : [];
+        options.deniedPermissions = [...denied, value()];
+        break;
+      }
       case '--verbose':
         verbose = true;
         break;
@@ -86,11 +110,14 @@ export async function main(argv: string[]): Promise<void> {
     case 'emulator':
       await runEmulator(rest);
       return;
+    case 'doctor':
+      process.exitCode = await doctorCommand(rest);
+      return;
     case undefined:
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${USAGE}\n\n${DOCTOR_USAGE}\n`);
       return;
     default:
       throw new Error(`unknown command "${command}"\n\n${USAGE}`);

@@ -103,6 +103,9 @@ const starting = new WeakSet<Deferred>();
  */
 export function startInBackground(deferred: Deferred): void {
   if (starting.has(deferred)) return;
+  // The embedded emulator fixes the app's address when it starts: with no PORT and no target URL
+  // the port is not known yet (listen(0), setTargetUrl later), so it starts at the first defer or ready().
+  if (deferred.mode === 'embedded' && process.env.PORT === undefined && !deferred.hasTargetUrl()) return;
   starting.add(deferred);
   deferred.ready().catch((err: unknown) => {
     deferred.logger.error(`could not start: ${err instanceof Error ? err.message : String(err)} (every defer fails with this error until it is fixed)`, {

@@ -16,18 +16,27 @@ import {
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
 import { assertOptionKeys } from './core/option-keys.js';
-import { consoleLogger, silentLogger, type Logger } from './core/logger.js';
+import type { Logger } from './core/logger.js';
+import { resolveLogger, type LoggerOption } from './logging/adapt.js';
+import { openTelemetry } from './otel/index.js';
+import type { TaskTelemetry } from './core/telemetry.js';
+import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
+import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor.js';
 import type { TaskRecord } from './core/records.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
 import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
-import { isProduction, TaskAuthenticator, unsafeAuthReason, type AuthOptions, type Jwks } from './http/auth.js';
+import { isAllowedHost, TaskAuthenticator, type AuthOptions, type Jwks } from './http/auth.js';
+import { defaultAuth, resolveMode, unsafeAuthReason } from './runtime-mode.js';
+import { appEngineServiceAccountEmail } from './emulator/oidc.js';
 import { TaskHandler } from './http/handler.js';
 import { createConsoleHandler, type ConsoleHandler, type ConsoleOptions } from './console/console.js';
 import { CloudTasksTransport } from './queue/cloud-tasks.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
+import { memoryCounters } from '../adapters/memory/counters.js';
+import type { TaskCounters } from './core/counters.js';
 import type { EmulatorHandle, EmulatorOptions } from './emulator/index.js';
 
 export const DEFAULT_HANDLER_PATH = '/_ah/queue/deferred';
@@ -53,8 +62,10 @@ export interface CreateDeferredOptions {
   /** Where task state and large payloads live. Default: memory (fine for one process and tests). */
   stores?: Stores;
   /**
-   * auto (default): CLOUD_TASKS_EMULATOR_HOST set -> that emulator; production (K_SERVICE or
-   * GAE_ENV) -> Cloud Tasks; otherwise the embedded emulator, in process.
+   * auto (default): CLOUD_TASKS_EMULATOR_HOST set -> that emulator; Cloud Run or App Engine
+   * (K_SERVICE, GAE_ENV) or a `client` -> Cloud Tasks; a developer's machine -> the embedded
+   * emulator, in process. Anywhere else (NODE_ENV=production, KUBERNETES_SERVICE_HOST,
+   * CLOUD_RUN_JOB, or `target`/`auth` configured) auto refuses to start: set the mode.
    */
   mode?: 'auto' | 'embedded' | 'emulator' | 'cloud';
   projectId?: string;
@@ -89,7 +100,22 @@ export interface CreateDeferredOptions {
   storeRetry?: { acquireMs?: number; settleMs?: number };
   /** Largest request body the handler reads. Default 1.5 MiB. */
   maxBodyBytes?: number;
-  logger?: Logger | false;
+  /**
+   * Embedded mode answers only requests whose Host is a loopback literal, `localhost` or the
+   * target URL's host (DNS rebinding); list other Host values to serve here ("name" or "name:port").
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * console, winston, pino (recognised; or wrap any `(fields, message)` logger with fieldsFirst()),
+   * 'cloud-logging' (JSON lines for Cloud Logging), 'console', or false. Default: 'cloud-logging'
+   * on Cloud Run, App Engine and GKE (K_SERVICE, GAE_ENV, KUBERNETES_SERVICE_HOST), else console.
+   */
+  logger?: LoggerOption;
+  /**
+   * Spans from defer to run and task metrics through @opentelemetry/api when it is installed
+   * (default 'auto'); your own hooks; or false for none.
+   */
+  telemetry?: 'auto' | false | TaskTelemetry;
   codec?: Codec;
   /** Iteration sources (Redis sorted sets, Datastore queries, ...) the shards of deferIteration may read. */
   sources?: IterationSource[];
@@ -97,6 +123,8 @@ export interface CreateDeferredOptions {
   emulator?: Partial<EmulatorOptions>;
   /** The web console (docs/console.md): on with an authorize hook; on the embedded default, loopback only; `false`: off. */
   console?: ConsoleOptions | false;
+  /** Per-minute counters for the console's totals and charts. Default: in memory with the memory stores, none otherwise; `false`: none. */
+  counters?: TaskCounters | false;
   now?: () => number;
 }
 
@@ -105,13 +133,19 @@ const createDeferredKeys: Record<keyof CreateDeferredOptions, true> = {
   stores: true, mode: true, projectId: true, location: true, client: true, transport: true, target: true,
   handlerPath: true, sweepPath: true, mountPath: true, queues: true, defaultQueue: true, auth: true, inlineLimitBytes: true,
   retentionMs: true, leaseMs: true, storeRetry: true, maxBodyBytes: true, logger: true, codec: true,
-  sources: true, emulator: true, console: true, now: true,
+  sources: true, emulator: true, console: true, now: true, allowedHosts: true, counters: true, telemetry: true,
 };
 
 interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
   emulator?: EmulatorHandle;
+}
+
+function countersOption(counters: TaskCounters | false | undefined, stores: Stores): { counters?: TaskCounters } {
+  if (counters === false) return {};
+  if (counters) return { counters };
+  return stores.kind === 'memory' ? { counters: memoryCounters() } : {};
 }
 
 function defaultLocalUrl(path: string): string {
@@ -134,11 +168,13 @@ export class Deferred {
   private runtime?: Promise<Runtime>;
   private embeddedEmulator?: EmulatorHandle;
   private targetUrl?: string | (() => string);
+  private readonly authenticator: TaskAuthenticator;
 
   constructor(options: CreateDeferredOptions = {}) {
     assertOptionKeys('createDeferred()', options, Object.keys(createDeferredKeys));
     this.options = options;
-    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger);
+    this.logger = resolveLogger(options.logger, { projectId: () => this.projectId() });
+    const telemetry = options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
     this.sweepPath = options.sweepPath ?? DEFAULT_SWEEP_PATH;
     this.deliveryPath = `${(options.mountPath ?? '').replace(/\/+$/, '')}${this.handlerPath}`;
@@ -150,10 +186,15 @@ export class Deferred {
     const target = options.target;
     if (target && !('appEngine' in target)) this.targetUrl = target.url;
     const stores = options.stores ?? memoryStores();
-    const auth = this.authOptions();
-    const unsafe = unsafeAuthReason(auth);
+    const auth = options.auth ?? this.defaultAuthOptions();
+    // The embedded default's key set is the in-process emulator's own: safe wherever it was asked for.
+    const unsafe = options.auth || this.resolvedMode !== 'embedded' ? unsafeAuthReason(auth) : undefined;
     if (unsafe) {
-      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start in production: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run) or run on App Engine with auth: { mode: 'appEngine' }.`);
+      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run, GKE) or run on App Engine with auth: { mode: 'appEngine' }.`);
+    }
+    if (auth.mode === 'none') this.logger.warn('auth mode "none": the task handler accepts every request; anyone who can reach it can run tasks');
+    if (auth.mode === 'appEngine' && auth.dangerouslyTrustHeadersOutsideAppEngineForTests) {
+      this.logger.warn('dangerouslyTrustHeadersOutsideAppEngineForTests: X-AppEngine-* headers are trusted outside App Engine; anyone who can reach the handler can run tasks');
     }
     this.engine = new DeferredEngine({
       stores,
@@ -168,13 +209,17 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      ...countersOption(options.counters, stores),
+      ...(telemetry ? { telemetry } : {}),
     });
     for (const queue of options.queues ?? []) this.engine.addQueue(queue.name);
     this.iterations = new Iterations(this.engine, this.logger, options.retentionMs ?? 7 * DAY_MS, options.now ?? Date.now);
     for (const source of options.sources ?? []) this.iterations.register(source);
+    this.authenticator = new TaskAuthenticator(auth, () => this.currentUrl());
     this.handler = new TaskHandler({
       engine: this.engine,
-      authenticator: new TaskAuthenticator(auth, () => this.currentUrl(), this.resolvedMode === 'embedded'),
+      authenticator: this.authenticator,
+      ...(this.resolvedMode === 'embedded' ? { hostAllowed: (host: string | undefined) => this.hostAllowed(host) } : {}),
       logger: this.logger,
       handlerPath: this.handlerPath,
       sweepPath: this.sweepPath,
@@ -197,6 +242,11 @@ export class Deferred {
     return this.embeddedEmulator;
   }
 
+  /** Whether a target URL was given (option or setTargetUrl), rather than the local default. */
+  hasTargetUrl(): boolean {
+    return this.targetUrl !== undefined;
+  }
+
   /** Set the handler URL once the server listens (e.g. on a port chosen by the OS). */
   setTargetUrl(url: string | (() => string)): void {
     this.targetUrl = url;
@@ -212,6 +262,15 @@ export class Deferred {
     options?: DeferOptions,
   ): Promise<TaskInfo> {
     return this.engine.defer(task, args, options);
+  }
+
+  /** Defer one task for each item (its arguments, or { args, options }); one result per item, in order. */
+  deferMany<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    items: readonly DeferManyItem<A>[],
+    options?: DeferManyOptions,
+  ): Promise<DeferManyResult[]> {
+    return this.engine.deferMany(task, items, options);
   }
 
   getTask(id: string): Promise<TaskRecord | undefined> {
@@ -286,6 +345,21 @@ export class Deferred {
     return this.iterations.deferIteration(source, callback, finalize, options);
   }
 
+  /** Cancel an iteration: waiting shards are cancelled, running ones stop at their next item, finalize never runs. */
+  cancelIteration(id: string): Promise<{ cancelledTasks: number }> {
+    return this.iterations.cancel(id);
+  }
+
+  /** Skip the item a waiting shard is stuck on (recorded on the shard as a SKIPPED last error). */
+  skipIterationItem(id: string, shardIndex: number): Promise<{ skippedKey: string; taskId: string }> {
+    return this.iterations.skipItem(id, shardIndex);
+  }
+
+  /** Items over all shards of an iteration, when its source can count them (arrays can). */
+  iterationItemTotal(id: string): Promise<number | undefined> {
+    return this.iterations.itemTotal(id);
+  }
+
   /** Let this process's shards read a source kind (e.g. redisSortedSetSource(client)). */
   registerSource(source: IterationSource): void {
     this.iterations.register(source);
@@ -297,6 +371,50 @@ export class Deferred {
 
   listIterations(query: { cursor?: string; limit?: number } = {}): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
     return this.engine.stores.iterations?.listIterations(query) ?? Promise.resolve({ records: [] });
+  }
+
+  /**
+   * Check the deployment without changing it: queues and their settings, IAM on the queues, the
+   * OIDC service account, target URL and audience, deadlines, the store. See docs/deploy.md.
+   */
+  doctor(options?: DoctorOptions): Promise<DoctorReport> {
+    const { options: config } = this;
+    return runDoctor(
+      {
+        mode: this.resolvedMode,
+        ...(this.projectId() ? { projectId: this.projectId()! } : {}),
+        location: config.location ?? process.env.CLOUD_TASKS_LOCATION ?? 'us-central1',
+        queueConfigs: config.queues ?? [],
+        queuesUsed: this.engine.queues(),
+        target: () => this.engineTarget(),
+        auth: this.authenticator.options,
+        handlerPath: this.handlerPath,
+        leaseMs: config.leaseMs ?? 630_000,
+        stores: this.stores,
+        client: () => this.doctorClient(),
+        ...(config.transport ? { customTransport: config.transport } : {}),
+      },
+      options,
+    );
+  }
+
+  /** A Cloud Tasks client for doctor that, unlike ready(), creates no queue (except the embedded emulator's). */
+  private async doctorClient(): Promise<{ client: CloudTasksClient; projectId: string; close: boolean } | undefined> {
+    const { CloudTasksClient } = require('@google-cloud/tasks') as typeof import('@google-cloud/tasks');
+    const { createEmulatorClient } = require('./emulator/index.js') as typeof import('./emulator/index.js');
+    switch (this.resolvedMode) {
+      case 'custom':
+        return undefined;
+      case 'cloud': {
+        const client = this.options.client ?? new CloudTasksClient();
+        return { client, projectId: this.projectId() ?? (await client.getProjectId()), close: !this.options.client };
+      }
+      case 'emulator':
+        return { client: createEmulatorClient(process.env.CLOUD_TASKS_EMULATOR_HOST ?? ''), projectId: this.projectId() ?? 'local-project', close: true };
+      case 'embedded':
+        await this.ready();
+        return { client: createEmulatorClient(this.embeddedEmulator!), projectId: this.projectId() ?? 'local-project', close: true };
+    }
   }
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */
@@ -319,12 +437,20 @@ export class Deferred {
 
   private pickMode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
     const { options } = this;
-    if (options.transport) return 'custom';
-    const mode = options.mode ?? 'auto';
-    if (mode !== 'auto') return mode;
-    if (process.env.CLOUD_TASKS_EMULATOR_HOST) return 'emulator';
-    if (options.client || isProduction()) return 'cloud';
-    return 'embedded';
+    return resolveMode({
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      hasTransport: options.transport !== undefined,
+      hasClient: options.client !== undefined,
+      configuredForCloudTasks: options.target !== undefined || options.auth !== undefined,
+    });
+  }
+
+  /** Embedded mode: loopback literals, localhost, the target URL's host and `allowedHosts`. */
+  private hostAllowed(hostHeader: string | undefined): boolean {
+    const allowed = [...(this.options.allowedHosts ?? [])];
+    const url = this.currentUrl();
+    if (url && URL.canParse(url)) allowed.push(new URL(url).host);
+    return isAllowedHost(hostHeader, allowed);
   }
 
   private currentUrl(): string | undefined {
@@ -375,23 +501,16 @@ export class Deferred {
     return this.options.projectId ?? process.env.GOOGLE_CLOUD_PROJECT ?? process.env.GCLOUD_PROJECT;
   }
 
-  /** The auth mode asked for, or the safe default for where we run. */
-  private authOptions(): AuthOptions {
-    if (this.options.auth) return this.options.auth;
+  /** The safe default for where we run (see src/runtime-mode.ts). */
+  private defaultAuthOptions(): AuthOptions {
     const target = this.options.target;
-    const email = this.serviceAccountEmail();
-    if (this.resolvedMode === 'embedded') {
-      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks) };
-    }
-    if (this.resolvedMode === 'emulator') {
-      const jwksUri = process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
-      if (!jwksUri) return { mode: 'none' };
-      return { mode: 'oidc', serviceAccountEmail: email!, jwks: () => fetchJwks(jwksUri) };
-    }
-    if (target && 'appEngine' in target) return { mode: 'appEngine' };
-    if (email) return { mode: 'oidc', serviceAccountEmail: email };
-    if (process.env.GAE_ENV) return { mode: 'appEngine' };
-    return { mode: 'none' };
+    return defaultAuth({
+      mode: this.resolvedMode,
+      appEngineTarget: target !== undefined && 'appEngine' in target,
+      serviceAccountEmail: this.serviceAccountEmail(),
+      appEngineServiceAccountEmail: appEngineServiceAccountEmail(this.projectId() ?? 'local-project'),
+      embeddedJwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks),
+    });
   }
 
   private async start(): Promise<Runtime> {
@@ -410,23 +529,30 @@ export class Deferred {
     if (this.resolvedMode === 'emulator') {
       const address = process.env.CLOUD_TASKS_EMULATOR_HOST;
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
+      await this.fetchEmulatorKeys();
       const client = createEmulatorClient(address);
       return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'emulator' });
     }
     const url = this.currentUrl()!;
-    const emulator = await startEmulator({
-      port: 0,
-      projectId,
-      location,
-      appEngineBaseUrl: () => new URL(this.currentUrl() ?? url).origin,
-      ...(options.emulator ?? {}),
-    });
+    const emulatorOptions = { port: 0, projectId, location, appEngineBaseUrl: new URL(url).origin, ...(options.emulator ?? {}) };
+    // On its own thread unless a test drives it with a manual clock, which must live on this one.
+    const { canRunOnWorker, startEmulatorWorker } = require('./emulator/worker-thread.js') as typeof import('./emulator/worker-thread.js');
+    const emulator = canRunOnWorker(emulatorOptions) ? await startEmulatorWorker(emulatorOptions) : await startEmulator(emulatorOptions);
     this.embeddedEmulator = emulator;
     const client = createEmulatorClient(emulator);
     this.logger.info(
       `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
     );
     return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'embedded', emulator });
+  }
+
+  /** An external emulator's key set must be reachable, or no delivery could be checked. */
+  private async fetchEmulatorKeys(): Promise<void> {
+    try {
+      await this.authenticator.keySet?.load();
+    } catch (err) {
+      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: the emulator's key set could not be fetched (${err instanceof Error ? err.message : String(err)}); check CLOUD_TASKS_EMULATOR_JWKS_URI.`, { cause: err });
+    }
   }
 
   private async withQueues(runtime: Runtime): Promise<Runtime> {
@@ -437,12 +563,6 @@ export class Deferred {
     for (const config of configs.values()) await runtime.transport.ensureQueue(config);
     return runtime;
   }
-}
-
-async function fetchJwks(uri: string): Promise<Jwks> {
-  const response = await fetch(uri);
-  if (!response.ok) throw new Error(`GET ${uri} answered ${response.status}`);
-  return (await response.json()) as Jwks;
 }
 
 /** Build one deferred engine. Every option is optional; see CreateDeferredOptions. */

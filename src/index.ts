@@ -27,3 +27,13 @@ export type { DeferIterationOptions, IterationInfo } from './iteration/iteration
 export type { IterationRecord, IterationSource, SourceSpec, SourcePage, SourceItem, ShardProgress, IterationStore } from './core/iteration.js';
 export { DEFAULT_CONSOLE_PATH } from './console/console.js';
 export type { ConsoleOptions, ConsoleRequest, ConsolePrincipal, ConsoleAuthorization } from './console/console.js';
+export type { TaskCounters, AttemptSample, CounterBucket, CounterResolution } from './core/counters.js';
+export type { FieldsFirstLogger, LogFields } from './core/logger.js';
+export { cloudLoggingLogger, fieldsFirst } from './logging/index.js';
+export type { CloudLoggingOptions, LoggerOption } from './logging/index.js';
+export { openTelemetry } from './otel/index.js';
+export type { OpenTelemetryOptions } from './otel/index.js';
+export type { TaskTelemetry, TaskLabels, RunLabels, RunOutcome, DeliveryTrace } from './core/telemetry.js';
+export type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
+export { formatReport } from './doctor.js';
+export type { DoctorOptions, DoctorReport, DoctorCheck, CheckStatus, RedisInfoClient } from './doctor.js';

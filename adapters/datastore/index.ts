@@ -83,3 +83,4 @@ export type { RetryPolicy } from './context.js';
 export type { KeyPath } from './key-paths.js';
 export { datastoreQuery, datastoreQuerySource, DATASTORE_QUERY } from './sources.js';
 export type { DatastoreQuerySpec, DatastoreKeyRange, DatastoreFilter, FilterOperator, FilterValue } from './sources.js';
+export { datastoreCounters, DatastoreTaskCounters, type DatastoreCountersOptions } from './counters.js';

@@ -5,6 +5,12 @@
  * "<generation>:<index>". A reader follows the head, so it never mixes the chunks of two puts of
  * one id; chunks of an older generation stay until the payload is deleted or swept, which removes
  * every child of the head.
+ *
+ * A commit outside a transaction is not all-or-nothing on Datastore (some mutations may apply
+ * when the call fails), so a payload of several chunks is written chunks first, in commits of
+ * their own, and the head alone last: the head exists only once every chunk of its generation
+ * does, and get() also checks the bytes add up to the head's size. A put that fails half-way
+ * leaves the previous head (or none) in place, and so the previous payload (or none).
  */
 import { randomBytes } from 'node:crypto';
 import type { Key } from '@google-cloud/datastore';
@@ -12,8 +18,12 @@ import type { PayloadStore } from '../../src/core/stores.js';
 import type { AdapterContext, EntityData, EntityWrite } from './context.js';
 
 export const CHUNK_BYTES = 1_000_000;
-/** Datastore takes at most 10 MiB per commit; one commit up to this, head last beyond it. */
-const COMMIT_BYTES = 8 * CHUNK_BYTES;
+/**
+ * Chunks go in commits of up to this many bytes. Datastore takes 10 MiB per commit, but Google's
+ * emulators refuse gRPC messages over 4 MiB (RESOURCE_EXHAUSTED), and a few more round trips for
+ * a payload of several MB cost little beside its transfer.
+ */
+const COMMIT_BYTES = 3 * CHUNK_BYTES;
 /** Chunks per Lookup, so that no single response grows past a few MB. */
 const CHUNKS_PER_LOOKUP = 4;
 
@@ -54,11 +64,7 @@ export class DatastorePayloadStore implements PayloadStore {
     if (ttlMs <= 0) return this.delete(id);
     const [head, ...chunks] = payloadWrites(this.ctx, id, data, this.ctx.now() + ttlMs);
     await this.ctx.guard('store a payload', async () => {
-      if (data.byteLength <= COMMIT_BYTES) {
-        await this.ctx.datastore.upsert([head!, ...chunks]); // one commit: all or nothing
-        return;
-      }
-      // Too large for one commit: chunks first, the head last, so a reader sees all of it or none.
+      // Chunks first, the head last and alone: a reader sees all of it or none of it.
       const perCommit = COMMIT_BYTES / CHUNK_BYTES;
       for (let i = 0; i < chunks.length; i += perCommit) await this.ctx.datastore.upsert(chunks.slice(i, i + perCommit));
       await this.ctx.datastore.upsert(head!);
@@ -82,6 +88,7 @@ export class DatastorePayloadStore implements PayloadStore {
         parts.push(...found.map((chunk) => (chunk as EntityData).data as Buffer));
       }
       const bytes = Buffer.concat(parts);
+      if (bytes.byteLength !== Number(head.size)) return undefined; // never hand out a partial payload
       return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     });
   }

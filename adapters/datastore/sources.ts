@@ -11,9 +11,21 @@
  * a key range [start, end); read() walks it in key order from the last key processed
  * (`__key__ > after`), a page at a time, never by offset.
  *
+ * Inequality filters (`<`, `<=`, `>`, `>=`, `!=`, `NOT_IN`) are applied by Datastore, not here.
+ * A key range would be a second inequality (on __key__), which databases with entity-group rules
+ * (legacy Datastore) refuse ("Only one inequality filter per query") and which otherwise needs a
+ * composite index. So such a query is ordered by its inequality properties, then __key__, and
+ * walked with Datastore's own query cursors: split() counts the matching keys and takes the
+ * cursors at evenly spaced positions; read() starts at the shard's (or the last page's) cursor
+ * and stops at the next shard's. An item's key is the cursor its page started at and its place
+ * in the page (the page's last item carries the page's end cursor), so a shard re-deferred
+ * mid-page resumes after that item, skipping at most one page. Reading everything and filtering
+ * here instead would read what the filters leave out and copy Datastore's ordering of values.
+ *
  * Indexes: equality filters need none (the built-in indexes serve `=` with a key range and key
- * order); an inequality filter on a property combined with the key range needs a composite index
- * (the property, then __key__) on a database that supports inequalities on several properties.
+ * order); one inequality property alone needs none either (its built-in index is ordered by the
+ * property, then the key); combined with equality filters, or on several properties, it needs a
+ * composite index, as any such query does.
  */
 import type { Datastore, Key, Query } from '@google-cloud/datastore';
 import type { IterationSource, SourcePage, SourceSpec } from '../../src/core/iteration.js';
@@ -43,10 +55,30 @@ export interface DatastoreQuerySpec {
   select?: 'entity' | 'key' | 'id';
 }
 
-/** One shard: keys in [start, end) of the query, either end open when absent. */
+/**
+ * One shard: keys in [start, end) of the query, either end open when absent; for a query with
+ * inequality filters, the results between two of Datastore's query cursors (base64) instead.
+ */
 export interface DatastoreKeyRange extends DatastoreQuerySpec {
   start?: KeyPath;
   end?: KeyPath;
+  startCursor?: string;
+  endCursor?: string;
+}
+
+const INEQUALITIES: ReadonlySet<string> = new Set(['<', '<=', '>', '>=', '!=', 'NOT_IN']);
+/** Results per query while counting and positioning cursors for split(). */
+const CURSOR_PAGE = 1000;
+
+/** The properties a query with inequality filters is ordered by before __key__. */
+export function inequalityProperties(spec: DatastoreQuerySpec): string[] {
+  return [...new Set((spec.filters ?? []).filter(([, op]) => INEQUALITIES.has(op)).map(([name]) => name))].sort();
+}
+
+/** Where a read resumes in a cursor-walked range: after `skip` results from `cursor` (the range's start when absent). */
+interface CursorKey {
+  cursor?: string;
+  skip: number;
 }
 
 /** deferIteration(datastoreQuery('User', { filters }), ...) */
@@ -68,9 +100,74 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
     return rows.map((row) => toKeyPath(keyOf(row)));
   };
 
+  /** The query ordered by its inequality properties, then __key__: the same for every cursor taken on it. */
+  const orderedQuery = (spec: DatastoreQuerySpec): Query => {
+    const q = queryOf(spec);
+    for (const name of inequalityProperties(spec)) q.order(name);
+    q.order('__key__');
+    if (spec.select === 'key' || spec.select === 'id') q.select('__key__');
+    return q;
+  };
+  /** End cursors after `positions` results (ascending) of the query. */
+  const cursorsAt = async (spec: DatastoreQuerySpec, positions: number[]): Promise<string[]> => {
+    const cursors: string[] = [];
+    let at = 0;
+    let cursor: string | undefined;
+    for (const position of positions) {
+      while (at < position) {
+        const q = orderedQuery({ ...spec, select: 'key' }).limit(Math.min(CURSOR_PAGE, position - at));
+        if (cursor) q.start(cursor);
+        const [rows, info] = (await datastore.runQuery(q)) as [object[], { endCursor?: string }];
+        at += rows.length;
+        cursor = info.endCursor;
+        if (rows.length === 0) break;
+      }
+      if (cursor) cursors.push(cursor);
+    }
+    return cursors;
+  };
+  const splitByCursor = async (spec: DatastoreQuerySpec, shards: number): Promise<DatastoreKeyRange[]> => {
+    let total = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      const q = orderedQuery({ ...spec, select: 'key' }).limit(CURSOR_PAGE);
+      if (cursor) q.start(cursor);
+      const [rows, info] = (await datastore.runQuery(q)) as [object[], { endCursor?: string }];
+      total += rows.length;
+      cursor = info.endCursor;
+      if (rows.length < CURSOR_PAGE || total >= ENUMERATE_CAP) break;
+    }
+    if (total === 0) return [];
+    const count = Math.min(shards, total);
+    const positions = Array.from({ length: count - 1 }, (_, i) => Math.floor(((i + 1) * total) / count));
+    const points = await cursorsAt(spec, positions);
+    return Array.from({ length: points.length + 1 }, (_, i): DatastoreKeyRange => ({
+      ...spec,
+      ...(i > 0 ? { startCursor: points[i - 1]! } : {}),
+      ...(i < points.length ? { endCursor: points[i]! } : {}),
+    }));
+  };
+  const readByCursor = async (range: DatastoreKeyRange, after: string | undefined, limit: number): Promise<SourcePage> => {
+    const from: CursorKey = after !== undefined ? (JSON.parse(after) as CursorKey) : { ...(range.startCursor ? { cursor: range.startCursor } : {}), skip: 0 };
+    const q = orderedQuery(range).limit(limit);
+    if (from.cursor) q.start(from.cursor);
+    if (from.skip > 0) q.offset(from.skip); // at most one page, after a shard stopped mid-page
+    if (range.endCursor) q.end(range.endCursor);
+    const [rows, info] = (await datastore.runQuery(q)) as [object[], { endCursor?: string }];
+    const items = rows.map((row, i) => {
+      const path = toKeyPath(keyOf(row));
+      const value = range.select === 'key' ? keyOf(row) : range.select === 'id' ? keyIdentifier(path) : row;
+      const last = i === rows.length - 1 && info.endCursor !== undefined;
+      const key: CursorKey = last ? { cursor: info.endCursor!, skip: 0 } : { ...(from.cursor ? { cursor: from.cursor } : {}), skip: from.skip + i + 1 };
+      return { key: JSON.stringify(key), value };
+    });
+    return { items, done: rows.length < limit };
+  };
+
   return {
     kind: DATASTORE_QUERY,
     async split(spec, shards) {
+      if (inequalityProperties(spec).length > 0) return splitByCursor(spec, shards);
       const sample = await keysOf(datastore.createQuery(namespaceOf(spec) ?? '', spec.kind).select('__key__').order('__scatter__').limit(shards * OVERSAMPLING));
       const keys = sample.length >= shards ? sample.sort(compareKeyPaths) : await keysOf(queryOf(spec).select('__key__').order('__key__').limit(ENUMERATE_CAP));
       if (keys.length === 0) return [];
@@ -89,6 +186,7 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
       }));
     },
     async read(range, after, limit): Promise<SourcePage> {
+      if (inequalityProperties(range).length > 0) return readByCursor(range, after, limit);
       const namespace = namespaceOf(range);
       const q = queryOf(range).order('__key__').limit(limit + 1);
       if (range.select === 'key' || range.select === 'id') q.select('__key__');

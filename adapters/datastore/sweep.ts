@@ -10,8 +10,14 @@ import { deleteIterations } from './iteration-store.js';
 import { deletePayloads } from './payload-store.js';
 import { liveRecord, referenceKey } from './records.js';
 
-/** Records per transaction, and payloads or iterations per delete. */
+/** Expired keys read per query, and payloads or iterations per delete. */
 const BATCH = 100;
+/**
+ * Records per transaction. A record and its reference hold are two root entities, so two entity
+ * groups; databases with OPTIMISTIC_WITH_ENTITY_GROUPS concurrency (legacy Datastore) refuse a
+ * transaction over more than 25 groups ("operating on too many entity groups").
+ */
+export const RECORDS_PER_TRANSACTION = 12;
 
 async function expiredKeys(ctx: AdapterContext, kind: string, limit: number): Promise<Key[]> {
   const q = where(ctx.query(kind), 'expiresAt', '<=', ctx.now()).select('__key__').order('expiresAt').limit(limit);
@@ -45,7 +51,11 @@ export async function sweepExpired(ctx: AdapterContext, limit: number): Promise<
       if (keys.length < BATCH) return;
     }
   };
-  await sweepKind(ctx.kinds.task, (keys) => sweepRecords(ctx, keys));
+  await sweepKind(ctx.kinds.task, async (keys) => {
+    let swept = 0;
+    for (let i = 0; i < keys.length; i += RECORDS_PER_TRANSACTION) swept += await sweepRecords(ctx, keys.slice(i, i + RECORDS_PER_TRANSACTION));
+    return swept;
+  });
   await sweepKind(ctx.kinds.payload, async (keys) => {
     await deletePayloads(ctx, keys.map((key) => key.name!));
     return keys.length;

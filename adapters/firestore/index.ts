@@ -76,3 +76,4 @@ export type { CollectionNames } from './collections.js';
 export type { FirestoreLibrary } from './library.js';
 export { firestoreQuery, firestoreQuerySource, FIRESTORE_QUERY } from './sources.js';
 export type { FirestoreQuerySpec, FirestoreQueryRange, FirestoreWhere, WhereValue } from './sources.js';
+export { firestoreCounters, FirestoreTaskCounters, type FirestoreCountersOptions } from './counters.js';

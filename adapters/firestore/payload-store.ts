@@ -20,6 +20,13 @@ import type { AdapterContext } from './context.js';
 export const CHUNK_BYTES = 1_000_000;
 /** Bytes per commit, under Firestore's 10 MiB request limit. */
 export const MAX_COMMIT_BYTES = 9 * 1024 * 1024;
+/**
+ * Bytes per commit of a put(): Google's emulator refuses gRPC messages over 4 MiB
+ * (RESOURCE_EXHAUSTED), and a few more round trips cost little beside several MB of transfer.
+ * Each commit is atomic; the head goes in the last one, so a put cut off half-way leaves the
+ * previous head, and the previous generation's chunks, as they were.
+ */
+const PUT_COMMIT_BYTES = 3 * 1024 * 1024;
 
 export interface DocumentWrite {
   ref: DocumentReference;
@@ -61,7 +68,7 @@ export class FirestorePayloadStore implements PayloadStore {
       let batch = this.ctx.firestore.batch();
       let bytes = 0;
       for (const write of writes) {
-        if (bytes + CHUNK_BYTES > MAX_COMMIT_BYTES) {
+        if (bytes + CHUNK_BYTES > PUT_COMMIT_BYTES) {
           await batch.commit();
           batch = this.ctx.firestore.batch();
           bytes = 0;

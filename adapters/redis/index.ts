@@ -24,6 +24,7 @@ import { isClusterClient, Scripts } from './scripts.js';
 import { RedisStateStore } from './state-store.js';
 import { RedisTransactionHook } from './transaction-hook.js';
 import { RedisIterationStore } from './iteration-store.js';
+export { redisCounters, RedisTaskCounters, type RedisCountersOptions } from './counters.js';
 
 export interface RedisStoresOptions {
   /** An ioredis client: `new Redis(...)` or `new Cluster(...)`. */

@@ -4,7 +4,7 @@
  * CSRF token. See docs/console.md for why the three together.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { header } from '../http/auth.js';
+import { header, isAllowedHost } from '../http/auth.js';
 import type { ConsoleAuthorization, ConsolePrincipal, ConsoleRequest } from './options.js';
 
 export const CSRF_COOKIE = 'cloud_defer_csrf';
@@ -31,10 +31,13 @@ const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forw
 
 /**
  * The embedded default's hook: the developer's own machine only. A local proxy or tunnel (ngrok,
- * a dev server's proxy) makes every request look local, so forwarded requests are refused too.
+ * a dev server's proxy) makes every request look local, so forwarded requests are refused too;
+ * and a page on another site that rebinds its DNS name to 127.0.0.1 still sends its own name as
+ * Host, so only a loopback literal or `localhost` is served.
  */
 export function loopbackOnly(request: ConsoleRequest): ConsoleAuthorization {
   if (!isLoopback(request.remoteAddress)) return false;
+  if (!isAllowedHost(header(request.headers, 'host'))) return false;
   if (FORWARDING_HEADERS.some((name) => header(request.headers, name) !== undefined)) return false;
   return `local (${request.remoteAddress})`;
 }

@@ -5,11 +5,13 @@
 import { decodeEnvelope, type Codec } from './codec.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { CloudDeferError, isPermanentTaskFailure, isSingularTaskFailure } from './errors.js';
-import type { Logger } from './logger.js';
+import type { LogFields, Logger } from './logger.js';
 import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from './records.js';
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
+import type { TaskCounters } from './counters.js';
+import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
 
 /** One delivery of a task, as the HTTP layer read it from the request. */
 export interface Delivery {
@@ -21,6 +23,15 @@ export interface Delivery {
   executionCount: number;
   /** Epoch ms from X-CloudTasks-TaskETA. */
   eta?: number;
+  /** The trace the request carried, for log entries. */
+  trace?: DeliveryTrace;
+  /** The request's propagation headers (traceparent, tracestate, x-cloud-trace-context). */
+  traceHeaders?: Record<string, string>;
+  /**
+   * The sender proved it is Cloud Tasks (a verified token, App Engine's headers on App Engine);
+   * false under auth mode "none". Only a verified delivery may rebuild a missing record.
+   */
+  verified: boolean;
 }
 
 export type DeliveryOutcome =
@@ -29,7 +40,9 @@ export type DeliveryOutcome =
   | { kind: 'duplicate'; taskId: string; status: TaskStatus }
   | { kind: 'retry'; taskId: string; quiet: boolean }
   | { kind: 'busy'; taskId: string; retryAfterSeconds: number }
-  | { kind: 'unavailable'; reason: string };
+  | { kind: 'unavailable'; reason: string }
+  /** Not run: no record and an unverified sender, or an envelope that disagrees with its record. */
+  | { kind: 'refused'; taskId: string; reason: 'NO_RECORD' | 'ENVELOPE_MISMATCH' };
 
 export interface DeliveryRunnerOptions {
   stores: Stores;
@@ -43,8 +56,28 @@ export interface DeliveryRunnerOptions {
   acquireRetryMs?: number;
   settleRetryMs?: number;
   now: () => number;
+  /** Per-minute counters the console reads (optional). */
+  counters?: TaskCounters;
   /** Told of every record a run settled. */
   onSettled(record: TaskRecord): void;
+  /** Spans and metrics (src/otel), when OpenTelemetry is present. */
+  telemetry?: TaskTelemetry;
+}
+
+/** taskId, taskName, queue, attempt and the request's trace: on every entry about a delivery. */
+function logFields(delivery: Delivery, task: { id?: string; taskName?: string; queue?: string }, extra: LogFields = {}): LogFields {
+  const queue = delivery.queueName ?? task.queue;
+  return {
+    ...(task.id !== undefined ? { taskId: task.id } : {}),
+    ...(task.taskName !== undefined ? { taskName: task.taskName } : {}),
+    ...(queue !== undefined ? { queue } : {}),
+    attempt: delivery.retryCount,
+    ...(delivery.cloudTaskName !== undefined ? { cloudTaskName: delivery.cloudTaskName } : {}),
+    ...(delivery.trace
+      ? { traceId: delivery.trace.traceId, ...(delivery.trace.spanId ? { spanId: delivery.trace.spanId } : {}), ...(delivery.trace.sampled !== undefined ? { traceSampled: delivery.trace.sampled } : {}) }
+      : {}),
+    ...extra,
+  };
 }
 
 export class DeliveryRunner {
@@ -70,32 +103,33 @@ export class DeliveryRunner {
   async run(delivery: Delivery): Promise<DeliveryOutcome> {
     this.inFlight += 1;
     try {
-      return await this.runDelivery(delivery);
+      const telemetry = this.options.telemetry;
+      if (!telemetry) return await this.runDelivery(delivery);
+      return await telemetry.deliverySpan(delivery.traceHeaders ?? {}, (name) => this.runDelivery(delivery, name));
     } finally {
       this.inFlight -= 1;
     }
   }
 
-  private async runDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
+  private async runDelivery(delivery: Delivery, nameSpan?: (labels: RunLabels) => void): Promise<DeliveryOutcome> {
     const { logger } = this.options;
     let envelope;
     try {
       envelope = decodeEnvelope(delivery.body);
     } catch (err) {
-      logger.error('undecodable task envelope; acknowledged so it is not retried', { error: errorInfo(err).message, cloudTaskName: delivery.cloudTaskName });
+      logger.error('undecodable task envelope; acknowledged so it is not retried', logFields(delivery, {}, { error: errorInfo(err) }));
       return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
     }
-    const task = this.registry.get(envelope.task);
     // Taken, not read: only one later delivery may reuse a stranded owner.
     const owner = this.strandedOwners.get(envelope.id) ?? randomId();
     this.strandedOwners.delete(envelope.id);
     const now = this.options.now();
     let lease;
     try {
-      lease = await this.acquire(envelope.id, envelope.task, delivery, owner, now, envelope.payloadRef);
+      lease = await this.acquire(envelope, delivery, owner, now);
     } catch (err) {
       this.rememberStrandedOwner(envelope.id, owner);
-      logger.warn('state store unavailable; asking Cloud Tasks to retry', { taskId: envelope.id, error: errorInfo(err).message });
+      logger.warn('state store unavailable; asking Cloud Tasks to retry', logFields(delivery, { id: envelope.id, taskName: envelope.task }, { error: errorInfo(err) }));
       return { kind: 'unavailable', reason: errorInfo(err).message };
     }
     if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
@@ -103,15 +137,32 @@ export class DeliveryRunner {
       const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
       return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
     }
-    if (lease.kind === 'missing') return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+    if (lease.kind === 'missing') {
+      if (envelope.payloadRef !== undefined && envelope.payloadRef !== envelope.id) {
+        logger.error('refused a delivery with no record whose envelope names another task\'s payload; not run', { taskId: envelope.id });
+        return { kind: 'refused', taskId: envelope.id, reason: 'ENVELOPE_MISMATCH' };
+      }
+      if (delivery.verified) return { kind: 'unavailable', reason: 'record vanished during acquisition' };
+      logger.warn('refused a delivery for a task with no record: only a verified Cloud Tasks delivery may rebuild one', { taskId: envelope.id });
+      return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
+    }
     const record = lease.record;
 
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
       this.settle(record, owner, status, statusCode, started, delivery, err);
 
+    // The record is the authority for what runs: an envelope that says otherwise is not run.
+    const disagreement = envelopeDisagreement(envelope, record);
+    if (disagreement) {
+      logger.error(`refused a delivery whose envelope disagrees with task record ${record.id} (${disagreement}); not run`, logFields(delivery, record));
+      await finish('retrying', 200, now, new CloudDeferError('INVALID_ENVELOPE', `A delivery's envelope disagreed with this record (${disagreement}); it was refused and not run.`));
+      return { kind: 'refused', taskId: record.id, reason: 'ENVELOPE_MISMATCH' };
+    }
+    const task = this.registry.get(record.taskName);
     if (!task) {
-      logger.error(`no task named "${envelope.task}" is registered here; recorded failed and acknowledged`, { taskId: envelope.id });
-      await finish('failed', 200, now, new CloudDeferError('UNREGISTERED_TASK', `No task named "${envelope.task}" is registered in this app.`));
+      const unknown = new CloudDeferError('UNREGISTERED_TASK', this.registry.unknownTaskMessage(record.taskName));
+      logger.error(`${unknown.message} Recorded failed and acknowledged.`, logFields(delivery, record, { error: errorInfo(unknown) }));
+      await finish('failed', 200, now, unknown);
       return { kind: 'failed', taskId: envelope.id, reason: 'UNREGISTERED_TASK' };
     }
 
@@ -123,7 +174,7 @@ export class DeliveryRunner {
         await finish('retrying', 503, now, err);
         return { kind: 'unavailable', reason: err.message };
       }
-      logger.error('task arguments cannot be loaded; recorded failed and acknowledged', { taskId: envelope.id, error: errorInfo(err).message });
+      logger.error('task arguments cannot be loaded; recorded failed and acknowledged', logFields(delivery, record, { error: errorInfo(err) }));
       await finish('failed', 200, now, err);
       return { kind: 'failed', taskId: envelope.id, reason: err instanceof CloudDeferError ? err.code : 'INVALID_ENVELOPE' };
     }
@@ -139,13 +190,20 @@ export class DeliveryRunner {
       ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
       ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
     };
+    const labels: RunLabels = { taskId: record.id, taskName: task.name, queue: context.queue, attempt: delivery.retryCount };
+    nameSpan?.(labels);
+    const telemetry = this.options.telemetry;
     const started = this.options.now();
+    const runTask = async (): Promise<unknown> => runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
     try {
-      await runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
+      await (telemetry ? telemetry.runSpan(labels, runTask) : runTask());
     } catch (err) {
-      return this.afterFailure(record, started, err, finish);
+      const outcome = await this.afterFailure(record, started, err, finish, delivery);
+      telemetry?.ran(labels, outcome.kind === 'failed' ? 'failed' : 'retried', this.options.now() - started);
+      return outcome;
     }
     await finish('succeeded', 200, started);
+    telemetry?.ran(labels, 'succeeded', this.options.now() - started);
     return { kind: 'succeeded', taskId: record.id };
   }
 
@@ -154,16 +212,17 @@ export class DeliveryRunner {
     started: number,
     err: unknown,
     finish: (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) => Promise<void>,
+    delivery: Delivery,
   ): Promise<DeliveryOutcome> {
     const { logger } = this.options;
     if (isPermanentTaskFailure(err)) {
-      logger.warn(`task ${record.taskName} failed permanently; not retried`, { taskId: record.id, error: errorInfo(err).message });
+      logger.warn(`task ${record.taskName} failed permanently; not retried`, logFields(delivery, record, { error: errorInfo(err) }));
       await finish('failed', 200, started, err);
       return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
     }
     const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
     if (exhausted) {
-      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, { taskId: record.id, error: errorInfo(err).message });
+      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, logFields(delivery, record, { error: errorInfo(err) }));
       await finish('failed', 200, started, err);
       return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
     }
@@ -171,19 +230,18 @@ export class DeliveryRunner {
       await finish('retrying', 503, started, err);
       return { kind: 'retry', taskId: record.id, quiet: true };
     }
-    logger.error(`task ${record.taskName} failed; the queue will retry it`, { taskId: record.id, error: errorInfo(err) });
+    logger.error(`task ${record.taskName} failed; the queue will retry it`, logFields(delivery, record, { error: errorInfo(err) }));
     await finish('retrying', 500, started, err);
     return { kind: 'retry', taskId: record.id, quiet: false };
   }
 
   private async acquire(
-    id: string,
-    taskName: string,
+    envelope: ReturnType<typeof decodeEnvelope>,
     delivery: Delivery,
     owner: string,
     now: number,
-    payloadRef: string | undefined,
   ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
+    const { id, task: taskName, payloadRef } = envelope;
     const state = this.options.stores.state;
     const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
     // Retried with the same owner: if the store applied a call whose reply was lost, the retry
@@ -191,10 +249,11 @@ export class DeliveryRunner {
     const lease = await this.calls.retryWhileUnavailable(
       () => this.calls.call(() => state.acquireLease(id, input)),
       this.options.acquireRetryMs ?? 10_000,
-      () => this.options.logger.warn('state store unavailable; retrying to claim the task', { taskId: id }),
+      () => this.options.logger.warn('state store unavailable; retrying to claim the task', logFields(delivery, { id, taskName })),
     );
-    if (lease.kind !== 'missing') return lease;
-    // No record (expired, or the store was wiped): rebuild it from the envelope so the run is still guarded.
+    // The engine stores a payload under its task's own id: an envelope naming another task's cannot rebuild a record.
+    if (lease.kind !== 'missing' || !delivery.verified || (payloadRef !== undefined && payloadRef !== id)) return lease;
+    // No record (expired, or the store was wiped) on a verified delivery: rebuild it from the envelope so the run is still guarded.
     const eta = delivery.eta ?? now;
     await this.calls.call(() =>
       state.createTask(
@@ -212,7 +271,7 @@ export class DeliveryRunner {
           history: [],
           version: 1,
           expiresAt: now + this.options.retentionMs,
-          ...(payloadRef ? { payloadRef } : {}),
+          ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
         },
         now,
       ),
@@ -220,12 +279,14 @@ export class DeliveryRunner {
     return this.calls.call(() => state.acquireLease(id, input));
   }
 
+  /** The record's arguments (inline, or its payload reference); the envelope's only for a record that holds none. */
   private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
     const { codec, stores } = this.options;
-    if (envelope.payloadRef === undefined) {
-      return codec.decodeArgsTree(envelope.argsTree ?? []);
+    const payloadRef = record.payloadRef;
+    if (payloadRef === undefined) {
+      return record.argsJson !== undefined ? codec.decodeArgs(Buffer.from(record.argsJson, 'utf8')) : codec.decodeArgsTree(envelope.argsTree ?? []);
     }
-    const bytes = await this.calls.call(() => stores.payloads.get(envelope.payloadRef!));
+    const bytes = await this.calls.call(() => stores.payloads.get(payloadRef));
     if (!bytes) {
       throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
     }
@@ -262,14 +323,16 @@ export class DeliveryRunner {
       // record look stuck (and the task run again once its lease expires), so keep trying.
       settled = await this.calls.retryWhileUnavailable(write, this.options.settleRetryMs ?? 30_000);
     } catch (settleErr) {
-      logger.error('could not record the task outcome', { taskId: record.id, error: errorInfo(settleErr).message });
+      logger.error('could not record the task outcome', logFields(delivery, record, { error: errorInfo(settleErr) }));
       return;
     }
     if (!settled) {
-      logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', { taskId: record.id });
+      logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', logFields(delivery, record));
       return;
     }
     if (isFinished(status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
+    const counters = this.options.counters;
+    if (counters) await this.calls.bestEffort(() => counters.record({ queue: settled.queue, outcome: status, durationMs: attempt.durationMs, at: now }));
     this.onSettled(settled);
   }
 
@@ -280,4 +343,13 @@ export class DeliveryRunner {
     }
     this.strandedOwners.set(taskId, owner);
   }
+}
+
+/** How an envelope contradicts the record it names (task, payload reference, inline arguments), or undefined. */
+function envelopeDisagreement(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): string | undefined {
+  if (envelope.task !== record.taskName) return `task "${envelope.task}" instead of "${record.taskName}"`;
+  if (envelope.payloadRef !== record.payloadRef) return 'another payload reference';
+  // Both come from the codec's JSON, which parses and prints back to the same text.
+  if (record.argsJson !== undefined && JSON.stringify(envelope.argsTree ?? []) !== record.argsJson) return 'other arguments';
+  return undefined;
 }

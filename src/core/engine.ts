@@ -14,6 +14,9 @@ import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
 import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import type { TaskCounters } from './counters.js';
+import { deferMany, enqueueWithRetry, type DeferManyItem, type DeferManyOptions, type DeferManyResult, type EnqueueRetry } from './defer-many.js';
+import type { TaskTelemetry } from './telemetry.js';
 
 const DAY_MS = 86_400_000;
 const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
@@ -59,7 +62,7 @@ const deferKeys: Record<keyof DeferOptions, true> = {
   dispatchDeadline: true, maxAttempts: true, transaction: true,
 };
 const DEFER_OPTION_KEYS = Object.keys(deferKeys);
-const TASK_OPTION_KEYS = Object.keys({ queue: true, maxAttempts: true } satisfies Record<keyof TaskDefaults, true>);
+const TASK_OPTION_KEYS = Object.keys({ queue: true, maxAttempts: true, aliases: true } satisfies Record<keyof TaskDefaults, true>);
 
 export interface TaskInfo {
   id: string;
@@ -92,6 +95,8 @@ export interface InternalDeferOptions {
   idempotent?: boolean;
   iterationId?: string;
   shardIndex?: number;
+  /** deferMany: retry transient enqueue errors (the task then gets a deterministic Cloud Tasks name). */
+  enqueueRetry?: EnqueueRetry;
 }
 
 export interface EngineTarget {
@@ -119,7 +124,11 @@ export interface EngineOptions {
   acquireRetryMs?: number;
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
   settleRetryMs?: number;
+  /** Per-minute counters of settled attempts (the console's totals and charts); optional. */
+  counters?: TaskCounters;
   now: () => number;
+  /** Spans and metrics (src/otel); absent = none, at no cost. */
+  telemetry?: TaskTelemetry;
 }
 
 export interface DrainOptions {
@@ -175,6 +184,14 @@ export class DeferredEngine {
     return this.options.stores;
   }
 
+  get codec(): Codec {
+    return this.options.codec;
+  }
+
+  get counters(): TaskCounters | undefined {
+    return this.options.counters;
+  }
+
   /** Register a function under a stable name and get a typed handle to defer it. */
   task<A extends unknown[]>(name: string, fn: (...args: A) => unknown, defaults: TaskDefaults = {}): DeferredTask<A> {
     assertOptionKeys('task()', defaults, TASK_OPTION_KEYS);
@@ -203,6 +220,15 @@ export class DeferredEngine {
     return this.deferWith(task, args, options, {});
   }
 
+  /** Defer one task many times with bounded concurrency; one result (task or error) per item, in order. */
+  deferMany<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    items: readonly DeferManyItem<A>[],
+    options?: DeferManyOptions,
+  ): Promise<DeferManyResult[]> {
+    return deferMany(this, task, items, options);
+  }
+
   /**
    * defer() plus what library features (iteration) need: a fixed record id, and the record's
    * iteration and shard. With `idempotent`, a record that already exists under `id` is enqueued
@@ -214,6 +240,24 @@ export class DeferredEngine {
     args: A,
     options: DeferOptions,
     internal: InternalDeferOptions,
+  ): Promise<TaskInfo> {
+    const telemetry = this.options.telemetry;
+    if (!telemetry) return this.deferTraced(task, args, options, internal);
+    const registered = this.registry.resolve(task);
+    const labels = { taskName: registered.name, queue: options.queue ?? registered.defaults.queue ?? this.options.defaultQueue };
+    return telemetry.deferSpan(labels, async (inject) => {
+      const info = await this.deferTraced(task, args, options, internal, inject);
+      if (!info.duplicate) telemetry.deferred(labels);
+      return info;
+    });
+  }
+
+  private async deferTraced<A extends unknown[]>(
+    task: DeferredTask<A> | ((...args: A) => unknown) | string,
+    args: A,
+    options: DeferOptions,
+    internal: InternalDeferOptions,
+    injectTrace?: (headers: Record<string, string>) => void,
   ): Promise<TaskInfo> {
     const registered = this.registry.resolve(task);
     if (!Array.isArray(args)) {
@@ -232,7 +276,7 @@ export class DeferredEngine {
     const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
     const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
     const expiresAt = Math.max(eta, now) + this.options.retentionMs;
-    const deterministic = options.transaction !== undefined || internal.idempotent === true;
+    const deterministic = options.transaction !== undefined || internal.idempotent === true || internal.enqueueRetry !== undefined;
     const cloudTaskId = options.name ?? (deterministic ? outboxTaskName(id) : undefined);
     const record: TaskRecord = {
       id,
@@ -264,6 +308,7 @@ export class DeferredEngine {
       headers: { 'Content-Type': ENVELOPE_CONTENT_TYPE },
       target: this.targetOf(options),
     };
+    injectTrace?.(request.headers);
     const payloadTtl = expiresAt - now;
 
     if (options.transaction !== undefined) {
@@ -289,7 +334,7 @@ export class DeferredEngine {
     let cloudTaskName: string;
     try {
       const transport = this.transport ?? (this.transport = await this.options.transport());
-      cloudTaskName = (await transport.enqueue(request)).name;
+      cloudTaskName = (internal.enqueueRetry ? await enqueueWithRetry(transport, request, internal.enqueueRetry) : await transport.enqueue(request)).name;
     } catch (err) {
       await this.undoDefer(record, err);
       throw err;
@@ -346,7 +391,8 @@ export class DeferredEngine {
       if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) {
         this.options.logger.error('enqueue after commit failed; sweepOutbox() will retry it', {
           taskId: entry.taskId,
-          error: errorInfo(err).message,
+          queue: entry.request.queue,
+          error: errorInfo(err),
         });
         return;
       }

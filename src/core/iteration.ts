@@ -4,7 +4,7 @@
  */
 import type { TaskErrorInfo } from './records.js';
 
-export type IterationStatus = 'splitting' | 'running' | 'finalizing' | 'succeeded' | 'failed';
+export type IterationStatus = 'splitting' | 'running' | 'finalizing' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface ShardProgress {
   index: number;
@@ -55,7 +55,8 @@ export interface IterationStore {
    * reports whether every shard is now done. A repeated call for the same shard changes nothing.
    */
   completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }>;
-  finishIteration(id: string, status: Extract<IterationStatus, 'finalizing' | 'succeeded' | 'failed'>, now: number): Promise<void>;
+  /** 'cancelled' (the console's cancel): its shards stop at their next item and finalize never runs. */
+  finishIteration(id: string, status: Extract<IterationStatus, 'finalizing' | 'succeeded' | 'failed' | 'cancelled'>, now: number): Promise<void>;
   deleteIteration(id: string): Promise<void>;
 }
 
@@ -81,6 +82,8 @@ export interface IterationSource<Spec = unknown, Range = unknown, Item = unknown
   readonly kind: string;
   split(spec: Spec, shards: number): Promise<Range[]>;
   read(range: Range, after: string | undefined, limit: number): Promise<SourcePage<Item>>;
+  /** Optional: how many items a range holds, for progress by items. */
+  size?(range: Range): number;
 }
 
 /** What deferIteration is given: a source kind and its spec (a query, a key, a list). */

@@ -66,6 +66,8 @@ export interface QueuedTaskInfo {
   scheduleTime?: number;
   dispatchCount: number;
   responseCount: number;
+  /** The cloud-defer record id its envelope carries, when the transport can read the body. */
+  taskId?: string;
 }
 
 export interface QueueTransport {

@@ -3,7 +3,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { OutgoingAttempt } from './dispatcher.js';
 import type { AttemptRecord, TaskRecord } from './model.js';
-import type { OidcSigner } from './oidc.js';
+import { appEngineServiceAccountEmail, type OidcSigner } from './oidc.js';
 import { effectiveDeadlineMs } from './convert.js';
 
 export interface AttemptContext {
@@ -25,12 +25,17 @@ function attemptHeaders(prefix: string, task: TaskRecord, context: AttemptContex
     [`${prefix}-QueueName`]: task.queue.name.queueId,
     [`${prefix}-TaskName`]: task.id,
     [`${prefix}-TaskRetryCount`]: String(context.retryCount),
-    [`${prefix}-TaskExecutionCount`]: String(task.executionCount),
+    // Recorded: App Engine counts every answered attempt (5xx included); HTTP targets exclude 5xx.
+    [`${prefix}-TaskExecutionCount`]: String(prefix === 'X-AppEngine' ? task.responseCount : task.executionCount),
     [`${prefix}-TaskETA`]: formatEta(task.dueAt),
   };
   const previous = context.previous;
   if (previous?.httpStatus !== undefined) headers[`${prefix}-TaskPreviousResponse`] = String(previous.httpStatus);
-  if (context.retryCount > 0 && previous?.failureReason) headers[`${prefix}-TaskRetryReason`] = previous.failureReason;
+  if (context.retryCount > 0 && previous?.failureReason !== undefined) {
+    // Recorded: App Engine says "App Error" after an HTTP error; HTTP targets send the header empty.
+    const answered = previous.httpStatus !== undefined;
+    headers[`${prefix}-TaskRetryReason`] = answered && prefix === 'X-AppEngine' ? 'App Error' : previous.failureReason;
+  }
   return headers;
 }
 
@@ -51,7 +56,7 @@ export function buildAttemptRequest(task: TaskRecord, context: AttemptContext): 
     } else if (target.oauth) {
       headers['Authorization'] = `Bearer ${oauthStandIn(target.oauth.serviceAccountEmail, target.oauth.scope)}`;
     }
-    return { url: new URL(target.url), method: target.method, headers, body: target.body, deadlineMs };
+    return { url: new URL(target.url), method: target.method, headers, body: target.body, deadlineMs, followRedirects: true };
   }
 
   const base = context.appEngineBaseUrl;
@@ -64,5 +69,8 @@ export function buildAttemptRequest(task: TaskRecord, context: AttemptContext): 
   Object.assign(headers, attemptHeaders('X-AppEngine', task, context));
   const basePath = base.pathname.replace(/\/+$/, '');
   const url = new URL(`${base.origin}${basePath}${target.relativeUri}`);
+  // Off App Engine nothing strips forged X-AppEngine-* headers, so the emulator proves its own
+  // dispatch: an ID token for App Engine's default account, audience the URL it posts to (without the query).
+  headers['Authorization'] = `Bearer ${context.signer.sign(appEngineServiceAccountEmail(task.queue.name.project), `${url.origin}${url.pathname}`, context.now)}`;
   return { url, method: target.method, headers, body: target.body, deadlineMs };
 }

@@ -4,6 +4,7 @@ import { status } from '@grpc/grpc-js';
 import { queueToMessage, taskToMessage } from './convert.js';
 import {
   ApiError,
+  ENTITY_NOT_FOUND,
   failedPrecondition,
   invalidArgument,
   QUEUE_ALREADY_EXISTS,
@@ -13,6 +14,7 @@ import {
   TASK_TOO_LARGE,
   taskNotFound,
 } from './errors.js';
+import { IamPolicies, type DeniedPermissions, type PolicyMessage } from './iam.js';
 import { QueueRecord, TaskRecord } from './model.js';
 import {
   formatLocationName,
@@ -24,7 +26,7 @@ import {
   type LocationName,
 } from './names.js';
 import type { QueueMessage, QueueStateName, TaskMessage, TaskViewName } from './proto-types.js';
-import { applyQueueUpdate, defaultQueueConfig, queueConfigFrom } from './queue-config.js';
+import { applyQueueUpdate, defaultQueueConfig, queueConfigFrom, validateQueueConfig, type QueueConfig } from './queue-config.js';
 import { taskInputFrom } from './task-input.js';
 import { TaskRunner, type RunnerSettings } from './task-runner.js';
 
@@ -32,6 +34,7 @@ export interface EngineSettings extends RunnerSettings {
   queueNameReuseBlockMs: number;
   maxTaskSizeBytes: number;
   defaultLocation: LocationName;
+  deniedPermissions?: DeniedPermissions;
 }
 
 export interface LocationMessage {
@@ -74,10 +77,12 @@ export class CloudTasksEngine {
   /** Deleted queue names -> when they may be reused. */
   private readonly deletedQueues = new Map<string, number>();
   private readonly runner: TaskRunner;
+  private readonly iam: IamPolicies;
   private nextOrder = 0;
 
   constructor(private readonly settings: EngineSettings) {
     this.runner = new TaskRunner(settings);
+    this.iam = new IamPolicies(settings.deniedPermissions);
   }
 
   private get now(): number {
@@ -87,7 +92,16 @@ export class CloudTasksEngine {
   // ---- queues ----------------------------------------------------------------------------------
 
   createQueue(parent: string | undefined, message: QueueMessage | null | undefined): QueueMessage {
-    const location = parseLocationName(parent);
+    let location: LocationName;
+    try {
+      location = parseLocationName(parent);
+    } catch {
+      // Recorded: Cloud Tasks answers a malformed parent as a resource the caller may not use.
+      throw new ApiError(
+        status.PERMISSION_DENIED,
+        `The principal (user or service account) lacks IAM permission "cloudtasks.queues.create" for the resource "${parent ?? ''}" (or the resource may not exist).`,
+      );
+    }
     if (!message) throw invalidArgument('Queue is required.');
     const name = parseQueueName(message.name);
     if (name.project !== location.project || name.location !== location.location) {
@@ -150,8 +164,11 @@ export class CloudTasksEngine {
   }
 
   deleteQueue(name: string | undefined): void {
-    const queue = this.queueNamed(name);
+    const queue = this.queues.get(formatQueueName(parseQueueName(name)));
+    // Recorded: DeleteQueue of a missing queue answers the generic message, not CreateTask's.
+    if (!queue) throw new ApiError(status.NOT_FOUND, ENTITY_NOT_FOUND);
     this.runner.dropQueue(queue);
+    this.iam.drop(queue.fullName);
     this.queues.delete(queue.fullName);
     this.deletedQueues.set(queue.fullName, this.now + this.settings.queueNameReuseBlockMs);
     this.settings.logger.debug?.(`queue deleted: ${queue.fullName}`);
@@ -175,6 +192,42 @@ export class CloudTasksEngine {
     queue.state = 'RUNNING';
     this.runner.pump(queue);
     return queueToMessage(queue);
+  }
+
+  /** Creates or replaces a queue from a queue file: every setting, the file's extras included. */
+  defineQueue(name: string, config: QueueConfig): QueueMessage {
+    const parsed = parseQueueName(name);
+    const fullName = formatQueueName(parsed);
+    validateQueueConfig(config);
+    const existing = this.queues.get(fullName);
+    if (existing) {
+      existing.reconfigure(config, this.now);
+      this.runner.pump(existing);
+      return queueToMessage(existing);
+    }
+    this.deletedQueues.delete(fullName);
+    const queue = new QueueRecord(parsed, fullName, config, this.now);
+    this.queues.set(fullName, queue);
+    return queueToMessage(queue);
+  }
+
+  /** True if the queue exists (the REST surface creates Firebase's queues on first use). */
+  hasQueue(name: string): boolean {
+    return this.queues.has(formatQueueName(parseQueueName(name)));
+  }
+
+  // ---- IAM -------------------------------------------------------------------------------------
+
+  getIamPolicy(resource: string | undefined): PolicyMessage {
+    return this.iam.get(this.queueNamed(resource).fullName);
+  }
+
+  setIamPolicy(resource: string | undefined, policy: PolicyMessage | null | undefined): PolicyMessage {
+    return this.iam.set(this.queueNamed(resource).fullName, policy);
+  }
+
+  testIamPermissions(resource: string | undefined, permissions: string[] | undefined): string[] {
+    return this.iam.testPermissions(this.queueNamed(resource).fullName, permissions);
   }
 
   // ---- tasks -----------------------------------------------------------------------------------
@@ -306,7 +359,7 @@ export class CloudTasksEngine {
     const queue = this.queues.get(formatQueueName(taskName));
     if (!queue) throw taskNotFound();
     const task = queue.tasks.get(taskName.taskId);
-    if (task) return task;
+    if (task && !this.runner.expireIfTooOld(task, this.now)) return task;
     throw taskNotFound(sayIfRecentlyGone && this.isRecentlyGone(queue, taskName.taskId, this.now));
   }
 

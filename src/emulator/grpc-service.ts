@@ -1,71 +1,20 @@
-// gRPC handlers for google.cloud.tasks.v2.CloudTasks (and google.cloud.location.Locations): decode,
-// call the engine, and turn its ApiErrors into gRPC statuses.
+// gRPC handlers for google.cloud.tasks.v2.CloudTasks (plus v2beta3 and google.cloud.location.Locations):
+// decode, call the shared handler table, and turn its ApiErrors into gRPC statuses.
 import * as grpc from '@grpc/grpc-js';
+import { cloudTasksV2beta3Handlers, cloudTasksV2Handlers, locationsHandlers, type HandlerTable } from './api.js';
 import type { CloudTasksEngine } from './engine.js';
 import { ApiError } from './errors.js';
 import type { EmulatorLogger } from './options.js';
-import type { FieldMaskMessage, QueueMessage, TaskMessage, TaskViewName } from './proto-types.js';
-import { CLOUD_TASKS_SERVICE, LOCATIONS_SERVICE, serviceDefinition } from './protos.js';
-
-interface NameRequest {
-  name?: string;
-  responseView?: TaskViewName;
-}
-interface ListQueuesRequest {
-  parent?: string;
-  filter?: string;
-  pageSize?: number;
-  pageToken?: string;
-}
-interface CreateQueueRequest {
-  parent?: string;
-  queue?: QueueMessage | null;
-}
-interface UpdateQueueRequest {
-  queue?: QueueMessage | null;
-  updateMask?: FieldMaskMessage | null;
-}
-interface ListTasksRequest {
-  parent?: string;
-  responseView?: TaskViewName;
-  pageSize?: number;
-  pageToken?: string;
-}
-interface CreateTaskRequest {
-  parent?: string;
-  task?: TaskMessage | null;
-  responseView?: TaskViewName;
-}
-
-/** Wraps a synchronous handler: its result is the reply, an ApiError becomes the status. */
-function unary<Request, Reply>(
-  logger: EmulatorLogger,
-  handler: (request: Request) => Reply,
-): grpc.handleUnaryCall<Request, Reply> {
-  return (call, callback) => {
-    try {
-      callback(null, handler(call.request));
-    } catch (error) {
-      if (error instanceof ApiError) {
-        callback({ code: error.code, details: error.message });
-        return;
-      }
-      logger.error?.(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      callback({ code: grpc.status.INTERNAL, details: 'Internal error.' });
-    }
-  };
-}
-
-const unimplemented: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
-  callback({ code: grpc.status.UNIMPLEMENTED, details: 'IAM policies are not implemented by the emulator.' });
+import { CLOUD_TASKS_SERVICE, CLOUD_TASKS_V2BETA3_SERVICE, LOCATIONS_SERVICE, serviceDefinition } from './protos.js';
 
 /** Byte size of each CreateTaskRequest as received, for the task size limit. */
 const receivedBytes = new WeakMap<object, number>();
 
-/** The CloudTasks service definition, with CreateTask's decoder noting each request's size. */
-function cloudTasksDefinition(): grpc.ServiceDefinition {
-  const base = serviceDefinition(CLOUD_TASKS_SERVICE);
-  const createTask = base['CreateTask']!;
+/** The service definition, with CreateTask's decoder noting each request's size. */
+function measuredDefinition(name: string): grpc.ServiceDefinition {
+  const base = serviceDefinition(name);
+  const createTask = base['CreateTask'];
+  if (!createTask) return base;
   return {
     ...base,
     CreateTask: {
@@ -79,36 +28,34 @@ function cloudTasksDefinition(): grpc.ServiceDefinition {
   };
 }
 
+function implementation(table: HandlerTable, logger: EmulatorLogger): grpc.UntypedServiceImplementation {
+  const methods: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(table)) {
+    const call: grpc.handleUnaryCall<object, object> = (unaryCall, callback) => {
+      try {
+        callback(null, handler(unaryCall.request, { requestBytes: receivedBytes.get(unaryCall.request) ?? 0 }));
+      } catch (error) {
+        if (error instanceof ApiError) {
+          callback({ code: error.code, details: error.message });
+          return;
+        }
+        logger.error?.(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        callback({ code: grpc.status.INTERNAL, details: 'Internal error.' });
+      }
+    };
+    methods[name] = call;
+  }
+  return methods;
+}
+
+const unimplemented: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
+  callback({ code: grpc.status.UNIMPLEMENTED, details: 'Not implemented by the emulator.' });
+
 export function addCloudTasksServices(server: grpc.Server, engine: CloudTasksEngine, logger: EmulatorLogger): void {
-  const handle = <Request, Reply>(handler: (request: Request) => Reply) => unary(logger, handler);
-  server.addService(cloudTasksDefinition(), {
-    ListQueues: handle((r: ListQueuesRequest) => engine.listQueues(r.parent, r.filter, r.pageSize, r.pageToken)),
-    GetQueue: handle((r: NameRequest) => engine.getQueue(r.name)),
-    CreateQueue: handle((r: CreateQueueRequest) => engine.createQueue(r.parent, r.queue)),
-    UpdateQueue: handle((r: UpdateQueueRequest) => engine.updateQueue(r.queue, r.updateMask?.paths ?? [])),
-    DeleteQueue: handle((r: NameRequest) => {
-      engine.deleteQueue(r.name);
-      return {};
-    }),
-    PurgeQueue: handle((r: NameRequest) => engine.purgeQueue(r.name)),
-    PauseQueue: handle((r: NameRequest) => engine.pauseQueue(r.name)),
-    ResumeQueue: handle((r: NameRequest) => engine.resumeQueue(r.name)),
-    GetIamPolicy: unimplemented,
-    SetIamPolicy: unimplemented,
-    TestIamPermissions: unimplemented,
-    ListTasks: handle((r: ListTasksRequest) => engine.listTasks(r.parent, r.responseView, r.pageSize, r.pageToken)),
-    GetTask: handle((r: NameRequest) => engine.getTask(r.name, r.responseView)),
-    CreateTask: handle((r: CreateTaskRequest) =>
-      engine.createTask(r.parent, r.task, r.responseView, receivedBytes.get(r) ?? 0),
-    ),
-    DeleteTask: handle((r: NameRequest) => {
-      engine.deleteTask(r.name);
-      return {};
-    }),
-    RunTask: handle((r: NameRequest) => engine.runTask(r.name, r.responseView)),
-  });
-  server.addService(serviceDefinition(LOCATIONS_SERVICE), {
-    ListLocations: handle((r: NameRequest) => ({ locations: engine.listLocations(r.name), nextPageToken: '' })),
-    GetLocation: handle((r: NameRequest) => engine.getLocation(r.name)),
-  });
+  server.addService(measuredDefinition(CLOUD_TASKS_SERVICE), implementation(cloudTasksV2Handlers(engine), logger));
+  const v2beta3 = measuredDefinition(CLOUD_TASKS_V2BETA3_SERVICE);
+  const v2beta3Methods = implementation(cloudTasksV2beta3Handlers(engine), logger);
+  for (const method of Object.keys(v2beta3)) v2beta3Methods[method] ??= unimplemented;
+  server.addService(v2beta3, v2beta3Methods);
+  server.addService(serviceDefinition(LOCATIONS_SERVICE), implementation(locationsHandlers(engine), logger));
 }

@@ -52,6 +52,8 @@ export interface AttemptRecord {
   httpStatus?: number;
   /** Why the attempt failed, sent as X-CloudTasks-TaskRetryReason on the next one. */
   failureReason?: string;
+  /** Started by RunTask: a retry is counted from this attempt's dispatch. */
+  viaRunTask?: boolean;
 }
 
 /** scheduled: waiting in the heap; ready: due, waiting for the queue; running: being dispatched. */
@@ -121,7 +123,7 @@ export class QueueRecord {
   }
 
   get maxBurstSize(): number {
-    return burstSizeFor(this.config.rateLimits.maxDispatchesPerSecond);
+    return this.config.maxBurstSize ?? burstSizeFor(this.config.rateLimits.maxDispatchesPerSecond);
   }
 
   reconfigure(config: QueueConfig, now: number): void {

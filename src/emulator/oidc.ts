@@ -52,22 +52,55 @@ export function serviceAccountUniqueId(email: string): string {
   return `1${value.toString().padStart(20, '0')}`;
 }
 
+/** The account App Engine dispatches are signed for: App Engine's default service account. */
+export function appEngineServiceAccountEmail(project: string): string {
+  return `${project}@appspot.gserviceaccount.com`;
+}
+
+interface SigningKey {
+  kid: string;
+  privateKey: KeyObject;
+  jwk: Jwk;
+  pem: string;
+}
+
+function newSigningKey(): SigningKey {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const kid = randomBytes(20).toString('hex');
+  const jwk = publicKey.export({ format: 'jwk' });
+  return {
+    kid,
+    privateKey,
+    jwk: { kty: 'RSA', n: jwk.n!, e: jwk.e!, alg: 'RS256', use: 'sig', kid },
+    pem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
 export class OidcSigner {
-  readonly kid: string;
-  readonly jwks: Jwks;
-  /** kid -> SPKI public key PEM, the shape google-auth-library's verifySignedJwtWithCertsAsync takes. */
-  readonly pemCerts: Record<string, string>;
-  private readonly privateKey: KeyObject;
+  private current = newSigningKey();
+  /** The key before the last rotation stays published, as Google keeps an old key listed for a while. */
+  private previous: SigningKey | undefined;
   /** (account, audience) -> a token still well inside its lifetime; see sign(). */
   private readonly recent = new Map<string, { token: string; iat: number }>();
 
-  constructor() {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    this.privateKey = privateKey;
-    this.kid = randomBytes(20).toString('hex');
-    const jwk = publicKey.export({ format: 'jwk' });
-    this.jwks = { keys: [{ kty: 'RSA', n: jwk.n!, e: jwk.e!, alg: 'RS256', use: 'sig', kid: this.kid }] };
-    this.pemCerts = { [this.kid]: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString() };
+  get kid(): string {
+    return this.current.kid;
+  }
+
+  get jwks(): Jwks {
+    return { keys: [this.current.jwk, ...(this.previous ? [this.previous.jwk] : [])] };
+  }
+
+  /** kid -> SPKI public key PEM, the shape google-auth-library's verifySignedJwtWithCertsAsync takes. */
+  get pemCerts(): Record<string, string> {
+    return { [this.current.kid]: this.current.pem, ...(this.previous ? { [this.previous.kid]: this.previous.pem } : {}) };
+  }
+
+  /** Signs with a new key from now on (new kid); handlers must refetch the key set to accept it. */
+  rotate(): void {
+    this.previous = this.current;
+    this.current = newSigningKey();
+    this.recent.clear();
   }
 
   /**
@@ -98,9 +131,10 @@ export class OidcSigner {
       iat,
       exp: iat + TOKEN_LIFETIME_SECONDS,
     };
-    const header = { alg: 'RS256', kid: this.kid, typ: 'JWT' };
+    const key = this.current;
+    const header = { alg: 'RS256', kid: key.kid, typ: 'JWT' };
     const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
-    const signature = sign('RSA-SHA256', Buffer.from(signingInput), this.privateKey);
+    const signature = sign('RSA-SHA256', Buffer.from(signingInput), key.privateKey);
     return `${signingInput}.${base64url(signature)}`;
   }
 }

@@ -112,10 +112,22 @@ export function durationToMs(value: DurationMessage | null | undefined): number 
   if (!value) return undefined;
   return Number(value.seconds ?? 0) * 1000 + Math.trunc((value.nanos ?? 0) / NANOS_PER_MS);
 }
-export const timestampToMs = durationToMs;
+/** A timestamp as ms since the epoch, keeping microseconds (as Cloud Tasks keeps them) in the fraction. */
+export function timestampToMs(value: TimestampMessage | null | undefined): number | undefined {
+  if (!value) return undefined;
+  return Number(value.seconds ?? 0) * 1000 + Math.trunc((value.nanos ?? 0) / 1000) / 1000;
+}
 
 export function msToDuration(ms: number): DurationMessage {
   const seconds = Math.floor(ms / 1000);
   return { seconds, nanos: Math.round((ms - seconds * 1000) * NANOS_PER_MS) };
 }
-export const msToTimestamp = msToDuration;
+export function msToTimestamp(ms: number): TimestampMessage {
+  let seconds = Math.floor(ms / 1000);
+  let micros = Math.round((ms - seconds * 1000) * 1000);
+  if (micros >= 1_000_000) {
+    seconds += 1;
+    micros -= 1_000_000;
+  }
+  return { seconds, nanos: micros * 1000 };
+}

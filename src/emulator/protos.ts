@@ -1,4 +1,4 @@
-// Loads the Cloud Tasks v2 and Locations service definitions from the protos shipped with the
+// Loads the Cloud Tasks v2 (and v2beta3) and Locations service definitions from the protos shipped with the
 // official client (@google-cloud/tasks) and google-gax, so the server speaks exactly their wire format.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -6,9 +6,11 @@ import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 const TASKS_PROTO = 'google/cloud/tasks/v2/cloudtasks.proto';
+const TASKS_V2BETA3_PROTO = 'google/cloud/tasks/v2beta3/cloudtasks.proto';
 const LOCATIONS_PROTO = 'google/cloud/location/locations.proto';
 
 export const CLOUD_TASKS_SERVICE = 'google.cloud.tasks.v2.CloudTasks';
+export const CLOUD_TASKS_V2BETA3_SERVICE = 'google.cloud.tasks.v2beta3.CloudTasks';
 export const LOCATIONS_SERVICE = 'google.cloud.location.Locations';
 
 /** Walks up from a package's main entry to the folder holding build/protos/<probe>. */
@@ -34,7 +36,7 @@ let cached: protoLoader.PackageDefinition | undefined;
 
 /** The package definition, loaded once per process (the protos take a moment to parse). */
 export function loadCloudTasksPackage(): protoLoader.PackageDefinition {
-  cached ??= protoLoader.loadSync([TASKS_PROTO, LOCATIONS_PROTO], {
+  cached ??= protoLoader.loadSync([TASKS_PROTO, TASKS_V2BETA3_PROTO, LOCATIONS_PROTO], {
     includeDirs: protoIncludeDirs(),
     keepCase: false,
     longs: Number,

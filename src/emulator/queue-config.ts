@@ -34,6 +34,10 @@ export interface QueueConfig {
   retry: RetryPolicy;
   appEngineRoutingOverride?: AppEngineRouting;
   loggingSamplingRatio?: number;
+  /** queue.yaml's bucket_size; UpdateQueue resets it to the rate's derived burst, as Cloud Tasks does. */
+  maxBurstSize?: number;
+  /** How long finished task names stay taken on this queue (queue.yaml queues: about 9 days). */
+  taskDedupWindowMs?: number;
 }
 
 export const MAX_DISPATCHES_PER_SECOND = 500;
@@ -117,9 +121,14 @@ function toSnakeCase(path: string): string {
 
 /** Applies UpdateQueue's `queue` under `paths` (all fields when empty) to `current`. */
 export function applyQueueUpdate(current: QueueConfig, message: QueueMessage, paths: readonly string[]): QueueConfig {
-  if (paths.length === 0) return queueConfigFrom(message);
+  if (paths.length === 0) {
+    const replaced = queueConfigFrom(message);
+    if (current.taskDedupWindowMs !== undefined) replaced.taskDedupWindowMs = current.taskDedupWindowMs;
+    return replaced;
+  }
+  const { maxBurstSize: _resetByUpdate, ...kept } = current;
   const next: QueueConfig = {
-    ...current,
+    ...kept,
     rateLimits: { ...current.rateLimits },
     retry: { ...current.retry },
   };

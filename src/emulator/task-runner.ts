@@ -15,7 +15,9 @@ export interface RunnerSettings {
   clock: Clock;
   logger: EmulatorLogger;
   signer: OidcSigner;
-  appEngineBaseUrl: (() => URL) | undefined;
+  appEngineBaseUrl: URL | undefined;
+  /** "service" or "version.service" -> base URL, ahead of appEngineBaseUrl. */
+  appEngineRoutes: ReadonlyMap<string, URL>;
   taskDedupWindowMs: number;
   unlimitedRate: boolean;
 }
@@ -60,7 +62,7 @@ export class TaskRunner {
     this.scheduler.cancel(task);
     task.queue.removeReady(task);
     task.dueAt = this.settings.clock.now();
-    this.startAttempt(task);
+    this.startAttempt(task, true);
   }
 
   /** Drops a task for good (done, given up, deleted or purged); its name stays taken for a while. */
@@ -72,7 +74,7 @@ export class TaskRunner {
     queue.removeReady(task);
     queue.tasks.delete(task.id);
     queue.tombstones.delete(task.id);
-    queue.tombstones.set(task.id, now + this.settings.taskDedupWindowMs);
+    queue.tombstones.set(task.id, now + (queue.config.taskDedupWindowMs ?? this.settings.taskDedupWindowMs));
     // Oldest first: drop the expired ones from the front.
     for (const [id, blockedUntil] of queue.tombstones) {
       if (blockedUntil > now) break;
@@ -106,7 +108,13 @@ export class TaskRunner {
         }
         return;
       }
-      this.startAttempt(queue.shiftReady()!);
+      const task = queue.shiftReady()!;
+      // A task that waited past its retention (on a paused queue, say) is deleted, not dispatched.
+      if (this.expireIfTooOld(task, now)) {
+        queue.bucket.giveBack();
+        continue;
+      }
+      this.startAttempt(task);
     }
   }
 
@@ -129,13 +137,17 @@ export class TaskRunner {
       return;
     }
     if (item.state !== 'scheduled') return;
-    if (this.settings.clock.now() - item.createTime >= TASK_RETENTION_MS) {
-      this.remove(item);
-      this.settings.logger.info?.(`task ${item.id} reached the 31-day retention limit and was deleted`);
-      return;
-    }
+    if (this.expireIfTooOld(item, this.settings.clock.now())) return;
     item.queue.pushReady(item);
     this.dueQueues.add(item.queue);
+  }
+
+  /** Deletes the task if it reached Cloud Tasks' 31-day retention; true if it did. */
+  expireIfTooOld(task: TaskRecord, now: number): boolean {
+    if (task.state === 'running' || now - task.createTime < TASK_RETENTION_MS) return false;
+    this.remove(task);
+    this.settings.logger.info?.(`task ${task.id} reached the 31-day retention limit and was deleted`);
+    return true;
   }
 
   private pumpDueQueues(): void {
@@ -143,7 +155,7 @@ export class TaskRunner {
     this.dueQueues.clear();
   }
 
-  private startAttempt(task: TaskRecord): void {
+  private startAttempt(task: TaskRecord, viaRunTask = false): void {
     const now = this.settings.clock.now();
     const queue = task.queue;
     const previous = task.lastAttempt;
@@ -153,6 +165,7 @@ export class TaskRunner {
     task.dispatchCount++;
     if (task.firstDispatchTime < 0) task.firstDispatchTime = now;
     const attempt: AttemptRecord = { scheduleTime: task.dueAt, dispatchTime: now };
+    if (viaRunTask) attempt.viaRunTask = true;
     task.lastAttempt = attempt;
     queue.inFlight++;
     this.inFlight++;
@@ -162,7 +175,7 @@ export class TaskRunner {
       previous,
       now,
       signer: this.settings.signer,
-      appEngineBaseUrl: this.settings.appEngineBaseUrl?.(),
+      appEngineBaseUrl: this.appEngineBaseUrlFor(task),
     });
     let outcome: Promise<AttemptOutcome>;
     let started: Promise<unknown>;
@@ -180,6 +193,16 @@ export class TaskRunner {
     outcome
       .then((result) => this.finishAttempt(task, attempt, result))
       .catch((error: unknown) => this.settings.logger.error?.(`attempt bookkeeping failed: ${String(error)}`));
+  }
+
+  /** Where an App Engine task goes: its version.service or service route, else the base URL. */
+  private appEngineBaseUrlFor(task: TaskRecord): URL | undefined {
+    const routes = this.settings.appEngineRoutes;
+    if (task.target.kind !== 'appEngine' || routes.size === 0) return this.settings.appEngineBaseUrl;
+    const routing = task.queue.config.appEngineRoutingOverride ?? task.target.routing;
+    const service = routing?.service || 'default';
+    const version = routing?.version;
+    return (version ? routes.get(`${version}.${service}`) : undefined) ?? routes.get(service) ?? this.settings.appEngineBaseUrl;
   }
 
   private finishAttempt(task: TaskRecord, attempt: AttemptRecord, outcome: AttemptOutcome): void {
@@ -209,7 +232,8 @@ export class TaskRunner {
         return;
       }
       if (code < 500) task.executionCount++;
-      attempt.failureReason = `HTTP status ${code}`;
+      // Recorded against Cloud Tasks: X-CloudTasks-TaskRetryReason is present and empty after a 503 or 404.
+      attempt.failureReason = '';
       throttled = isThrottlingStatus(code, task.target.kind === 'appEngine');
       retryAfterMs = parseRetryAfterMs(outcome.retryAfter, now);
     } else if (outcome.kind === 'deadline') {
@@ -233,7 +257,9 @@ export class TaskRunner {
       );
       return;
     }
-    this.enqueue(task, now + retryDelayMs(policy, task.dispatchCount, throttled, retryAfterMs));
+    // Recorded: after a failed RunTask the delay counts from the call, not from the answer.
+    const from = attempt.viaRunTask ? attempt.dispatchTime : now;
+    this.enqueue(task, from + retryDelayMs(policy, task.dispatchCount, throttled, retryAfterMs));
   }
 
   private releaseIdleWaiters(): void {

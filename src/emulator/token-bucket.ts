@@ -30,6 +30,11 @@ export class TokenBucket {
     return true;
   }
 
+  /** Returns a token taken for a dispatch that did not happen. */
+  giveBack(): void {
+    this.tokens = Math.min(this.capacity, this.tokens + 1);
+  }
+
   /** Milliseconds until a token will be available (0 if one is). */
   msUntilToken(now: number): number {
     this.refill(now);

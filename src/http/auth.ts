@@ -1,10 +1,15 @@
 /**
- * Who may deliver tasks. App Engine mode trusts the X-AppEngine-* headers App Engine itself sets
- * (and strips from outside requests); OIDC mode verifies the Google-signed ID token that Cloud Tasks
- * attaches to HTTP targets: signature, issuer, audience, expiry and the service-account email.
+ * Who may deliver tasks. OIDC mode verifies the Google-signed ID token that Cloud Tasks attaches
+ * to HTTP targets (signature, issuer, audience, expiry, not-before and the service-account email),
+ * against Google's keys or the emulator's, which signs every dispatch it makes, App Engine targets
+ * included. App Engine mode trusts the X-AppEngine-* headers, which only real App Engine strips from
+ * outside requests. Nothing is ever trusted for its peer address, forwarding headers or Host.
  */
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { isIP } from 'node:net';
 import { OAuth2Client } from 'google-auth-library';
+import { KeySet, type KeySetOptions, type KeySource } from './key-set.js';
+
+export type { Jwks } from './key-set.js';
 
 export interface OidcAuthOptions {
   mode: 'oidc';
@@ -12,26 +17,32 @@ export interface OidcAuthOptions {
   serviceAccountEmail: string | readonly string[];
   /** Accepted audience(s). Default: the handler's target URL. */
   audience?: string | readonly string[];
-  /** Verify against these keys instead of Google's (the emulator's JWKS, or a function that fetches it). */
-  jwks?: Jwks | (() => Promise<Jwks>);
+  /**
+   * Verify against these keys instead of Google's: the emulator's JWKS, a function that fetches
+   * it, or its URI (CLOUD_TASKS_EMULATOR_JWKS_URI). A function or URI is cached and refetched.
+   */
+  jwks?: KeySource;
+  /** Cache and refetch settings for a `jwks` function or URI. */
+  keySet?: KeySetOptions;
   /** Default: Google's two issuer spellings. */
   issuers?: readonly string[];
 }
 
 export interface AppEngineAuthOptions {
   mode: 'appEngine';
+  /**
+   * Tests only: trust X-AppEngine-* headers although GAE_ENV is not set. Anyone who can reach the
+   * handler can then run tasks; refused where the environment looks like production.
+   */
+  dangerouslyTrustHeadersOutsideAppEngineForTests?: true;
 }
 
-/** Accept every request. Refused in production; for tests behind another gate only. */
+/** Accept every request. Only when asked for explicitly, and refused where the environment looks like production. */
 export interface NoAuthOptions {
   mode: 'none';
 }
 
 export type AuthOptions = OidcAuthOptions | AppEngineAuthOptions | NoAuthOptions;
-
-export interface Jwks {
-  keys: Array<JsonWebKey & { kid?: string }>;
-}
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
@@ -48,38 +59,83 @@ export function header(headers: HeaderBag, name: string): string | undefined {
 
 const asList = (value: string | readonly string[]): string[] => (typeof value === 'string' ? [value] : [...value]);
 
-function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+/** The host name of a Host header value (`[::1]:3000` -> `::1`), lower-cased; undefined when malformed. */
+export function hostName(hostHeader: string | undefined): string | undefined {
+  if (!hostHeader) return undefined;
+  const value = hostHeader.trim().toLowerCase();
+  if (value.startsWith('[')) {
+    const end = value.indexOf(']');
+    if (end === -1) return undefined;
+    const rest = value.slice(end + 1);
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return undefined;
+    return value.slice(1, end);
+  }
+  const match = /^([^:]+)(?::\d{1,5})?$/.exec(value);
+  return match?.[1];
+}
+
+/** A loopback literal (127.0.0.0/8, ::1) or `localhost`: the names a DNS-rebinding page cannot use. */
+export function isLocalHostName(name: string | undefined): boolean {
+  if (!name) return false;
+  if (name === 'localhost') return true;
+  if (isIP(name) === 4) return name.startsWith('127.');
+  return name === '::1';
+}
+
+/** Whether a Host header names this machine (or one of `allowed`, host names or host:port). */
+export function isAllowedHost(hostHeader: string | undefined, allowed: readonly string[] = []): boolean {
+  const name = hostName(hostHeader);
+  if (name === undefined) return false;
+  if (isLocalHostName(name)) return true;
+  const value = hostHeader!.trim().toLowerCase();
+  // An entry with a port must match exactly; one without matches that host on any port.
+  return allowed.some((entry) => {
+    const wanted = entry.trim().toLowerCase();
+    return wanted === value || wanted === name;
+  });
 }
 
 /** Verified tokens are remembered until they expire, so a reused token costs no RSA verification. */
 const VERIFIED_TOKEN_CACHE_SIZE = 1000;
 
+interface TokenHeader {
+  alg?: unknown;
+  kid?: unknown;
+}
+
+function tokenHeader(token: string): TokenHeader | undefined {
+  const first = token.split('.')[0] ?? '';
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(first, 'base64url').toString('utf8'));
+    return parsed !== null && typeof parsed === 'object' ? (parsed as TokenHeader) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class TaskAuthenticator {
   private readonly client = new OAuth2Client();
-  private certs?: Promise<Record<string, string>>;
+  private readonly keys?: KeySet;
   private readonly verified = new Map<string, { principal: string; expiresAt: number }>();
 
-  /**
-   * @param defaultAudience the target URL, used when the options name no audience.
-   * @param allowLoopbackAppEngine the embedded emulator's App Engine dispatches carry no token:
-   *   accept them from loopback only, as App Engine accepts task requests only from itself.
-   */
+  /** @param defaultAudience the target URL(s), used when the options name no audience. */
   constructor(
     readonly options: AuthOptions,
-    private readonly defaultAudience: () => string | undefined = () => undefined,
-    private readonly allowLoopbackAppEngine = false,
-  ) {}
+    private readonly defaultAudience: () => string | readonly string[] | undefined = () => undefined,
+  ) {
+    if (options.mode === 'oidc' && options.jwks !== undefined) this.keys = new KeySet(options.jwks, options.keySet);
+  }
 
-  async authenticate(request: { headers: HeaderBag; remoteAddress?: string }): Promise<AuthResult> {
+  /** The emulator's key set, when tokens are checked against one (tests read its fetch count). */
+  get keySet(): KeySet | undefined {
+    return this.keys;
+  }
+
+  async authenticate(request: { headers: HeaderBag }): Promise<AuthResult> {
     const { headers } = request;
     const options = this.options;
     if (options.mode === 'none') return { ok: true, via: 'none' };
-    if (options.mode === 'appEngine' || (this.allowLoopbackAppEngine && header(headers, 'x-appengine-taskname'))) {
-      if (options.mode !== 'appEngine' && !isLoopback(request.remoteAddress)) {
-        return { ok: false, status: 403, reason: 'App Engine task headers are only accepted from the local emulator' };
-      }
+    if (options.mode === 'appEngine') {
       if (!header(headers, 'x-appengine-taskname') || !header(headers, 'x-appengine-queuename')) {
         return { ok: false, status: 403, reason: 'missing X-AppEngine-TaskName / X-AppEngine-QueueName: not a Cloud Tasks request' };
       }
@@ -89,21 +145,29 @@ export class TaskAuthenticator {
     if (!token) return { ok: false, status: 401, reason: 'no bearer token' };
     const known = this.verified.get(token);
     if (known && known.expiresAt > Date.now()) return { ok: true, via: 'oidc', principal: known.principal };
-    const audience = options.audience ? asList(options.audience) : [this.defaultAudience()].filter((a): a is string => !!a);
+    const audience = options.audience ? asList(options.audience) : asList(this.defaultAudience() ?? []).filter((a) => a !== '');
     if (audience.length === 0) return { ok: false, status: 403, reason: 'no audience configured to check the token against' };
     const issuers = [...(options.issuers ?? GOOGLE_ISSUERS)];
+    // Google signs ID tokens with RS256 and names the key; anything else is refused before any key is used.
+    const jwtHeader = tokenHeader(token);
+    if (jwtHeader?.alg !== 'RS256') return { ok: false, status: 403, reason: `invalid token: algorithm ${String(jwtHeader?.alg)} is not RS256` };
+    if (typeof jwtHeader.kid !== 'string' || jwtHeader.kid === '') return { ok: false, status: 403, reason: 'invalid token: no key id' };
     let payload;
     try {
-      const ticket = options.jwks
-        ? await this.client.verifySignedJwtWithCertsAsync(token, await this.loadCerts(options.jwks), audience, issuers)
+      const ticket = this.keys
+        ? await this.client.verifySignedJwtWithCertsAsync(token, await this.keys.certsFor(jwtHeader.kid), audience, issuers)
         : await this.client.verifyIdToken({ idToken: token, audience });
       payload = ticket.getPayload();
-      if (!options.jwks && payload && !issuers.includes(payload.iss)) throw new Error(`issuer ${payload.iss} not accepted`);
+      if (!payload) throw new Error('no payload');
+      if (!issuers.includes(payload.iss)) throw new Error(`issuer ${payload.iss} not accepted`);
+      // google-auth-library does not look at nbf.
+      const nbf = (payload as { nbf?: unknown }).nbf;
+      if (nbf !== undefined && !(Number(nbf) <= Date.now() / 1000)) throw new Error('token not valid yet (nbf is in the future)');
     } catch (err) {
       return { ok: false, status: 403, reason: `invalid token: ${err instanceof Error ? err.message : String(err)}` };
     }
     const emails = asList(options.serviceAccountEmail);
-    if (!payload?.email || payload.email_verified !== true || !emails.includes(payload.email)) {
+    if (!payload.email || payload.email_verified !== true || !emails.includes(payload.email)) {
       return { ok: false, status: 403, reason: `token is not from the configured service account (${emails.join(', ')})` };
     }
     this.remember(token, payload.email, payload.exp * 1000);
@@ -118,21 +182,6 @@ export class TaskAuthenticator {
     }
     this.verified.set(token, { principal, expiresAt });
   }
-
-  private loadCerts(jwks: Jwks | (() => Promise<Jwks>)): Promise<Record<string, string>> {
-    this.certs ??= (async () => {
-      const set = typeof jwks === 'function' ? await jwks() : jwks;
-      const certs: Record<string, string> = {};
-      set.keys.forEach((key, i) => {
-        const pem = createPublicKey({ key, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
-        certs[key.kid ?? String(i)] = String(pem);
-      });
-      return certs;
-    })();
-    // A failed fetch must not stick: the next request tries again.
-    this.certs.catch(() => (this.certs = undefined));
-    return this.certs;
-  }
 }
 
 function bearer(value: string | undefined): string | undefined {
@@ -141,18 +190,3 @@ function bearer(value: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** Production means Cloud Run (K_SERVICE) or App Engine (GAE_ENV). */
-export function isProduction(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(env.K_SERVICE || env.GAE_ENV);
-}
-
-/** Why an auth mode is unsafe in this environment, or undefined when it is fine. */
-export function unsafeAuthReason(options: AuthOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (!isProduction(env)) return undefined;
-  if (options.mode === 'none') return 'auth mode "none" lets anyone run your tasks';
-  if (options.mode === 'appEngine' && !env.GAE_ENV) {
-    return 'auth mode "appEngine" trusts X-AppEngine-* headers, which only App Engine strips from outside requests; on Cloud Run use { mode: "oidc", serviceAccountEmail }';
-  }
-  if (options.mode === 'oidc' && options.jwks) return 'OIDC against a custom key set (the emulator\'s) is for development only';
-  return undefined;
-}

@@ -7,6 +7,8 @@ import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Readable } from 'node:stream';
 import { header, type HeaderBag, type TaskAuthenticator } from './auth.js';
+import { TRACE_HEADERS } from '../core/telemetry.js';
+import { traceLogFields, traceOf } from '../logging/trace-header.js';
 
 export interface NeutralRequest {
   method: string;
@@ -36,6 +38,8 @@ export interface HandlerSettings {
   /** Authenticated path that runs the engine's housekeeping, sweep() (for Cloud Scheduler). */
   sweepPath: string;
   maxBodyBytes: number;
+  /** When set (embedded mode), only requests whose Host it accepts are served: DNS rebinding. */
+  hostAllowed?: (hostHeader: string | undefined) => boolean;
 }
 
 const text = (status: number, body: string, headers: Record<string, string> = {}): NeutralResponse => ({
@@ -55,21 +59,41 @@ function count(value: string | undefined): number {
   return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
+/**
+ * A refusal: the connection is closed after the answer, so Node stops reading the request instead
+ * of draining a body nobody will use (and the client cannot keep streaming into it).
+ */
+const refusal = (status: 401 | 403 | 413, body: string): NeutralResponse => text(status, body, { Connection: 'close' });
+
+/** A Content-Length over the limit, read before any of the body is. */
+function declaredTooLarge(headers: HeaderBag, limit: number): boolean {
+  const declared = header(headers, 'content-length');
+  return declared !== undefined && /^\d+$/.test(declared.trim()) && Number(declared) > limit;
+}
+
 /** Reads the delivery headers of either target kind. */
-export function deliveryFrom(headers: HeaderBag, body: Uint8Array): Delivery {
+export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boolean): Delivery {
   const appEngine = header(headers, 'x-appengine-taskname') !== undefined && header(headers, 'x-cloudtasks-taskname') === undefined;
   const prefix = appEngine ? 'x-appengine-' : 'x-cloudtasks-';
   const etaSeconds = Number(header(headers, `${prefix}tasketa`));
   const queueName = header(headers, `${prefix}queuename`);
   const cloudTaskName = header(headers, `${prefix}taskname`);
+  const trace = traceOf(headers);
+  const traceHeaders: Record<string, string> = {};
+  for (const name of TRACE_HEADERS) {
+    const value = header(headers, name);
+    if (value !== undefined) traceHeaders[name] = value;
+  }
   return {
     body,
     targetKind: appEngine ? 'appEngine' : 'http',
+    verified,
     retryCount: count(header(headers, `${prefix}taskretrycount`)),
     executionCount: count(header(headers, `${prefix}taskexecutioncount`)),
     ...(queueName ? { queueName } : {}),
     ...(cloudTaskName ? { cloudTaskName } : {}),
     ...(Number.isFinite(etaSeconds) && etaSeconds > 0 ? { eta: Math.round(etaSeconds * 1000) } : {}),
+    ...(trace ? { trace, traceHeaders } : {}),
   };
 }
 
@@ -92,6 +116,9 @@ export function responseFor(outcome: DeliveryOutcome, targetKind: Delivery['targ
       return text(appEngine ? 409 : 503, 'Task is running elsewhere; retry later', { 'Retry-After': String(outcome.retryAfterSeconds) });
     case 'unavailable':
       return text(503, 'State store unavailable; retry later', { 'Retry-After': '5' });
+    case 'refused':
+      // Acknowledged so the queue drops it: no retry can make it agree with the record.
+      return text(200, `Refused (${outcome.reason}); not run`);
   }
 }
 
@@ -106,10 +133,19 @@ export class TaskHandler {
   async handle(request: NeutralRequest): Promise<NeutralResponse> {
     const { settings } = this;
     if (request.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
-    const auth = await settings.authenticator.authenticate(request);
+    if (settings.hostAllowed && !settings.hostAllowed(header(request.headers, 'host'))) {
+      settings.logger.warn('refused a task request for another host (the embedded default serves this machine only)', { path: request.path, host: header(request.headers, 'host') });
+      return refusal(403, 'Forbidden');
+    }
+    // A check that throws refuses: an unproved request never reaches the engine.
+    const auth = await settings.authenticator.authenticate(request).catch((err: unknown) => ({
+      ok: false as const,
+      status: 403 as const,
+      reason: `authentication failed: ${err instanceof Error ? err.message : String(err)}`,
+    }));
     if (!auth.ok) {
-      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason });
-      return text(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
+      settings.logger.warn('refused an unauthenticated task request', { path: request.path, reason: auth.reason, ...traceLogFields(request.headers) });
+      return refusal(auth.status, auth.status === 401 ? 'Unauthorized' : 'Forbidden');
     }
     if (request.path === settings.sweepPath) {
       try {
@@ -118,14 +154,15 @@ export class TaskHandler {
         return text(503, err instanceof Error ? err.message : String(err));
       }
     }
+    if (declaredTooLarge(request.headers, settings.maxBodyBytes)) return refusal(413, `Request body over ${settings.maxBodyBytes} bytes.`);
     let body: Uint8Array;
     try {
       body = await request.readBody(settings.maxBodyBytes);
     } catch (err) {
-      if (err instanceof CloudDeferError && err.code === 'PAYLOAD_TOO_LARGE') return text(413, err.message);
+      if (err instanceof CloudDeferError && err.code === 'PAYLOAD_TOO_LARGE') return refusal(413, err.message);
       return text(400, 'Could not read the request body');
     }
-    const delivery = deliveryFrom(request.headers, body);
+    const delivery = deliveryFrom(request.headers, body, auth.via !== 'none');
     return responseFor(await settings.engine.run(delivery), delivery.targetKind);
   }
 }
@@ -142,7 +179,8 @@ export function readStream(stream: Readable, limit: number): Promise<Uint8Array>
       size += buf.byteLength;
       if (size > limit) {
         cleanup();
-        stream.resume(); // drain the rest so the connection can answer
+        // Stop reading: the 413 closes the connection, so the rest is never pulled off the wire.
+        stream.pause();
         reject(new CloudDeferError('PAYLOAD_TOO_LARGE', `Request body over ${limit} bytes.`));
         return;
       }

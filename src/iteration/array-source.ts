@@ -23,6 +23,7 @@ export const arraySource: IterationSource<unknown[], ArrayRange, unknown> = {
     }
     return ranges;
   },
+  size: (range) => range.items.length,
   async read(range, after, limit): Promise<SourcePage> {
     const start = after === undefined ? 0 : Number(after) - range.offset + 1;
     const end = Math.min(start + limit, range.items.length);

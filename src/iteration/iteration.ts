@@ -17,6 +17,11 @@ const START_TASK = 'cloud-defer.iteration.start';
 const SHARD_TASK = 'cloud-defer.iteration.shard';
 const FINALIZE_TASK = 'cloud-defer.iteration.finalize';
 const DEFAULT_DEADLINE_SECONDS = 600;
+/**
+ * A running shard reads its iteration record for a cancel before an item when this long has
+ * passed since its last look (a read per item made 100,000-item walks on Datastore crawl).
+ */
+const CANCEL_CHECK_MS = 200;
 
 export interface DeferIterationOptions<A extends unknown[]> {
   /** Extra arguments for callback (after the item) and finalize. */
@@ -216,6 +221,12 @@ export class Iterations {
     let cursor = after;
     let processedInRun = 0;
     let unsaved = 0;
+    let checkedAt = 0;
+    const cancelled = async (): Promise<boolean> => {
+      checkedAt = this.now();
+      return (await store.getIteration(plan.iterationId))?.status === 'cancelled';
+    };
+    if (await cancelled()) return;
     const flush = async (extra: { errorsDelta?: number; lastError?: ReturnType<typeof errorInfo> } = {}) => {
       if (unsaved === 0 && !extra.errorsDelta) return;
       await store.recordShardProgress(plan.iterationId, shardIndex, {
@@ -229,6 +240,10 @@ export class Iterations {
     for (;;) {
       const page = await source.read(range, cursor, plan.pageSize);
       for (const item of page.items) {
+        if (this.now() - checkedAt >= CANCEL_CHECK_MS && (await cancelled())) {
+          await flush();
+          return;
+        }
         const buffer = plan.bufferMs ?? longest * 1.1;
         if (processedInRun > 0 && this.now() + buffer >= deadline) {
           await flush();
@@ -259,11 +274,13 @@ export class Iterations {
       await flush();
       if (page.done) break;
     }
+    if (await cancelled()) return;
     const { allDone } = await store.completeShard(plan.iterationId, shardIndex, this.now());
     if (allDone) await this.deferFinalize(plan);
   }
 
   private async deferFinalize(plan: ShardPlan): Promise<void> {
+    if ((await this.store().getIteration(plan.iterationId))?.status === 'cancelled') return;
     await this.store().finishIteration(plan.iterationId, 'finalizing', this.now());
     // Fixed id + idempotent: whichever shard (or retry) gets here first creates it; others
     // re-enqueue the same one, and the execution guard runs it once.
@@ -287,10 +304,89 @@ export class Iterations {
   private async finalize(id: string, finalizeTask: string, args: unknown[], deleteMarker: boolean): Promise<void> {
     const finalize = this.engine.registry.get(finalizeTask);
     if (!finalize) throw new CloudDeferError('UNREGISTERED_TASK', `Iteration finalize "${finalizeTask}" is not registered in this app.`);
+    if ((await this.store().getIteration(id))?.status === 'cancelled') return;
     await (finalize.fn as (...a: unknown[]) => unknown)(...args);
     const store = this.store();
     if (deleteMarker) await store.deleteIteration(id);
     else await store.finishIteration(id, 'succeeded', this.now());
+  }
+
+  /**
+   * Cancel an iteration (the console's action): its record says cancelled, its waiting shard tasks
+   * are cancelled, a running shard stops at its next item, and finalize never runs.
+   */
+  async cancel(id: string): Promise<{ cancelledTasks: number }> {
+    const store = this.store();
+    const record = await store.getIteration(id);
+    if (!record) throw new CloudDeferError('NOT_FOUND', `No iteration ${id} (it may have finished and been deleted).`);
+    if (!['splitting', 'running'].includes(record.status)) {
+      throw new CloudDeferError('INVALID_STATE', `Iteration ${id} is ${record.status}; only a splitting or running iteration can be cancelled.`);
+    }
+    await store.finishIteration(id, 'cancelled', this.now());
+    let cancelledTasks = 0;
+    for (const task of await this.pendingTasks(id)) if (await this.engine.cancel(task.id)) cancelledTasks += 1;
+    return { cancelledTasks };
+  }
+
+  /**
+   * Skip the item a shard is stuck on: only while the shard waits for a retry (its task queued or
+   * retrying, not running). The waiting task is cancelled and the shard re-deferred after the
+   * item; the skip is recorded as the shard's last error (code SKIPPED).
+   */
+  async skipItem(id: string, shardIndex: number): Promise<{ skippedKey: string; taskId: string }> {
+    const store = this.store();
+    const record = await store.getIteration(id);
+    if (!record) throw new CloudDeferError('NOT_FOUND', `No iteration ${id} (it may have finished and been deleted).`);
+    if (record.status !== 'running') throw new CloudDeferError('INVALID_STATE', `Iteration ${id} is ${record.status}; items are skipped only while it runs.`);
+    const waiting = (await this.pendingTasks(id)).find((t) => t.taskName === SHARD_TASK && t.shardIndex === shardIndex);
+    if (!waiting || waiting.argsJson === undefined) {
+      throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} is not waiting for a retry (it is running or done); try again when it is.`);
+    }
+    const [plan, , range, after] = this.engine.codec.decodeArgs(Buffer.from(waiting.argsJson, 'utf8')) as [ShardPlan, number, unknown, string | undefined];
+    const page = await this.sourceOf(plan.sourceKind).read(range, after, 1);
+    const item = page.items[0];
+    if (!item) throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} has no item left to skip.`);
+    // The cancel is the claim: a shard that started meanwhile is left alone.
+    if (!(await this.engine.cancel(waiting.id))) throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} started meanwhile; nothing was skipped.`);
+    const previous = record.shards.find((s) => s.index === shardIndex)?.lastError?.message;
+    await store.recordShardProgress(id, shardIndex, {
+      processedDelta: 0,
+      errorsDelta: 0,
+      lastError: { message: `Item ${item.key} skipped from the console${previous ? ` (it failed with: ${previous})` : ''}`, code: 'SKIPPED' },
+      now: this.now(),
+    });
+    const next = await this.continueShard(plan, shardIndex, range, item.key, 0);
+    this.logger.warn(`iteration ${id} shard ${shardIndex}: item ${item.key} skipped`, { taskId: next.id });
+    return { skippedKey: item.key, taskId: next.id };
+  }
+
+  /** Items over all shards, when the source can count its ranges (arrays can); undefined otherwise. */
+  async itemTotal(id: string): Promise<number | undefined> {
+    const record = await this.store().getIteration(id);
+    if (!record || record.shardCount === 0) return undefined;
+    let total = 0;
+    for (let index = 0; index < record.shardCount; index += 1) {
+      const first = await this.engine.getTask(`${id}-s${index}-0`);
+      if (first?.argsJson === undefined) return undefined;
+      const [plan, , range] = this.engine.codec.decodeArgs(Buffer.from(first.argsJson, 'utf8')) as [ShardPlan, number, unknown];
+      const size = this.sources.get(plan.sourceKind)?.size?.(range);
+      if (size === undefined) return undefined;
+      total += size;
+    }
+    return total;
+  }
+
+  private async pendingTasks(id: string): Promise<Awaited<ReturnType<DeferredEngine['listTasks']>>['records']> {
+    const out = [];
+    for (const status of ['queued', 'retrying'] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.engine.listTasks({ iterationId: id, status, limit: 1000, ...(cursor ? { cursor } : {}) });
+        out.push(...page.records);
+        cursor = page.nextCursor;
+      } while (cursor);
+    }
+    return out;
   }
 
   private sourceOf(kind: string): IterationSource {

@@ -204,13 +204,18 @@ export class CloudTasksTransport implements QueueTransport {
 
   async listTasks(queue: string): Promise<QueuedTaskInfo[]> {
     try {
-      const [tasks] = await this.client.listTasks({ parent: this.queuePath(queue) });
-      return tasks.map((t) => ({
-        name: t.name ?? '',
-        ...(t.scheduleTime ? { scheduleTime: millis(t.scheduleTime)! } : {}),
-        dispatchCount: t.dispatchCount ?? 0,
-        responseCount: t.responseCount ?? 0,
-      }));
+      // FULL view: the body names the record, so the console can match a task to its record.
+      const [tasks] = await this.client.listTasks({ parent: this.queuePath(queue), responseView: 'FULL' });
+      return tasks.map((t) => {
+        const taskId = envelopeId(t.httpRequest?.body ?? t.appEngineHttpRequest?.body);
+        return {
+          name: t.name ?? '',
+          ...(t.scheduleTime ? { scheduleTime: millis(t.scheduleTime)! } : {}),
+          dispatchCount: t.dispatchCount ?? 0,
+          responseCount: t.responseCount ?? 0,
+          ...(taskId ? { taskId } : {}),
+        };
+      });
     } catch (err) {
       throw translate(err, `Cannot list tasks of queue ${queue}`);
     }
@@ -255,5 +260,17 @@ export class CloudTasksTransport implements QueueTransport {
         ...(retry.maxDoublings != null ? { maxDoublings: retry.maxDoublings } : {}),
       },
     };
+  }
+}
+
+/** The record id of a cloud-defer envelope body, or undefined for any other body. */
+function envelopeId(body: Uint8Array | string | null | undefined): string | undefined {
+  if (!body) return undefined;
+  try {
+    const text = typeof body === 'string' ? Buffer.from(body, 'base64').toString('utf8') : Buffer.from(body).toString('utf8');
+    const parsed = JSON.parse(text) as { id?: unknown };
+    return typeof parsed.id === 'string' ? parsed.id : undefined;
+  } catch {
+    return undefined;
   }
 }

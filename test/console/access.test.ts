@@ -121,6 +121,25 @@ for (const framework of ['express', 'koa'] as Framework[]) {
         }
       });
 
+      it('answers 403 on every path to a page that rebinds its DNS name to 127.0.0.1 (Host is not this machine), and reveals nothing', async () => {
+        const port = new URL(app.baseUrl).port;
+        for (const host of [`rebind.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, 'attacker.example']) {
+          for (const { method, path } of consolePaths(ids.taskId, ids.iterationId, 'secret-queue')) {
+            assertRevealsNothing(await send(app.baseUrl, method, path, { Host: host, Origin: `http://${host}` }), 403, `${method} ${path} with Host ${host}`);
+          }
+        }
+        assert.equal((await app.deferred.getTask(ids.taskId))?.status, 'queued', 'nothing cancelled or run');
+        const [queue] = (await app.deferred.listQueues()).filter((q) => q.name === 'secret-queue');
+        assert.equal(queue?.state, 'PAUSED', 'nothing resumed');
+      });
+
+      it('serves Host: localhost and loopback literals', async () => {
+        const port = new URL(app.baseUrl).port;
+        for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+          await request(app.baseUrl).get(`${API}/session`).set('Host', host).expect(200);
+        }
+      });
+
       it('answers 403 on every path to a request forwarded by a local proxy or tunnel', async () => {
         const proxied: Array<Record<string, string>> = [{ 'X-Forwarded-For': '203.0.113.9' }, { Forwarded: 'for=203.0.113.9' }, { 'X-Real-IP': '203.0.113.9' }];
         for (const forwarded of proxied) {
@@ -152,7 +171,16 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       });
 
       it('is not mounted outside the embedded default unless an authorize hook is given', async () => {
-        const app = await startOpenApp(framework, { mode: 'emulator', queues: [{ name: 'secret-queue' }] }, false);
+        const app = await startOpenApp(
+          framework,
+          {
+            mode: 'emulator',
+            queues: [{ name: 'secret-queue' }],
+            // Never fetched: the engine is not started.
+            auth: { mode: 'oidc', serviceAccountEmail: 'tasks@local-project.iam.gserviceaccount.com', jwks: 'http://127.0.0.1:9/oauth2/v3/certs' },
+          },
+          false,
+        );
         try {
           assert.equal(app.deferred.consoleHandler, undefined);
           await assertNotServed(app.baseUrl);

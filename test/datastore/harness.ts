@@ -5,7 +5,7 @@
 import { Datastore } from '@google-cloud/datastore';
 import { datastoreStores, type DatastoreStores, type DatastoreStoresOptions } from '../../adapters/datastore/index.js';
 import type { ContractHarness } from '../contract/suite.js';
-import { datastoreForTests, type DatastoreForTests } from '../emulators/datastore/harness.js';
+import { beginTransactionsExplicitly, datastoreForTests, type DatastoreForTests, type DatastoreForTestsOptions } from '../emulators/datastore/harness.js';
 import { rawDatastore, type RawDatastore } from './raw.js';
 
 export interface DatastoreHarness extends ContractHarness {
@@ -17,12 +17,17 @@ export interface DatastoreHarness extends ContractHarness {
   newClient(): Datastore;
 }
 
-export async function openDatastoreHarness(options: Omit<DatastoreStoresOptions, 'datastore'> = {}): Promise<DatastoreHarness> {
-  const env = await datastoreForTests();
+export async function openDatastoreHarness(
+  options: Omit<DatastoreStoresOptions, 'datastore'> = {},
+  backend: DatastoreForTestsOptions = {},
+): Promise<DatastoreHarness> {
+  const env = await datastoreForTests(backend);
   const { datastore } = env;
   const clients: Datastore[] = [];
   const newClient = (): Datastore => {
     const client = new Datastore({ ...datastore.options });
+    // The same work-around for Google's Datastore-mode emulator as the harness's own client.
+    if (env.google === 'datastore-mode') beginTransactionsExplicitly(client);
     clients.push(client);
     return client;
   };

@@ -85,8 +85,29 @@ describe('Datastore iteration source', function () {
     assert.ok(entities.every((e) => (e[datastore.KEY] as Key).name === items[e.n as number]), 'entities carry their keys');
     const keys = (await walk(datastore, await source.split({ ...base, select: 'key' }, 2), 100)).flat() as Key[];
     assert.ok(keys.every((key) => datastore.isKey(key)) && keys.length === 40);
-    const equal = (await walk(datastore, await source.split({ kind, select: 'id', filters: [['n', 'IN', [3, 33, 59]]] }, 2), 100)).flat();
-    assert.deepEqual(equal, [items[3], items[33], items[59]]);
+    // Google's legacy emulator (2.3.1) has no IN (nor OR); the legacy databases in the cloud do.
+    if (env.google !== 'datastore-legacy') {
+      const equal = (await walk(datastore, await source.split({ kind, select: 'id', filters: [['n', 'IN', [3, 33, 59]]] }, 2), 100)).flat();
+      assert.deepEqual(equal, [items[3], items[33], items[59]]);
+    }
+  });
+
+  it('an inequality filter walks in value order by cursors, and resumes after any item of a page (a shard stopped mid-page)', async () => {
+    const items = ids(50);
+    const kind = await fillKind(datastore, items);
+    const source = datastoreQuerySource(datastore);
+    const spec: DatastoreQuerySpec = { kind, select: 'id', filters: [['n', '>', 4], ['n', '<=', 44]] };
+    const ranges = await source.split(spec, 3);
+    assert.equal(ranges.length, 3);
+    assert.deepEqual((await walk(datastore, ranges, 6)).flat(), items.slice(5, 45), 'every shard, each once, in order');
+    for (const range of ranges) {
+      const page = await source.read(range, undefined, 4);
+      const whole = (await walk(datastore, [range], 100)).flat();
+      for (let i = 0; i < page.items.length; i += 1) {
+        const rest = await source.read(range, page.items[i]!.key, 100);
+        assert.deepEqual(rest.items.map((item) => item.value), whole.slice(i + 1), `resuming after item ${i}`);
+      }
+    }
   });
 
   it('orders keys as Datastore does: ids before names, ids by value, names by UTF-8 bytes, parents first', async () => {
@@ -102,8 +123,10 @@ describe('Datastore iteration source', function () {
     assert.deepEqual(walked.map(toKeyPath), inServiceOrder, 'numeric ids, names and child keys walk in that order');
   });
 
-  it('deferIteration over 10,000 entities with 5 shards touches each once and finalizes once', async () => {
-    const items = ids(10_000, 'ten');
+  it('deferIteration over 10,000 entities (2,000 on Google\'s emulator) with 5 shards touches each once and finalizes once', async () => {
+    // Google's emulator writes and reads far slower than ours.
+    const count = env.google ? 2_000 : 10_000;
+    const items = ids(count, 'ten');
     const kind = await fillKind(datastore, items);
     const stores = datastoreStores({ datastore });
     const seen = new Map<string, number>();
@@ -124,13 +147,13 @@ describe('Datastore iteration source', function () {
       const info = await app.deferred.deferIteration<string>(datastoreQuery(kind, { select: 'id' }), visit, done, { shards: 5, pageSize: 500, deleteMarker: false });
       await app.deferred.drain({ timeoutMs: 50_000 });
       await info.wait({ timeoutMs: 10_000 });
-      assert.equal(seen.size, 10_000);
+      assert.equal(seen.size, count);
       assert.ok([...seen.values()].every((n) => n === 1), 'each entity once');
       assert.deepEqual(shards, new Set([0, 1, 2, 3, 4]));
       assert.equal(finalized, 1);
       const record = await app.deferred.getIteration(info.id);
       assert.equal(record?.status, 'succeeded');
-      assert.equal(record?.shards.reduce((sum, shard) => sum + shard.processed, 0), 10_000);
+      assert.equal(record?.shards.reduce((sum, shard) => sum + shard.processed, 0), count);
     } finally {
       await app.close();
     }

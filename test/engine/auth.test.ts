@@ -184,3 +184,144 @@ describe('authentication modes and the production guard', () => {
     assert.equal(fromQueue.status, 200, 'an undecodable envelope is acknowledged, never retried');
   });
 });
+
+describe('the record is the authority', () => {
+  let app: TestApp;
+  let recorder: Recorder;
+  let token: string;
+  const ran: string[] = [];
+
+  before(async () => {
+    recorder = await startRecorder();
+    app = await startApp('express', { queues: [{ name: 'held' }] }, (deferred) => {
+      deferred.task('greet', (name: string) => void ran.push(name));
+      deferred.task('store', (blob: string) => void ran.push(`store:${blob.length}`));
+    });
+    await app.deferred.pauseQueue('held');
+    await app.deferred.defer('greet', ['token'], { url: recorder.url, audience: app.handlerUrl });
+    token = String((await eventually(() => recorder.requests[0], 'a signed delivery')).headers.authorization);
+  });
+  after(async () => {
+    await app.close();
+    await recorder.close();
+  });
+  beforeEach(() => {
+    ran.length = 0;
+  });
+
+  const deliver = (body: string, headers: Record<string, string> = {}) =>
+    request(app.server)
+      .post(app.deferred.handlerPath)
+      .set('Authorization', token)
+      .set('X-CloudTasks-QueueName', 'held')
+      .set('Content-Type', 'application/octet-stream')
+      .set(headers)
+      .send(Buffer.from(body));
+
+  it('an authenticated envelope that disagrees with its record is refused and logged, and the real task still runs with its own arguments', async () => {
+    const info = await app.deferred.defer('greet', ['alice'], { queue: 'held' });
+    for (const forged of [
+      { v: 1, task: 'greet', id: info.id, args: ['mallory'] },
+      { v: 1, task: 'store', id: info.id, args: ['alice'] },
+      { v: 1, task: 'greet', id: info.id, payloadRef: info.id },
+    ]) {
+      const res = await deliver(JSON.stringify(forged));
+      assert.equal(res.status, 200, 'acknowledged, so the queue drops it');
+      assert.match(res.text, /Refused \(ENVELOPE_MISMATCH\)/);
+    }
+    assert.deepEqual(ran, [], 'nothing ran');
+    const record = await app.deferred.getTask(info.id);
+    assert.equal(record?.lastError?.code, 'INVALID_ENVELOPE');
+    assert.ok(app.logger.lines.some((l) => l.level === 'error' && /disagrees with task record/.test(l.message)));
+    await app.deferred.resumeQueue('held');
+    const settled = await eventually(async () => {
+      const r = await app.deferred.getTask(info.id);
+      return r?.status === 'succeeded' ? r : undefined;
+    }, 'the genuine delivery');
+    assert.equal(settled.taskName, 'greet');
+    assert.deepEqual(ran, ['alice']);
+    await app.deferred.pauseQueue('held');
+  });
+
+  it("an envelope pointing at another task's stored payload runs nothing and leaves the payload in place", async () => {
+    const victim = await app.deferred.defer('store', ['x'.repeat(150 * 1024)], { queue: 'held' });
+    const forgedId = `forged-${victim.id}`;
+    const res = await deliver(JSON.stringify({ v: 1, task: 'store', id: forgedId, payloadRef: victim.id }));
+    assert.equal(res.status, 200);
+    assert.match(res.text, /Refused/);
+    assert.deepEqual(ran, []);
+    assert.equal(await app.deferred.getTask(forgedId), undefined, 'no record made');
+    assert.ok(await app.deferred.stores.payloads.get(victim.id), 'the payload is still stored');
+  });
+
+  it('with auth "none" (asked for explicitly) a delivery without a record is refused: no rebuild without real authentication', async () => {
+    const open = await startApp('express', { mode: 'embedded', auth: { mode: 'none' } }, (d) => d.task('greet', (name: string) => void ran.push(name)));
+    try {
+      const id = 'no-such-record';
+      const res = await request(open.server)
+        .post(open.deferred.handlerPath)
+        .set('X-AppEngine-QueueName', 'default')
+        .set('X-AppEngine-TaskName', 'forged')
+        .set('Content-Type', 'application/octet-stream')
+        .send(Buffer.from(JSON.stringify({ v: 1, task: 'greet', id, args: ['mallory'] })));
+      assert.equal(res.status, 200);
+      assert.match(res.text, /Refused \(NO_RECORD\)/);
+      assert.deepEqual(ran, []);
+      assert.equal(await open.deferred.getTask(id), undefined);
+      assert.ok(open.logger.lines.some((l) => l.level === 'warn' && /auth mode "none"/.test(l.message)), 'the start-up says so');
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('a verified delivery for an expired record still runs (the record is rebuilt from the envelope)', async () => {
+    const id = `expired-${Date.now()}`;
+    const res = await deliver(JSON.stringify({ v: 1, task: 'greet', id, args: ['late'] }));
+    assert.equal(res.status, 200);
+    assert.deepEqual(ran, ['late']);
+    assert.equal((await app.deferred.getTask(id))?.status, 'succeeded');
+  });
+});
+
+describe('Host check on the embedded handler (DNS rebinding)', () => {
+  let app: TestApp;
+  let recorder: Recorder;
+  let token: string;
+  let runs = 0;
+
+  before(async () => {
+    recorder = await startRecorder();
+    app = await startApp('express', { allowedHosts: ['dev.internal.test'] }, (d) => d.task('count', () => void (runs += 1)));
+    await app.deferred.defer('count', [], { url: recorder.url, audience: app.handlerUrl });
+    token = String((await eventually(() => recorder.requests[0], 'a signed delivery')).headers.authorization);
+  });
+  after(async () => {
+    await app.close();
+    await recorder.close();
+  });
+
+  async function deliverAs(host: string): Promise<request.Response> {
+    const info = await app.deferred.defer('count', [], { url: recorder.url, audience: app.handlerUrl });
+    const body = JSON.stringify({ v: 1, task: 'count', id: info.id, args: [] });
+    return request(app.server).post(app.deferred.handlerPath).set('Host', host).set('Authorization', token).set('Content-Type', 'application/octet-stream').send(Buffer.from(body));
+  }
+
+  it('refuses another Host with 403 even with a valid token, and runs nothing', async () => {
+    const port = new URL(app.baseUrl).port;
+    for (const host of [`rebind.attacker.example:${port}`, 'attacker.example', `127.0.0.1.nip.io:${port}`, '']) {
+      const res = await deliverAs(host);
+      assert.equal(res.status, 403, `Host: ${host}`);
+      assert.equal(res.headers.connection, 'close');
+    }
+    assert.equal(runs, 0);
+  });
+
+  it('serves loopback literals, localhost, the target URL host and allowedHosts', async () => {
+    const port = new URL(app.baseUrl).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `127.0.0.2:${port}`, 'dev.internal.test:8080']) {
+      const res = await deliverAs(host);
+      assert.equal(res.status, 200, `Host: ${host}: ${res.text}`);
+    }
+    assert.equal(runs, 5);
+  });
+});

@@ -107,10 +107,18 @@ describe('task records', () => {
     const info = await app.deferred.defer('count', [], { queue: 'held' });
     const [[held]] = await client.listTasks({ parent: HELD, responseView: 'FULL' });
     await client.deleteTask({ name: held!.name! });
-    const body = Buffer.from(held!.httpRequest!.body as Uint8Array).toString('utf8').replace('"task":"count"', '"task":"retired-task"');
+    // A task deferred by an older deploy whose record has expired: the verified delivery rebuilds it.
+    const retiredId = `retired-${info.id}`;
+    const body = Buffer.from(held!.httpRequest!.body as Uint8Array)
+      .toString('utf8')
+      .replace('"task":"count"', '"task":"retired-task"')
+      .replace(`"id":"${info.id}"`, `"id":"${retiredId}"`);
     await client.createTask({ parent: HELD, task: { httpRequest: { ...held!.httpRequest!, body: Buffer.from(body) } } });
     await client.resumeQueue({ name: HELD });
-    const record = await info.wait();
+    const record = await eventually(async () => {
+      const r = await app.deferred.getTask(retiredId);
+      return r?.status === 'failed' ? r : undefined;
+    }, 'the rebuilt record, failed');
     assert.equal(record.status, 'failed');
     assert.equal(record.lastError?.code, 'UNREGISTERED_TASK');
     assert.equal(record.history[0]!.statusCode, 200);

@@ -3,6 +3,7 @@ import type { Datastore } from '@google-cloud/datastore';
 import { datastoreQuery, datastoreStores, type DatastoreFilter } from '../../adapters/datastore/index.js';
 import { datastoreForTests, type DatastoreForTests } from '../emulators/datastore/harness.js';
 import { fillKind } from '../datastore/entities.js';
+import { googleSuites } from '../emulators/google.js';
 import { describeIteration } from './suite.js';
 
 /**
@@ -14,10 +15,12 @@ import { describeIteration } from './suite.js';
 const KIND_SOURCE_MAX = 20_000;
 
 let env: DatastoreForTests | undefined;
+const onGoogle = googleSuites().has('datastore-mode') || googleSuites().has('datastore-legacy');
 const client = async (): Promise<Datastore> => (env ??= await datastoreForTests()).datastore;
 
 describeIteration({
-  name: 'Datastore kind source, Datastore stores',
+  name: `Datastore kind source, Datastore stores${onGoogle ? " on Google's emulator" : ''}`,
+  ...(onGoogle ? { bigItems: 5_000 } : {}),
   options: async () => {
     const stores = datastoreStores({ datastore: await client() });
     return { stores, sources: [stores.source] };
@@ -26,7 +29,9 @@ describeIteration({
   filtered: async (ids, from, to) => {
     const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
     // IN is an equality filter: the built-in indexes serve it with the key range (see sources.ts).
-    const filters: DatastoreFilter[] = numbers.length <= 30 ? [['n', 'IN', numbers]] : [['n', '>=', from], ['n', '<=', to]];
+    // Google's legacy emulator has no IN: a range there (walked by cursors, see sources.ts).
+    const inList = numbers.length <= 30 && !googleSuites().has('datastore-legacy');
+    const filters: DatastoreFilter[] = inList ? [['n', 'IN', numbers]] : [['n', '>=', from], ['n', '<=', to]];
     return datastoreQuery(await fillKind(await client(), ids), { select: 'id', filters });
   },
   cleanup: async () => {

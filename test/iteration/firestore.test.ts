@@ -4,6 +4,7 @@ import { firestoreQuery, firestoreStores } from '../../adapters/firestore/index.
 import { firestoreForTests, type FirestoreForTests } from '../emulators/firestore/harness.js';
 import { uniquePrefix } from '../firestore/harness.js';
 import { writeItems } from '../firestore/items.js';
+import { googleSuites } from '../emulators/google.js';
 import { describeIteration } from './suite.js';
 
 let env: FirestoreForTests | undefined;
@@ -25,7 +26,8 @@ async function collectionOf(firestore: Firestore, ids: string[]): Promise<string
 }
 
 describeIteration({
-  name: 'Firestore collection source, Firestore stores',
+  name: `Firestore collection source, Firestore stores${googleSuites().has('firestore') ? ", on Google's emulator" : ''}`,
+  ...(googleSuites().has('firestore') ? { bigItems: 5_000 } : {}),
   options: async () => {
     const stores = firestoreStores({ firestore: (await open()).firestore, collectionPrefix: prefix });
     return { stores, sources: [stores.source] };

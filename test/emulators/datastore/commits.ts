@@ -3,11 +3,20 @@ import { aborted, invalidArgument, RpcError, unimplemented } from './errors.js';
 import { isComplete, partitionId, pathId, resolvePartition, validateKey, type Partition } from './keys.js';
 import { MAX_REQUEST_BYTES, prepareEntityForWrite } from './limits.js';
 import type { EntityStore } from './store.js';
-import { hasConflict, type Transaction, type TransactionRegistry } from './transactions.js';
+import { hasConflict, refId, type Transaction, type TransactionRegistry } from './transactions.js';
 import type { CommitRequest, CommitResponse, Entity, Key, Mutation, MutationResult } from './types.js';
 import { entityStorageSize, microsToTimestamp, timestampMicros } from './values.js';
 
 type Operation = 'insert' | 'update' | 'upsert' | 'delete';
+
+export interface PessimisticLocking {
+  /** How long a transaction's commit waits for other readers of what it writes. */
+  upgradeTimeoutMs: number;
+  /** How long a write outside any transaction waits for the readers of what it writes. */
+  outsideWaitMs: number;
+}
+
+const LOCK_POLL_MS = 10;
 
 interface PreparedMutation {
   operation: Operation;
@@ -42,7 +51,54 @@ export class Commits {
   constructor(
     private readonly store: EntityStore,
     private readonly transactions: TransactionRegistry,
+    private readonly entityGroupLimit?: number,
+    private readonly locking?: PessimisticLocking,
   ) {}
+
+  /**
+   * Commit, first waiting (in pessimistic mode) for the locks that other transactions' reads
+   * hold on the keys written, as Firestore in Datastore mode does: a transaction's commit waits
+   * up to `upgradeTimeoutMs`, then fails with ABORTED "Transaction lock timeout." (two
+   * transactions that read and then write one entity wait for each other); a write outside any
+   * transaction waits up to `outsideWaitMs`, then the readers lose their locks (their commit is
+   * then INVALID_ARGUMENT) and it goes through.
+   */
+  async commitWaiting(request: CommitRequest): Promise<CommitResponse> {
+    if (!this.locking) return this.commit(request);
+    const own = request.transaction?.length ? this.transactions.find(request.transaction) : undefined;
+    const ids = (request.mutations ?? [])
+      .map(mutation => prepareMutation(request, mutation))
+      .filter(mutation => isComplete(mutation.key))
+      .map(mutation => refId(mutation.partition, mutation.key));
+    const deadline = Date.now() + (own ? this.locking.upgradeTimeoutMs : this.locking.outsideWaitMs);
+    for (;;) {
+      const holders = this.transactions.readersOf(ids, own);
+      if (holders.length === 0) break;
+      if (Date.now() >= deadline) {
+        if (own) {
+          this.transactions.close(own);
+          throw new RpcError(status.ABORTED, 'Transaction lock timeout.');
+        }
+        for (const holder of holders) this.transactions.close(holder);
+        break;
+      }
+      await new Promise(resolve => setTimeout(resolve, LOCK_POLL_MS));
+      if (own && !this.transactions.isOpen(own)) throw invalidArgument('Transaction is invalid or closed.');
+    }
+    return this.commit(request);
+  }
+
+  /** Entity groups are root keys: a transaction over more than the limit is refused, as legacy Datastore does. */
+  private checkEntityGroups(transaction: Transaction, written: Array<{ partition: Partition; key: Key }>): void {
+    if (this.entityGroupLimit === undefined) return;
+    const groups = new Set<string>();
+    for (const { partition, key } of [...transaction.readKeys.values(), ...written]) {
+      groups.add(partitionId(partition) + pathId((key.path ?? []).slice(0, 1)));
+    }
+    if (groups.size > this.entityGroupLimit) {
+      throw invalidArgument(`operating on too many entity groups in a single transaction (${groups.size}, limit ${this.entityGroupLimit}).`);
+    }
+  }
 
   commit(request: CommitRequest): CommitResponse {
     const transaction = this.transactionOf(request);
@@ -54,6 +110,7 @@ export class Commits {
       checkRequestSize(mutations);
       if (!transaction) checkNoRepeatedKeys(mutations);
       const written = mutations.filter(m => isComplete(m.key)).map(m => ({ partition: m.partition, key: m.key }));
+      if (transaction) this.checkEntityGroups(transaction, written);
       if (transaction && hasConflict(transaction, this.store, written)) throw aborted();
       return this.apply(mutations);
     } finally {

@@ -9,6 +9,13 @@ export interface DatastoreEmulatorOptions {
   port?: number;
   /** Project id to suggest to clients; the emulator serves every project. Default "cloud-defer-test". */
   projectId?: string;
+  /**
+   * 'datastore-mode' (default): no entity-group limit. 'optimistic-with-entity-groups': at most
+   * 25 entity groups per transaction, as legacy Datastore and Google's legacy emulator enforce.
+   */
+  concurrencyMode?: 'datastore-mode' | 'optimistic-with-entity-groups' | 'pessimistic';
+  /** In 'pessimistic' mode: lock waits (defaults 2 s for a transaction's commit, 60 s for an outside write, as Google's emulator 1.19.9). */
+  lockWaits?: { upgradeTimeoutMs?: number; outsideWaitMs?: number };
 }
 
 export interface DatastoreEmulator {
@@ -29,7 +36,12 @@ const SHUTDOWN_GRACE_MS = 1000;
 /** Starts an in-memory google.datastore.v1.Datastore service over plaintext gRPC. */
 export async function startDatastoreEmulator(options: DatastoreEmulatorOptions = {}): Promise<DatastoreEmulator> {
   const host = options.host ?? '127.0.0.1';
-  const backend = new DatastoreBackend();
+  const backend = new DatastoreBackend({
+    ...(options.concurrencyMode === 'optimistic-with-entity-groups' ? { entityGroupLimit: 25 } : {}),
+    ...(options.concurrencyMode === 'pessimistic'
+      ? { locking: { upgradeTimeoutMs: options.lockWaits?.upgradeTimeoutMs ?? 2000, outsideWaitMs: options.lockWaits?.outsideWaitMs ?? 60_000 } }
+      : {}),
+  });
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': -1,

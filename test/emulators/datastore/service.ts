@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { Commits } from './commits.js';
+import { Commits, type PessimisticLocking } from './commits.js';
 import { invalidArgument, RpcError } from './errors.js';
 import { hasId, isComplete, resolvePartition, validateKey } from './keys.js';
 import { Reads } from './reads.js';
@@ -17,11 +17,26 @@ import type {
 } from './types.js';
 
 /** The whole emulated service: state plus one method per RPC, free of any gRPC plumbing. */
+export interface BackendOptions {
+  /**
+   * Most entity groups (root keys) one transaction may touch: 25 on databases in
+   * OPTIMISTIC_WITH_ENTITY_GROUPS mode (legacy Datastore, Google's legacy emulator); none by
+   * default, as in Datastore mode.
+   */
+  entityGroupLimit?: number;
+  /** Lock waits as in Firestore's pessimistic Datastore mode; none (optimistic) by default. */
+  locking?: PessimisticLocking;
+}
+
 export class DatastoreBackend {
   private readonly store = new EntityStore();
   private readonly transactions = new TransactionRegistry();
   readonly reads = new Reads(this.store, this.transactions);
-  readonly commits = new Commits(this.store, this.transactions);
+  readonly commits: Commits;
+
+  constructor(options: BackendOptions = {}) {
+    this.commits = new Commits(this.store, this.transactions, options.entityGroupLimit, options.locking);
+  }
 
   beginTransaction(request: BeginTransactionRequest) {
     resolvePartition(request, undefined);
@@ -70,7 +85,7 @@ export class DatastoreBackend {
       RunQuery: unary<RunQueryRequest>(request => this.reads.runQuery(request)),
       RunAggregationQuery: unary<RunAggregationQueryRequest>(request => this.reads.runAggregationQuery(request)),
       BeginTransaction: unary<BeginTransactionRequest>(request => this.beginTransaction(request)),
-      Commit: unary<CommitRequest>(request => this.commits.commit(request)),
+      Commit: unary<CommitRequest>(request => this.commits.commitWaiting(request)),
       Rollback: unary<RollbackRequest>(request => this.rollback(request)),
       AllocateIds: unary<KeysRequest>(request => this.allocateIds(request)),
       ReserveIds: unary<KeysRequest>(request => this.reserveIds(request)),
@@ -79,13 +94,14 @@ export class DatastoreBackend {
 }
 
 /** Requests arrive as proto-loader decoded them; types.ts describes that shape. */
-function unary<Request>(run: (request: Request) => object): grpc.handleUnaryCall<Request, object> {
+function unary<Request>(run: (request: Request) => object | Promise<object>): grpc.handleUnaryCall<Request, object> {
   return (call, callback) => {
-    try {
-      callback(null, run(call.request));
-    } catch (error) {
-      callback(toServiceError(error));
-    }
+    Promise.resolve()
+      .then(() => run(call.request))
+      .then(
+        reply => callback(null, reply),
+        error => callback(toServiceError(error)),
+      );
   };
 }
 

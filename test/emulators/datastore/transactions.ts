@@ -43,7 +43,7 @@ export class Transaction {
   }
 }
 
-const refId = (partition: Partition, key: Key): string => partitionId(partition) + pathId(key.path ?? []);
+export const refId = (partition: Partition, key: Key): string => partitionId(partition) + pathId(key.path ?? []);
 
 export class TransactionRegistry {
   private readonly active = new Map<string, Transaction>();
@@ -67,6 +67,16 @@ export class TransactionRegistry {
 
   close(transaction: Transaction): void {
     this.active.delete(transaction.id.toString('hex'));
+  }
+
+  isOpen(transaction: Transaction): boolean {
+    return this.active.get(transaction.id.toString('hex')) === transaction;
+  }
+
+  /** Open read-write transactions other than `except` that have read (so hold a lock on) any of these keys. */
+  readersOf(refIds: readonly string[], except?: Transaction): Transaction[] {
+    this.dropExpired();
+    return [...this.active.values()].filter(t => t !== except && !t.readOnly && refIds.some(id => t.readKeys.has(id)));
   }
 
   /** The oldest version an open transaction may still read or compare against. */

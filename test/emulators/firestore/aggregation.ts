@@ -27,6 +27,19 @@ function sum(values: readonly Value[]): Value {
   return { kind: 'double', value: doubleSum + Number(integerSum) };
 }
 
+/**
+ * The documents an aggregation query aggregates over: as on Firestore, a sum or avg on a field
+ * restricts the whole query (its count too) to documents that have that field.
+ */
+export function aggregatedDocuments(wire: readonly WireAggregation[], documents: readonly StoredDocument[]): readonly StoredDocument[] {
+  const paths = wire
+    .map(aggregation => (aggregation.operator === 'sum' ? aggregation.sum : aggregation.operator === 'avg' ? aggregation.avg : undefined))
+    .filter(operand => operand?.field?.fieldPath)
+    .map(operand => parseFieldPath(operand!.field!.fieldPath));
+  if (paths.length === 0) return documents;
+  return documents.filter(document => paths.every(path => valueAt(document, path) !== undefined));
+}
+
 export function compileAggregations(wire: readonly WireAggregation[]): Aggregation[] {
   if (wire.length === 0) throw invalidArgument('An aggregation query needs at least one aggregation.');
   return wire.map((aggregation, i) => {

@@ -2,7 +2,7 @@
 // selector (latest, read_time, or a transaction, whose reads lock and are remembered for the
 // commit's validation), and writes. Each commit runs synchronously, so it is atomic as it is.
 import { randomBytes } from 'node:crypto';
-import { compileAggregations } from './aggregation.js';
+import { aggregatedDocuments, compileAggregations } from './aggregation.js';
 import { type Micros, microsToWire, MonotonicClock, wireToMicros } from './clock.js';
 import { applyAtomically } from './commit.js';
 import { aborted, FirestoreError, invalidArgument, notFound, unimplemented } from './errors.js';
@@ -120,7 +120,8 @@ export class FirestoreEngine {
     const read = () => this.queryDocuments(context, query);
     const { value: documents, readTime } = await this.abandonOnFailure(started, read);
     const aggregateFields: Record<string, wire.WireValue> = {};
-    for (const { alias, compute } of aggregations) aggregateFields[alias] = valueToWire(compute(documents));
+    const aggregated = aggregatedDocuments(aggregationQuery?.aggregations ?? [], documents);
+    for (const { alias, compute } of aggregations) aggregateFields[alias] = valueToWire(compute(aggregated));
     const response: wire.RunAggregationQueryResponse = {
       result: { aggregateFields },
       readTime: microsToWire(readTime),
@@ -168,12 +169,23 @@ export class FirestoreEngine {
 
   // ---- writes ----
 
-  commit(request: wire.CommitRequest): wire.CommitResponse {
+  async commit(request: wire.CommitRequest): Promise<wire.CommitResponse> {
     const database = checkDatabase(request.database);
     const writes = (request.writes ?? []).map(write => decodeWrite(write, database));
     const transaction = request.transaction?.length
       ? this.transactions.active(request.transaction, database)
       : undefined;
+    if (!transaction && writes.length > 0) {
+      // As on Firestore (pessimistic concurrency): a write outside any transaction waits behind the
+      // locks a transaction took by reading, and fails with ABORTED when the wait times out.
+      const outside = this.transactions.begin(database, undefined, () => this.clock.readTime());
+      await this.transactions.lock(outside, writes.map(write => write.name));
+      try {
+        return applyAtomically(this.store, this.clock, writes);
+      } finally {
+        this.transactions.finish(outside, 'committed');
+      }
+    }
     if (transaction?.readOnly) {
       if (writes.length > 0) throw invalidArgument('Cannot modify documents in a read-only transaction.');
       this.transactions.finish(transaction, 'committed');

@@ -3,6 +3,7 @@
 // otherwise it starts the in-process emulator and points a client at it.
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
+import { googleEmulator, googleSuites } from '../google.js';
 import { startFirestoreEmulator } from './index.js';
 
 /** Read once at load time, so an emulator started by this harness is never mistaken for the user's. */
@@ -38,14 +39,27 @@ function withEmulatorHost<T>(address: string, create: () => T): T {
   }
 }
 
-export async function firestoreForTests(): Promise<FirestoreForTests> {
-  if (USER_EMULATOR_HOST) {
-    const firestore = withEmulatorHost(USER_EMULATOR_HOST, () => new Firestore({ projectId: PROJECT_ID }));
+export interface FirestoreForTestsOptions {
+  /**
+   * 'google': Google's emulator in Firestore mode (started once and shared; ours when gcloud is
+   * absent, which googleEmulator() says once). 'ours': the in-process one. Default: the user's
+   * FIRESTORE_EMULATOR_HOST, else Google's when CLOUD_DEFER_GOOGLE_SUITES lists "firestore",
+   * else ours.
+   */
+  readonly backend?: 'google' | 'ours';
+}
+
+export async function firestoreForTests(options: FirestoreForTestsOptions = {}): Promise<FirestoreForTests> {
+  const wantsGoogle = options.backend === 'google' || (options.backend === undefined && !USER_EMULATOR_HOST && googleSuites().has('firestore'));
+  const google = wantsGoogle ? await googleEmulator('firestore') : undefined;
+  const host = options.backend === undefined ? (google?.address ?? USER_EMULATOR_HOST) : google?.address;
+  if (host) {
+    const firestore = withEmulatorHost(host, () => new Firestore({ projectId: PROJECT_ID }));
     const prefix = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}_`;
     return {
       firestore,
       external: true,
-      address: USER_EMULATOR_HOST,
+      address: host,
       projectId: PROJECT_ID,
       prefix,
       stop: () => firestore.terminate(),

@@ -39,7 +39,8 @@ function splitResourceName(name: string): { database: string; segments: string[]
 function idProblem(id: string): string | undefined {
   if (id === '') return 'is empty';
   if (id === '.' || id === '..') return `cannot be "${id}"`;
-  if (/^__.*__$/s.test(id)) return 'matches the reserved pattern __.*__';
+  // __id<number>__ is the one reserved form Firestore accepts (ids of entities with numeric keys).
+  if (/^__.*__$/s.test(id) && !/^__id-?\d+__$/.test(id)) return 'matches the reserved pattern __.*__';
   if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) return `is longer than ${MAX_ID_BYTES} bytes`;
   return undefined;
 }

@@ -80,7 +80,8 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
   const sameTypeAs = (value: Value): boolean => typeOrder(value) === typeOrder(operand);
   const compare = (document: StoredDocument, accept: (order: number) => boolean): boolean => {
     const value = valueAt(document, path);
-    return value !== undefined && sameTypeAs(value) && accept(compareValues(value, operand));
+    // NaN is ordered before every number, but no range (nor equality) filter matches it.
+    return value !== undefined && sameTypeAs(value) && !isNaNValue(value) && accept(compareValues(value, operand));
   };
   const inSet = (value: Value): boolean => elements.some(element => valuesEqual(value, element));
   let matches: Predicate;
@@ -89,9 +90,10 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
       matches = d => compare(d, order => order === 0);
       break;
     case 'NOT_EQUAL':
+      // Like not-in, != leaves out documents whose field is missing or null.
       matches = d => {
         const value = valueAt(d, path);
-        return value !== undefined && !valuesEqual(value, operand);
+        return value !== undefined && value.kind !== 'null' && !valuesEqual(value, operand);
       };
       break;
     case 'LESS_THAN':
@@ -189,6 +191,9 @@ function normalizeOrderings(explicit: readonly Ordering[], inequalityPaths: read
     ordered.add(key);
   }
   if (!ordered.has('__name__')) orderings.push({ path: ['__name__'], descending });
+  // Firestore orders by the key last: an explicit __name__ before another (or an inequality) field is refused.
+  const keyAt = orderings.findIndex(ordering => isDocumentNamePath(ordering.path));
+  if (keyAt !== orderings.length - 1) throw invalidArgument('order by clause cannot contain more fields after the key __name__');
   return orderings;
 }
 
@@ -235,8 +240,42 @@ export function compileQuery(parent: string | undefined, query: WireStructuredQu
   };
 }
 
+const collectionPrefixes = new WeakMap<CompiledQuery, string>();
+
+function collectionPrefix(query: CompiledQuery): string {
+  let prefix = collectionPrefixes.get(query);
+  if (prefix === undefined) {
+    prefix = [`${query.database}/documents`, ...query.parentSegments, query.collectionId].join('/') + '/';
+    collectionPrefixes.set(query, prefix);
+  }
+  return prefix;
+}
+
+/** The first `count` of `documents` in `compare` order, as a stable sort would give them (a page of a long walk need not sort it all). */
+function firstInOrder(documents: StoredDocument[], count: number, compare: (a: StoredDocument, b: StoredDocument) => number): StoredDocument[] {
+  const first: StoredDocument[] = [];
+  for (const document of documents) {
+    if (first.length === count && compare(document, first[count - 1]!) >= 0) continue;
+    let low = 0;
+    let high = first.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (compare(first[middle]!, document) <= 0) low = middle + 1;
+      else high = middle;
+    }
+    first.splice(low, 0, document);
+    if (first.length > count) first.pop();
+  }
+  return first;
+}
+
 /** Whether the document is in the collection below the parent (collection groups: any so named, at any depth). */
 function isSelected(query: CompiledQuery, document: StoredDocument): boolean {
+  if (!query.allDescendants) {
+    // One collection: a prefix test, without splitting every name of the store on every query.
+    const prefix = collectionPrefix(query);
+    return document.name.startsWith(prefix) && document.name.indexOf('/', prefix.length) === -1;
+  }
   if (!document.name.startsWith(`${query.database}/documents/`)) return false;
   const segments = segmentsOf(document.name);
   const parent = query.parentSegments;
@@ -285,7 +324,9 @@ export function executeQuery(query: CompiledQuery, documents: Iterable<StoredDoc
     if (query.orderings.some(ordering => valueAt(document, ordering.path) === undefined)) continue;
     if (query.matches(document) && withinBounds(query, document)) matching.push(document);
   }
-  matching.sort((a, b) => compareByOrderings(query.orderings, a, b));
-  const end = query.limit === undefined ? undefined : query.offset + query.limit;
-  return matching.slice(query.offset, end);
+  const compare = (a: StoredDocument, b: StoredDocument): number => compareByOrderings(query.orderings, a, b);
+  if (query.limit === undefined) return matching.sort(compare).slice(query.offset);
+  const end = query.offset + query.limit;
+  const ordered = end * 8 < matching.length ? firstInOrder(matching, end, compare) : matching.sort(compare);
+  return ordered.slice(query.offset, end);
 }
