@@ -43,7 +43,7 @@ describe('examples', () => {
       let output = '';
       child.stdout.on('data', (c: Buffer) => (output += c.toString()));
       child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-      const [code] = (await new Promise((resolve) => child.once('exit', (...a) => resolve(a)))) as [number];
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c: number | null) => resolve(c)));
       assert.equal(code, 1, output);
       assert.match(output, new RegExp(`port ${port} is busy`));
       assert.doesNotMatch(output, /TypeError/);
