@@ -10,6 +10,7 @@ import {
   type DeferOptions,
   type DeferredTask,
   type DrainOptions,
+  type DrainMark,
   type DrainResult,
   type EngineTarget,
   type TaskInfo,
@@ -23,6 +24,7 @@ import type { TaskTelemetry } from './core/telemetry.js';
 import type { DeferManyItem, DeferManyOptions, DeferManyResult } from './core/defer-many.js';
 import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor.js';
 import type { TaskRecord } from './core/records.js';
+import type { DeferredAdmin } from './core/admin.js';
 import type { TaskDefaults } from './core/registry.js';
 import type { Stores, TaskPage, TaskQuery } from './core/stores.js';
 import type { QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport } from './core/transport.js';
@@ -152,7 +154,7 @@ function defaultLocalUrl(path: string): string {
   return `http://127.0.0.1:${process.env.PORT ?? 3000}${path}`;
 }
 
-export class Deferred {
+export class Deferred implements DeferredAdmin {
   readonly engine: DeferredEngine;
   readonly handler: TaskHandler;
   /** The web console, when enabled; the Express and Koa middlewares route its path to it. */
@@ -209,6 +211,11 @@ export class Deferred {
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
+      queueMaxAttempts: (queue) => {
+        const limit = options.queues?.find((q) => q.name === queue)?.retryConfig?.maxAttempts;
+        // 0 or unset means Cloud Tasks' default (100): nothing to copy.
+        return limit !== undefined && (limit >= 1 || limit === -1) ? limit : undefined;
+      },
       ...countersOption(options.counters, stores),
       ...(telemetry ? { telemetry } : {}),
     });
@@ -231,6 +238,11 @@ export class Deferred {
   /** Which queue transport this instance uses. */
   get mode(): 'embedded' | 'emulator' | 'cloud' | 'custom' {
     return this.resolvedMode;
+  }
+
+  /** Per-minute counters of settled attempts, when the stores keep them. */
+  get counters(): TaskCounters | undefined {
+    return this.engine.counters;
   }
 
   get stores(): Stores {
@@ -321,6 +333,11 @@ export class Deferred {
 
   drain(options?: DrainOptions): Promise<DrainResult> {
     return this.engine.drain(options);
+  }
+
+  /** A mark for drain({ since }): count only tasks settled after this call. */
+  mark(): DrainMark {
+    return this.engine.mark();
   }
 
   sweepOutbox(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number }> {
@@ -419,12 +436,47 @@ export class Deferred {
 
   /** Start the transport (and the embedded emulator) and create the configured queues. Idempotent. */
   ready(): Promise<Runtime> {
-    this.runtime ??= this.start();
+    if (!this.runtime) this.engine.resumeDeliveries();
+    this.runtime ??= this.startWithBackoff();
     return this.runtime;
   }
 
-  /** Stop the embedded emulator and close the Cloud Tasks client. */
-  async close(): Promise<void> {
+  /** Failed start-ups in a row; the next ready() waits a backoff before trying again. */
+  private startFailures = 0;
+  private lastStartFailureAt = 0;
+
+  /**
+   * A failed start-up (Cloud Tasks unreachable, permission denied) is not cached: the next
+   * ready() tries again, after a backoff (100 ms doubling to 30 s) so a storm of defers does not
+   * hammer a service that is down. Concurrent callers share one attempt.
+   */
+  private async startWithBackoff(): Promise<Runtime> {
+    if (this.startFailures > 0) {
+      const backoffMs = Math.min(100 * 2 ** (this.startFailures - 1), 30_000);
+      const waitMs = this.lastStartFailureAt + backoffMs - Date.now();
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+    try {
+      const runtime = await this.start();
+      this.startFailures = 0;
+      return runtime;
+    } catch (err) {
+      this.startFailures += 1;
+      this.lastStartFailureAt = Date.now();
+      this.runtime = undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful shutdown (call it on SIGTERM): stop taking deliveries (they are answered 503 and
+   * retried elsewhere), let runs under way finish for up to `graceMs` (default 8 s: Cloud Run
+   * sends SIGKILL 10 s after SIGTERM), fire the AbortSignal of those that cannot and release
+   * their leases so the next delivery runs them at once; then stop the embedded emulator and
+   * close the Cloud Tasks client.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    await this.engine.shutdown(options.graceMs ?? 8_000);
     if (!this.runtime) return;
     const runtime = await this.runtime.catch(() => undefined);
     this.runtime = undefined;
@@ -531,7 +583,7 @@ export class Deferred {
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
       await this.fetchEmulatorKeys();
       const client = createEmulatorClient(address);
-      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'emulator' });
+      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'emulator' });
     }
     const url = this.currentUrl()!;
     const emulatorOptions = { port: 0, projectId, location, appEngineBaseUrl: new URL(url).origin, ...(options.emulator ?? {}) };
@@ -543,7 +595,14 @@ export class Deferred {
     this.logger.info(
       `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
     );
-    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location }), mode: 'embedded', emulator });
+    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'embedded', emulator });
+  }
+
+  /** A queue this app configured (or, on an emulator, uses): what to recreate if the emulator forgot it. */
+  private declaredQueue(name: string): QueueConfig | undefined {
+    const configured = (this.options.queues ?? []).find((q) => q.name === name);
+    if (configured) return configured;
+    return this.engine.queues().includes(name) ? { name } : undefined;
   }
 
   /** An external emulator's key set must be reachable, or no delivery could be checked. */
@@ -560,7 +619,14 @@ export class Deferred {
     // The embedded emulator starts empty: create every queue this app will use.
     if (runtime.mode === 'embedded') for (const name of this.engine.queues()) configs.set(name, { name });
     for (const queue of this.options.queues ?? []) configs.set(queue.name, queue);
-    for (const config of configs.values()) await runtime.transport.ensureQueue(config);
+    try {
+      for (const config of configs.values()) await runtime.transport.ensureQueue(config);
+    } catch (err) {
+      // A gRPC channel that failed to connect backs off for up to minutes: the retry gets a fresh client.
+      if (runtime.mode !== 'custom') await runtime.transport.close().catch(() => undefined);
+      await runtime.emulator?.stop().catch(() => undefined);
+      throw err;
+    }
     return runtime;
   }
 }

@@ -39,6 +39,11 @@ export interface RedisStoresOptions {
   sweepIntervalMs?: number;
   /** Records handled per sweep. Default 500. */
   sweepBatchSize?: number;
+  /**
+   * Told when the server's maxmemory-policy could evict the stores' keys (anything but
+   * noeviction). Default: process.emitWarning with code CLOUD_DEFER_REDIS_EVICTION.
+   */
+  onEvictionRisk?: (message: string, policy: string) => void;
 }
 
 export interface RedisStores extends Stores {
@@ -52,11 +57,38 @@ export interface RedisStores extends Stores {
   sweepExpired(limit?: number): Promise<number>;
   /** Waits for a background sweep to finish. Does not disconnect the client. */
   close(): Promise<void>;
+  /** The server's maxmemory-policy as read at start-up (undefined when CONFIG GET is refused, as on some managed Redis). */
+  readonly evictionPolicy: Promise<string | undefined>;
+}
+
+/**
+ * Records carry TTLs, so any volatile-* policy evicts them first (and allkeys-* any key): tasks
+ * would vanish with their reference holds. Reads the policy once; a refused CONFIG GET says nothing.
+ */
+async function checkEvictionPolicy(client: Redis | Cluster, warn: (message: string, policy: string) => void): Promise<string | undefined> {
+  let policy: string | undefined;
+  try {
+    const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown;
+    if (Array.isArray(reply) && typeof reply[1] === 'string') policy = reply[1];
+  } catch {
+    return undefined;
+  }
+  if (policy !== undefined && policy !== 'noeviction') {
+    warn(
+      `Redis maxmemory-policy is "${policy}": under memory pressure Redis may evict cloud-defer's task records and reference holds (they carry TTLs), losing tasks. Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, or the instance's configuration on Memorystore).`,
+      policy,
+    );
+  }
+  return policy;
 }
 
 export function redisStores(options: RedisStoresOptions): RedisStores {
   const { client, prefix = 'cloud-defer', sweepIntervalMs = 60_000, sweepBatchSize = 500 } = options;
   const cluster = isClusterClient(client);
+  const evictionPolicy = checkEvictionPolicy(
+    client,
+    options.onEvictionRisk ?? ((message) => process.emitWarning(message, { code: 'CLOUD_DEFER_REDIS_EVICTION' })),
+  );
   const layout = new KeyLayout(prefix, String(client.options.keyPrefix ?? ''), cluster);
   const ctx: AdapterContext = {
     client,
@@ -90,6 +122,7 @@ export function redisStores(options: RedisStoresOptions): RedisStores {
     transactions: [new RedisTransactionHook(ctx)],
     iterations: new RedisIterationStore(ctx),
     sweepExpired,
+    evictionPolicy,
     async close() {
       nextSweepAt = Number.POSITIVE_INFINITY;
       await sweeping;

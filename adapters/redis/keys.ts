@@ -21,12 +21,12 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { TaskStatus } from '../../src/core/records.js';
+import { TASK_STATUSES, type TaskStatus } from '../../src/core/records.js';
 
 export const SLOT_COUNT = 16384;
 
 /** The order in which scripts receive the six status index keys (see lua/includes/indexes.lua). */
-export const STATUS_INDEX_ORDER: readonly TaskStatus[] = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+export const STATUS_INDEX_ORDER: readonly TaskStatus[] = TASK_STATUSES;
 
 const CRC16_TABLE = (() => {
   // CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum Redis Cluster hashes keys with.

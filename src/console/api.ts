@@ -2,11 +2,12 @@
  * The console's JSON API (framework-neutral): reads are GETs, actions are POSTs that have passed
  * the same-origin and CSRF checks (see console.ts). Every action is logged with its principal.
  */
-import type { Deferred } from '../deferred.js';
+import type { DeferredAdmin as Deferred } from '../core/admin.js';
 import type { Codec } from '../core/codec.js';
 import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isFinished, PENDING_STATUSES, type TaskRecord, type TaskStatus } from '../core/records.js';
+import { isFinished, PENDING_STATUSES, TASK_STATUSES, type TaskRecord, type TaskStatus } from '../core/records.js';
+import { QUEUE_ID } from '../core/transport.js';
 import type { TaskQuery } from '../core/stores.js';
 import type { NeutralResponse } from '../http/handler.js';
 import { principalLabel, sessionToken, CSRF_HEADER } from './guard.js';
@@ -52,8 +53,8 @@ export interface ConsoleApiSettings {
   now: () => number;
 }
 
-const STATUSES: readonly TaskStatus[] = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
-const QUEUE_NAME = /^[A-Za-z0-9-]{1,100}$/;
+const STATUSES = TASK_STATUSES;
+const QUEUE_NAME = QUEUE_ID;
 const MAX_FILTER_LENGTH = 1000;
 const DEFAULT_PAGE = 25;
 const MAX_PAGE = 100;

@@ -2,7 +2,7 @@
  * Totals and per-minute series of a queue for the console's charts: from the engine's counters
  * when it has them (no record is read), else from bounded scans of the records' attempt history.
  */
-import type { Deferred } from '../deferred.js';
+import type { DeferredAdmin as Deferred } from '../core/admin.js';
 import {
   DURATION_BOUNDS_MS,
   durationBucket,
@@ -116,7 +116,7 @@ function bucketsFromRecords(records: TaskRecord[], resolution: CounterResolution
 }
 
 export async function queueStats(deferred: Deferred, queue: string, scanLimit: number, now: number): Promise<QueueStats> {
-  const counters = deferred.engine.counters;
+  const counters = deferred.counters;
   const [queued, retrying] = await Promise.all([scanStatus(deferred, queue, 'queued', scanLimit), scanStatus(deferred, queue, 'retrying', scanLimit)]);
   const pendingRecords = [...queued.records, ...retrying.records];
   const oldest = pendingRecords.length > 0 ? Math.min(...pendingRecords.map((r) => r.createdAt)) : undefined;

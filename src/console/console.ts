@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Deferred } from '../deferred.js';
+import type { DeferredAdmin as Deferred } from '../core/admin.js';
 import { createCodec, type Codec } from '../core/codec.js';
 import { CloudDeferError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';

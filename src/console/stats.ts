@@ -4,7 +4,7 @@
  * first, at most `scanLimit` records per status). A scan that hits the bound makes the figures
  * approximate, and says so.
  */
-import type { Deferred } from '../deferred.js';
+import type { DeferredAdmin as Deferred } from '../core/admin.js';
 import type { TaskRecord, TaskStatus } from '../core/records.js';
 import type { QueueInfo, RateLimits, RetryConfig } from '../core/transport.js';
 

@@ -16,6 +16,12 @@ export interface TaskContext {
   /** Set inside an iteration shard's callback. */
   readonly shardIndex?: number;
   readonly iterationId?: string;
+  /**
+   * Fires when the run should stop: at the end of its lease (the dispatch deadline, after which
+   * Cloud Tasks has given up on this attempt) and when the app shuts down (deferred.close()).
+   * Pass it to fetch() and friends, or check `signal.aborted` between steps.
+   */
+  readonly signal: AbortSignal;
 }
 
 const storage = new AsyncLocalStorage<TaskContext>();

@@ -2,7 +2,8 @@
  * Running one delivery (steps 3-6 of ARCHITECTURE.md): decode the envelope, take the execution
  * guard, load the arguments, run the task in its context, and record the outcome.
  */
-import { decodeEnvelope, type Codec } from './codec.js';
+import type { Codec } from './codec.js';
+import { decodeEnvelope } from './envelope.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { CloudDeferError, isPermanentTaskFailure, isSingularTaskFailure } from './errors.js';
 import type { LogFields, Logger } from './logger.js';
@@ -10,6 +11,7 @@ import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
+import { RunningSet } from './lease-keeper.js';
 import type { TaskCounters } from './counters.js';
 import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
 
@@ -83,6 +85,10 @@ function logFields(delivery: Delivery, task: { id?: string; taskName?: string; q
 export class DeliveryRunner {
   /** Runs under way in this process (drain() waits for them). */
   inFlight = 0;
+  /** Runs under way here: a second delivery of one of them is answered busy, never run twice. */
+  readonly running = new RunningSet();
+  /** Set by shutdown(): new deliveries are refused (503) so Cloud Tasks sends them elsewhere. */
+  private closing = false;
   /**
    * Owners whose claim may have been applied by the store although its reply was lost (the store
    * went away mid-call). The next delivery of that task in this process claims with the same
@@ -106,6 +112,10 @@ export class DeliveryRunner {
       const telemetry = this.options.telemetry;
       if (!telemetry) return await this.runDelivery(delivery);
       return await telemetry.deliverySpan(delivery.traceHeaders ?? {}, (name) => this.runDelivery(delivery, name));
+    } catch (err) {
+      // Last line of defence (a bug, or a value that broke a step): answer, never throw to the framework.
+      this.options.logger.error('a delivery failed unexpectedly; asking Cloud Tasks to retry', { error: errorInfo(err).message });
+      return { kind: 'unavailable', reason: errorInfo(err).message };
     } finally {
       this.inFlight -= 1;
     }
@@ -120,6 +130,8 @@ export class DeliveryRunner {
       logger.error('undecodable task envelope; acknowledged so it is not retried', logFields(delivery, {}, { error: errorInfo(err) }));
       return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
     }
+    if (this.closing) return { kind: 'unavailable', reason: 'shutting down' };
+    if (this.running.has(envelope.id)) return { kind: 'busy', taskId: envelope.id, retryAfterSeconds: 1 };
     // Taken, not read: only one later delivery may reuse a stranded owner.
     const owner = this.strandedOwners.get(envelope.id) ?? randomId();
     this.strandedOwners.delete(envelope.id);
@@ -147,6 +159,24 @@ export class DeliveryRunner {
       return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
     }
     const record = lease.record;
+    const run = this.running.begin(record.id, owner, record.leaseUntil, now);
+    try {
+      return await this.runAcquired(envelope, record, owner, delivery, now, run.signal, nameSpan);
+    } finally {
+      this.running.end(record.id);
+    }
+  }
+
+  private async runAcquired(
+    envelope: ReturnType<typeof decodeEnvelope>,
+    record: TaskRecord,
+    owner: string,
+    delivery: Delivery,
+    now: number,
+    signal: AbortSignal,
+    nameSpan?: (labels: RunLabels) => void,
+  ): Promise<DeliveryOutcome> {
+    const { logger } = this.options;
 
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
       this.settle(record, owner, status, statusCode, started, delivery, err);
@@ -189,6 +219,7 @@ export class DeliveryRunner {
       ...(record.reference !== undefined ? { reference: record.reference } : {}),
       ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
       ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
+      signal,
     };
     const labels: RunLabels = { taskId: record.id, taskName: task.name, queue: context.queue, attempt: delivery.retryCount };
     nameSpan?.(labels);
@@ -303,7 +334,8 @@ export class DeliveryRunner {
     err?: unknown,
   ): Promise<void> {
     const now = this.options.now();
-    const error = err === undefined ? undefined : errorInfo(err);
+    // `throw undefined` is still a failure with an error to show.
+    const error = status === 'succeeded' ? undefined : errorInfo(err);
     const attempt: AttemptRecord = {
       at: started,
       statusCode,
@@ -334,6 +366,46 @@ export class DeliveryRunner {
     const counters = this.options.counters;
     if (counters) await this.calls.bestEffort(() => counters.record({ queue: settled.queue, outcome: status, durationMs: attempt.durationMs, at: now }));
     this.onSettled(settled);
+  }
+
+  /**
+   * Graceful shutdown: refuse new deliveries, let runs under way finish for up to `graceMs`, then
+   * fire the signals of those still going and release their leases (record `retrying`, no lease)
+   * so that the next delivery, on another instance, runs them at once instead of waiting.
+   */
+  async shutdown(graceMs: number): Promise<{ finished: number; released: number }> {
+    this.closing = true;
+    const before = this.running.size;
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const unfinished = this.running.list();
+    this.running.abortAll('The app is shutting down');
+    const now = this.options.now();
+    let released = 0;
+    await Promise.all(
+      unfinished.map(async (run) => {
+        const error = { message: 'Released at shutdown before the run finished; the next delivery runs it again', code: 'SHUTDOWN' };
+        const settled = await this.calls
+          .call(() =>
+            this.options.stores.state.settle(run.taskId, {
+              owner: run.owner,
+              status: 'retrying',
+              now,
+              attempt: { at: now, statusCode: 503, outcome: 'retrying', durationMs: 0, error },
+              error,
+              expiresAt: now + this.options.retentionMs,
+            }),
+          )
+          .catch(() => undefined);
+        if (settled) released += 1;
+      }),
+    );
+    return { finished: Math.max(0, before - unfinished.length), released };
+  }
+
+  /** Take deliveries again (an engine started again after shutdown()). */
+  resume(): void {
+    this.closing = false;
   }
 
   private rememberStrandedOwner(taskId: string, owner: string): void {

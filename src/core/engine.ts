@@ -4,7 +4,8 @@
  * backend and Google client free.
  */
 import { createHash } from 'node:crypto';
-import { encodeEnvelope, type Codec } from './codec.js';
+import type { Codec } from './codec.js';
+import { ENVELOPE_CONTENT_TYPE, encodeEnvelope } from './envelope.js';
 import { CloudDeferError, DuplicateTaskError } from './errors.js';
 import { assertOptionKeys } from './option-keys.js';
 import type { Logger } from './logger.js';
@@ -13,17 +14,15 @@ import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction
 import { DeliveryRunner, type Delivery, type DeliveryOutcome } from './delivery.js';
 import { errorInfo, StoreCalls, randomId } from './store-calls.js';
 import type { OutboxEntry, Stores, TaskPage, TaskQuery } from './stores.js';
-import type { EnqueueRequest, QueueTarget, QueueTransport } from './transport.js';
+import { QUEUE_ID, type EnqueueRequest, type QueueTarget, type QueueTransport } from './transport.js';
 import type { TaskCounters } from './counters.js';
 import { deferMany, enqueueWithRetry, type DeferManyItem, type DeferManyOptions, type DeferManyResult, type EnqueueRetry } from './defer-many.js';
 import type { TaskTelemetry } from './telemetry.js';
 
 const DAY_MS = 86_400_000;
 const MAX_SCHEDULE_AHEAD_MS = 30 * DAY_MS;
-const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
 const CLOUD_TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
-/** The content type of the envelope; not application/json, so body parsers leave it alone. */
-export const ENVELOPE_CONTENT_TYPE = 'application/vnd.cloud-defer+json';
+export { ENVELOPE_CONTENT_TYPE };
 
 export interface DeferOptions {
   /** Cloud Tasks queue id. Default: the task's queue, else the engine's default queue. */
@@ -127,6 +126,12 @@ export interface EngineOptions {
   /** Per-minute counters of settled attempts (the console's totals and charts); optional. */
   counters?: TaskCounters;
   now: () => number;
+  /**
+   * The queue's own retry limit (retryConfig.maxAttempts of a configured queue): a task without
+   * its own maxAttempts takes it, so its last attempt records it `failed` instead of leaving it
+   * `retrying` after Cloud Tasks gave up.
+   */
+  queueMaxAttempts?: (queue: string) => number | undefined;
   /** Spans and metrics (src/otel); absent = none, at no cost. */
   telemetry?: TaskTelemetry;
 }
@@ -135,8 +140,16 @@ export interface DrainOptions {
   timeoutMs?: number;
   /** Dispatch tasks scheduled in the future (and those waiting out a backoff) now. Default true. */
   runScheduled?: boolean;
-  /** Reject when a task ended failed during the drain. Default false. */
+  /** Reject when a counted task ended failed (before or during the call). Default false. */
   throwOnFailure?: boolean;
+  /** Count only tasks settled after this mark (from engine.mark()). Default: since the engine started. */
+  since?: DrainMark;
+}
+
+/** A point in this engine's settle log; drain({ since }) counts what settled after it. */
+export interface DrainMark {
+  readonly succeeded: number;
+  readonly failed: number;
 }
 
 export interface DrainResult {
@@ -163,6 +176,8 @@ function toMs(value: Date | number, option: string): number {
 export class DeferredEngine {
   readonly registry = new TaskRegistry();
   private readonly settledListeners = new Set<SettledListener>();
+  /** Every settle since start, so drain() also sees tasks that finished before it was called. */
+  private readonly settleLog = new SettleLog();
   private readonly queuesUsed = new Set<string>();
   /** The transport once resolved: defer() is hot, and awaiting the provider costs a few ticks. */
   private transport?: QueueTransport;
@@ -273,7 +288,7 @@ export class DeferredEngine {
     const stored = argsBytes.byteLength > this.options.inlineLimitBytes;
     const argsText = stored ? undefined : Buffer.from(argsBytes.buffer, argsBytes.byteOffset, argsBytes.byteLength).toString('utf8');
     const body = encodeEnvelope({ task: registered.name, id, ...(argsText === undefined ? { payloadRef: id } : { argsText }) });
-    const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts;
+    const maxAttempts = options.maxAttempts ?? registered.defaults.maxAttempts ?? this.options.queueMaxAttempts?.(queue);
     const uniqueUntil = options.uniqueUntil === undefined ? undefined : toMs(options.uniqueUntil, 'uniqueUntil');
     const expiresAt = Math.max(eta, now) + this.options.retentionMs;
     const deterministic = options.transaction !== undefined || internal.idempotent === true || internal.enqueueRetry !== undefined;
@@ -641,7 +656,13 @@ export class DeferredEngine {
     return () => this.settledListeners.delete(listener);
   }
 
+  /** Mark the settle log now: drain({ since: mark }) counts only tasks settled after it. */
+  mark(): DrainMark {
+    return this.settleLog.mark();
+  }
+
   private emitSettled(record: TaskRecord): void {
+    this.settleLog.add(record);
     for (const listener of this.settledListeners) listener(record);
   }
 
@@ -651,37 +672,30 @@ export class DeferredEngine {
    */
   async drain(options: DrainOptions = {}): Promise<DrainResult> {
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-    const result: DrainResult = { succeeded: 0, failed: [] };
-    const stop = this.onSettled((record) => {
-      if (record.status === 'succeeded') result.succeeded += 1;
-      else if (record.status === 'failed') result.failed.push(record);
-    });
-    try {
-      const transport = await this.options.transport();
-      let quietRounds = 0;
-      while (quietRounds < 2) {
-        if (Date.now() > deadline) {
-          throw new CloudDeferError('TIMEOUT', 'drain() timed out with tasks still queued or running.');
-        }
-        let pending = 0;
-        for (const queue of this.queuesUsed) {
-          const tasks = await transport.listTasks(queue).catch((err: unknown) => {
-            if (err instanceof CloudDeferError && err.code === 'NOT_FOUND') return [];
-            throw err;
-          });
-          pending += tasks.length;
-          if (options.runScheduled === false) continue;
-          const now = Date.now();
-          for (const task of tasks) {
-            if ((task.scheduleTime ?? 0) > now + 5) await transport.runTask(task.name).catch(() => undefined);
-          }
-        }
-        quietRounds = pending === 0 && this.runner.inFlight === 0 ? quietRounds + 1 : 0;
-        await new Promise((resolve) => setTimeout(resolve, quietRounds > 0 ? 2 : 10));
+    const since = options.since ?? { succeeded: 0, failed: 0 };
+    const transport = await this.options.transport();
+    let quietRounds = 0;
+    while (quietRounds < 2) {
+      if (Date.now() > deadline) {
+        throw new CloudDeferError('TIMEOUT', 'drain() timed out with tasks still queued or running.');
       }
-    } finally {
-      stop();
+      let pending = 0;
+      for (const queue of this.queuesUsed) {
+        const tasks = await transport.listTasks(queue).catch((err: unknown) => {
+          if (err instanceof CloudDeferError && err.code === 'NOT_FOUND') return [];
+          throw err;
+        });
+        pending += tasks.length;
+        if (options.runScheduled === false) continue;
+        const now = Date.now();
+        for (const task of tasks) {
+          if ((task.scheduleTime ?? 0) > now + 5) await transport.runTask(task.name).catch(() => undefined);
+        }
+      }
+      quietRounds = pending === 0 && this.runner.inFlight === 0 ? quietRounds + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, quietRounds > 0 ? 2 : 10));
     }
+    const result = this.settleLog.since(since);
     if (options.throwOnFailure && result.failed.length > 0) {
       const first = result.failed[0]!;
       throw new CloudDeferError('INVALID_STATE', `${result.failed.length} task(s) failed during drain; first: ${first.taskName} (${first.id}): ${first.lastError?.message ?? 'failed'}`);
@@ -696,6 +710,16 @@ export class DeferredEngine {
     return this.runner.run(delivery);
   }
 
+  /** Graceful shutdown of the runs in this process (see DeliveryRunner.shutdown). */
+  shutdown(graceMs: number): Promise<{ finished: number; released: number }> {
+    return this.runner.shutdown(graceMs);
+  }
+
+  /** Take deliveries again after shutdown(). */
+  resumeDeliveries(): void {
+    this.runner.resume();
+  }
+
   /** Queues defers have used, plus the default. */
   queues(): string[] {
     return [...this.queuesUsed];
@@ -703,6 +727,32 @@ export class DeferredEngine {
 
   addQueue(name: string): void {
     this.queuesUsed.add(name);
+  }
+}
+
+/** Settle counts since the engine started; failed records kept up to a bound (the newest win). */
+class SettleLog {
+  private succeeded = 0;
+  private failedCount = 0;
+  private readonly failed: TaskRecord[] = [];
+  private static readonly MAX_FAILED_KEPT = 10_000;
+
+  add(record: TaskRecord): void {
+    if (record.status === 'succeeded') this.succeeded += 1;
+    else if (record.status === 'failed') {
+      this.failedCount += 1;
+      this.failed.push(record);
+      if (this.failed.length > SettleLog.MAX_FAILED_KEPT) this.failed.shift();
+    }
+  }
+
+  mark(): DrainMark {
+    return { succeeded: this.succeeded, failed: this.failedCount };
+  }
+
+  since(mark: DrainMark): DrainResult {
+    const newFailed = Math.max(0, this.failedCount - mark.failed);
+    return { succeeded: Math.max(0, this.succeeded - mark.succeeded), failed: this.failed.slice(Math.max(0, this.failed.length - newFailed)) };
   }
 }
 

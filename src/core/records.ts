@@ -1,6 +1,13 @@
 /** The task record: what the StateStore keeps about one deferred call. Times are epoch ms. */
 export type TaskStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
 
+/** Every status, in lifecycle order: the one list the package uses. */
+export const TASK_STATUSES: readonly TaskStatus[] = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+
+export function isTaskStatus(value: unknown): value is TaskStatus {
+  return typeof value === 'string' && (TASK_STATUSES as readonly string[]).includes(value);
+}
+
 export const FINISHED_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const PENDING_STATUSES: readonly TaskStatus[] = ['queued', 'retrying'];
 

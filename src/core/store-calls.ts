@@ -1,24 +1,12 @@
 /** How the core calls a store: errors become STORE_UNAVAILABLE, clean-ups are best effort. */
 import { randomUUID } from 'node:crypto';
-import { CloudDeferError } from './errors.js';
+import { CloudDeferError, errorInfo } from './errors.js';
+
+export { errorInfo };
 import type { Logger } from './logger.js';
-import type { TaskErrorInfo } from './records.js';
 
 // randomUUID draws from a cached entropy pool: much cheaper per call than randomBytes.
 export const randomId = (): string => randomUUID().replace(/-/g, '');
-
-export function errorInfo(err: unknown): TaskErrorInfo {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return {
-      message: err.message,
-      name: err.name,
-      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
-      ...(err.stack ? { stack: err.stack.slice(0, 4000) } : {}),
-    };
-  }
-  return { message: String(err) };
-}
 
 export class StoreCalls {
   constructor(

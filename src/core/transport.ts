@@ -86,3 +86,10 @@ export interface QueueTransport {
   deleteTask(name: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A Cloud Tasks queue id: 1-100 letters, digits or hyphens. The one rule the package uses. */
+export const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
+
+export function isQueueId(value: unknown): value is string {
+  return typeof value === 'string' && QUEUE_ID.test(value);
+}

@@ -1,5 +1,6 @@
 // Resource names and ids, parsed and validated the way Cloud Tasks does.
 import { randomBytes } from 'node:crypto';
+import { QUEUE_ID } from '../core/transport.js';
 import { invalidArgument } from './errors.js';
 
 export interface LocationName {
@@ -19,7 +20,6 @@ const LOCATION = '[A-Za-z0-9][A-Za-z0-9-]{0,62}';
 const LOCATION_NAME = new RegExp(`^projects/(${PROJECT})/locations/(${LOCATION})$`);
 const QUEUE_NAME = new RegExp(`^projects/(${PROJECT})/locations/(${LOCATION})/queues/([^/]*)$`);
 const TASK_NAME = new RegExp(`^projects/(${PROJECT})/locations/(${LOCATION})/queues/([^/]*)/tasks/([^/]*)$`);
-const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
 const TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
 
 export function parseLocationName(name: string | undefined): LocationName {

@@ -24,6 +24,11 @@ export interface CloudTasksTransportOptions {
   client: CloudTasksClient;
   projectId: string;
   location: string;
+  /**
+   * The configuration of a queue this app declared. An enqueue that finds its queue missing (an
+   * emulator that restarted and forgot its queues) creates it from this and tries once more.
+   */
+  queueConfig?: (queue: string) => QueueConfig | undefined;
 }
 
 function duration(seconds: number): IDuration {
@@ -69,9 +74,11 @@ function translate(err: unknown, what: string): Error {
 export class CloudTasksTransport implements QueueTransport {
   private readonly client: CloudTasksClient;
   private readonly parent: string;
+  private readonly queueConfig: ((queue: string) => QueueConfig | undefined) | undefined;
 
   constructor(options: CloudTasksTransportOptions) {
     this.client = options.client;
+    this.queueConfig = options.queueConfig;
     this.parent = `projects/${options.projectId}/locations/${options.location}`;
   }
 
@@ -110,6 +117,15 @@ export class CloudTasksTransport implements QueueTransport {
         },
       };
     }
+    try {
+      const [created] = await this.client.createTask({ parent: queuePath, task });
+      return { name: created.name ?? task.name ?? '' };
+    } catch (err) {
+      const config = grpcCode(err) === GRPC_NOT_FOUND ? this.queueConfig?.(request.queue) : undefined;
+      if (!config) throw translate(err, `Cannot enqueue on queue ${request.queue}`);
+    }
+    // A declared queue is gone (the emulator restarted): bring it back and enqueue once more.
+    await this.ensureQueue(this.queueConfig!(request.queue)!);
     try {
       const [created] = await this.client.createTask({ parent: queuePath, task });
       return { name: created.name ?? task.name ?? '' };

@@ -4,25 +4,15 @@ import type { OutboxEntry } from '../../src/core/stores.js';
 import { describeStoreContract, type ContractHarness } from './suite.js';
 
 /**
- * The memory store documents no per-item inspection aid yet (only size() and rawSize()), so the
- * raw reads look at its private maps through this narrow view. Proposed in the Redis adapter's
- * report: public rawRecord(id) / rawPayload(id) / rawOutbox(taskId) aids that would replace it.
- * Expiry is read the way the store defines it: an item whose expiresAt has passed is gone.
+ * Raw reads go through the memory store's inspection aids: the documents as stored (expiry
+ * applied, as the store defines it) and the payload items without copying through the API.
  */
-interface MemoryInternals {
-  state: { records: Map<string, TaskRecord>; outbox: Map<string, OutboxEntry> };
-  payloads: { items: Map<string, { value: Uint8Array; expiresAt: number }> };
-}
-
 function memoryHarness(): ContractHarness {
   const stores: MemoryStores = memoryStores();
-  const internals = stores as unknown as MemoryInternals;
-  const liveRecord = (id: string): TaskRecord | undefined => {
-    const record = internals.state.records.get(id);
-    return record && record.expiresAt > Date.now() ? record : undefined;
-  };
-  const livePayload = (id: string): { value: Uint8Array; expiresAt: number } | undefined => {
-    const item = internals.payloads.items.get(id);
+  const documents = stores.state.documents;
+  const liveRecord = (id: string): TaskRecord | undefined => documents.rawDocument('task', id)?.value as TaskRecord | undefined;
+  const livePayload = (id: string): { data: Uint8Array; expiresAt: number } | undefined => {
+    const item = stores.payloads.rawItem(id);
     return item && item.expiresAt > Date.now() ? item : undefined;
   };
   return {
@@ -34,7 +24,7 @@ function memoryHarness(): ContractHarness {
       },
       async rawPayload(id) {
         const item = livePayload(id);
-        return item && Uint8Array.from(item.value);
+        return item && Uint8Array.from(item.data);
       },
       async rawTaskExpiry(id) {
         return liveRecord(id)?.expiresAt;
@@ -43,8 +33,7 @@ function memoryHarness(): ContractHarness {
         return livePayload(id)?.expiresAt;
       },
       async rawOutbox(taskId) {
-        const entry = internals.state.outbox.get(taskId);
-        return entry && structuredClone(entry);
+        return documents.rawDocument('outbox', taskId)?.value as OutboxEntry | undefined;
       },
     },
     // One process, one store: concurrent calls interleave on the event loop.

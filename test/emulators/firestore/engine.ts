@@ -9,7 +9,7 @@ import { aborted, FirestoreError, invalidArgument, notFound, unimplemented } fro
 import { listCollectionIds, listDocuments } from './listings.js';
 import { checkDatabase, parseDocumentName, parseParent } from './names.js';
 import { checkPartitionable, partitionPage, splitPoints } from './partitions.js';
-import { type CompiledQuery, compileQuery, executeQuery } from './query.js';
+import { type CompiledQuery, compileQuery, executeQuery, queryCollectionPath } from './query.js';
 import { DocumentStore, type StoredDocument } from './store.js';
 import { resultFingerprint, type Transaction, TransactionRegistry } from './transactions.js';
 import { valueToWire } from './values.js';
@@ -316,13 +316,13 @@ export class FirestoreEngine {
   private async queryDocuments(context: ReadContext, query: CompiledQuery): Promise<ReadResult<StoredDocument[]>> {
     if (!this.isReadWrite(context)) {
       const readTime = this.snapshotTime(context);
-      return { value: executeQuery(query, this.store.documents(readTime)), readTime };
+      return { value: executeQuery(query, this.store.documents(readTime, queryCollectionPath(query))), readTime };
     }
     const transaction = context.transaction;
-    let results = executeQuery(query, this.store.documents());
+    let results = executeQuery(query, this.store.documents(undefined, queryCollectionPath(query)));
     for (let round = 0; round < MAX_QUERY_LOCK_ROUNDS; round++) {
       await this.transactions.lock(transaction, results.map(document => document.name));
-      const again = executeQuery(query, this.store.documents());
+      const again = executeQuery(query, this.store.documents(undefined, queryCollectionPath(query)));
       if (resultFingerprint(again) === resultFingerprint(results)) {
         transaction.recordQueryRead(query, again);
         return { value: again, readTime: this.clock.readTime() };
@@ -339,7 +339,7 @@ export class FirestoreEngine {
       if ((this.store.get(name)?.updateTime ?? null) !== updateTime) return false;
     }
     return transaction.queryReads.every(
-      read => resultFingerprint(executeQuery(read.query, this.store.documents())) === read.fingerprint,
+      read => resultFingerprint(executeQuery(read.query, this.store.documents(undefined, queryCollectionPath(read.query)))) === read.fingerprint,
     );
   }
 

@@ -251,6 +251,11 @@ function collectionPrefix(query: CompiledQuery): string {
   return prefix;
 }
 
+/** The one collection path a query reads (none for a collection-group query, which reads them all). */
+export function queryCollectionPath(query: CompiledQuery): string | undefined {
+  return query.allDescendants ? undefined : collectionPrefix(query).slice(0, -1);
+}
+
 /** The first `count` of `documents` in `compare` order, as a stable sort would give them (a page of a long walk need not sort it all). */
 function firstInOrder(documents: StoredDocument[], count: number, compare: (a: StoredDocument, b: StoredDocument) => number): StoredDocument[] {
   const first: StoredDocument[] = [];

@@ -21,6 +21,8 @@ const RETENTION_MICROS = 60 * 60 * 1_000_000;
 
 export class DocumentStore {
   private readonly histories = new Map<string, Version[]>();
+  /** Names by the collection path they sit in (the name up to its last "/"), so a query reads its collection only. */
+  private readonly byCollection = new Map<string, Set<string>>();
 
   /** The document now, or at `readTime` when given. */
   get(name: string, readTime?: Micros): StoredDocument | null {
@@ -33,9 +35,10 @@ export class DocumentStore {
     return null;
   }
 
-  /** Every document that exists (now, or at `readTime`). */
-  *documents(readTime?: Micros): IterableIterator<StoredDocument> {
-    for (const name of this.histories.keys()) {
+  /** Every document that exists (now, or at `readTime`), or only those of one collection path. */
+  *documents(readTime?: Micros, collectionPath?: string): IterableIterator<StoredDocument> {
+    const names = collectionPath === undefined ? this.histories.keys() : (this.byCollection.get(collectionPath) ?? []);
+    for (const name of names) {
       const document = this.get(name, readTime);
       if (document) yield document;
     }
@@ -48,10 +51,17 @@ export class DocumentStore {
     // Keep the newest version older than the window: it is what reads inside the window see.
     const cutoff = time - RETENTION_MICROS;
     while (history.length > 1 && history[1]!.time <= cutoff) history.shift();
+    if (history.length === 1) {
+      const collection = name.slice(0, name.lastIndexOf('/'));
+      let names = this.byCollection.get(collection);
+      if (!names) this.byCollection.set(collection, (names = new Set()));
+      names.add(name);
+    }
     this.histories.set(name, history);
   }
 
   clear(): void {
     this.histories.clear();
+    this.byCollection.clear();
   }
 }

@@ -1,0 +1,365 @@
+/**
+ * The storage primitives a backend provides, and the StateStore and IterationStore the core
+ * builds on them. A backend only stores: read documents with their version, commit a set of
+ * writes each guarded by the version it expects (absent, or a number) as a whole or not at all,
+ * and list. Every decision is lifecycle.ts's; this file runs read -> decide -> commit and retries
+ * when another writer committed in between.
+ */
+import { CloudDeferError } from './errors.js';
+import type { IterationRecord, IterationStore, ShardProgress, ShardProgressUpdate } from './iteration.js';
+import * as lifecycle from './lifecycle.js';
+import type { ReferenceHold, TransitionPatch } from './lifecycle.js';
+import type { TaskRecord, TaskStatus } from './records.js';
+import type {
+  AcquireLeaseInput,
+  CreateTaskResult,
+  LeaseOutcome,
+  OutboxEntry,
+  SettleInput,
+  StateStore,
+  TaskPage,
+  TaskQuery,
+} from './stores.js';
+
+/** An iteration's own document: the record without its shards (each shard is a document) and the count of shards done. */
+export type IterationHeader = Omit<IterationRecord, 'shards'> & { shardsDone?: number };
+
+/** What each kind of document holds. Keys: task id, reference, task id, iteration id, "<iteration id>/<shard index>". */
+export interface DocumentValues {
+  task: TaskRecord;
+  ref: ReferenceHold;
+  outbox: OutboxEntry;
+  iteration: IterationHeader;
+  shard: ShardProgress & { iterationId: string };
+}
+
+export type DocumentKind = keyof DocumentValues;
+
+export interface DocumentKey<K extends DocumentKind = DocumentKind> {
+  kind: K;
+  id: string;
+}
+
+export interface Versioned<T> {
+  value: T;
+  /** 1 for a new document, +1 per write. For tasks it is the record's own `version`. */
+  version: number;
+}
+
+/** One write of a commit. `value: null` deletes the document. */
+export type DocumentWrite = {
+  [K in DocumentKind]: {
+    kind: K;
+    id: string;
+    /** The version the decision was made on; 'absent' when the document must not exist. */
+    expect: number | 'absent';
+    value: DocumentValues[K] | null;
+    /** When the backend may drop the document (epoch ms); documents read after it are absent. */
+    expiresAt?: number;
+  };
+}[DocumentKind];
+
+/** The storage primitives. Documents past their `expiresAt` read as absent, also for `expect`. */
+export interface DocumentStore {
+  readonly kind: string;
+  /** Optional: the backend picks task ids (e.g. so a task and its reference share a hash slot). */
+  newTaskId?(reference: string | undefined): string;
+  /** Each key's document with its version, or undefined; one consistent snapshot where the backend has one. */
+  read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>>;
+  /** ATOMIC: apply every write, or none when any document's version is not the one expected. Returns whether it applied. */
+  commit(writes: readonly DocumentWrite[]): Promise<boolean>;
+  /** Task records newest first, filtered as the console asks, with an opaque cursor. */
+  listTasks(query: TaskQuery): Promise<TaskPage>;
+  /** Outbox entries created before `createdBefore`, oldest first. */
+  listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]>;
+  /** Iteration headers newest first. */
+  listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }>;
+}
+
+/** Commits that lose to another writer are decided again, on fresh reads, this many times. */
+const MAX_ROUNDS = 100;
+
+type Read<K extends DocumentKind> = Versioned<DocumentValues[K]> | undefined;
+
+export const shardId = (iterationId: string, index: number): string => `${iterationId}/${index}`;
+
+/** A write that replaces `current` (or creates the document when there is none). */
+function put<K extends DocumentKind>(kind: K, id: string, current: Read<K>, value: DocumentValues[K], expiresAt?: number): DocumentWrite {
+  return { kind, id, expect: current ? current.version : 'absent', value, ...(expiresAt !== undefined ? { expiresAt } : {}) } as DocumentWrite;
+}
+
+/** A task write: the record carries its own next version. */
+function putTask(current: Read<'task'>, next: TaskRecord): DocumentWrite {
+  return put('task', next.id, current, next, next.expiresAt);
+}
+
+export class DocumentStateStore implements StateStore {
+  constructor(private readonly docs: DocumentStore) {
+    if (docs.newTaskId) this.newTaskId = (reference) => docs.newTaskId!(reference);
+  }
+
+  newTaskId?: (reference: string | undefined) => string;
+
+  private async readOne<K extends DocumentKind>(kind: K, id: string): Promise<Read<K>> {
+    const [doc] = await this.docs.read([{ kind, id }]);
+    return doc as Read<K>;
+  }
+
+  /** read -> decide -> commit until a commit applies (or the decision writes nothing). */
+  private async decide<T>(what: string, round: () => Promise<{ writes: DocumentWrite[]; result: T }>): Promise<T> {
+    for (let attempt = 0; attempt < MAX_ROUNDS; attempt += 1) {
+      const { writes, result } = await round();
+      if (writes.length === 0 || (await this.docs.commit(writes))) return result;
+    }
+    throw new CloudDeferError('STORE_UNAVAILABLE', `Could not ${what}: other writers kept changing the same documents.`);
+  }
+
+  /** Rewrites a task record with `change` and frees its reference when the change finished it. */
+  private async changeTask(id: string, what: string, change: (record: TaskRecord | undefined) => TaskRecord | undefined): Promise<TaskRecord | undefined> {
+    return this.decide(what, async () => {
+      const current = await this.readOne('task', id);
+      const next = change(current?.value);
+      if (!current || !next) return { writes: [], result: undefined };
+      const writes = [putTask(current, next)];
+      if (next.reference !== undefined) {
+        const hold = await this.readOne('ref', next.reference);
+        const freed = hold && lifecycle.holdAfter(hold.value, next);
+        // The hold lives as long as its holder's record, so findByReference finds it while it is kept.
+        if (hold && (freed || (hold.value.taskId === id && next.expiresAt !== current.value.expiresAt))) {
+          writes.push(put('ref', next.reference, hold, freed ?? hold.value, next.expiresAt));
+        }
+      }
+      return { writes, result: next };
+    });
+  }
+
+  createTask(record: TaskRecord, now: number): Promise<CreateTaskResult> {
+    return this.decide('create a task', async () => {
+      const reference = record.reference;
+      const [existing, hold] = (await this.docs.read(
+        reference === undefined ? [{ kind: 'task', id: record.id }] : [{ kind: 'task', id: record.id }, { kind: 'ref', id: reference }],
+      )) as [Read<'task'>, Read<'ref'>?];
+      const holder = hold?.value.held ? await this.readOne('task', hold.value.taskId) : undefined;
+      const decision = lifecycle.createWithReference(record, now, {
+        ...(existing ? { existing: existing.value } : {}),
+        ...(hold ? { hold: hold.value } : {}),
+        ...(holder ? { holder: holder.value } : {}),
+      });
+      if (decision.kind === 'exists') throw new CloudDeferError('TASK_ALREADY_EXISTS', `A task record with id ${record.id} already exists.`);
+      if (decision.kind === 'held') return { writes: [], result: { created: false, existing: decision.existing } as CreateTaskResult };
+      // The hold is guarded by the version read: a concurrent defer with the same reference makes this round again.
+      const writes = [putTask(undefined, decision.record)];
+      if (decision.hold) writes.push(put('ref', decision.hold.reference, hold, decision.hold, decision.record.expiresAt));
+      return { writes, result: { created: true } as CreateTaskResult };
+    });
+  }
+
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    return (await this.readOne('task', id))?.value;
+  }
+
+  async findByReference(reference: string): Promise<TaskRecord | undefined> {
+    if (!reference) return undefined;
+    const hold = await this.readOne('ref', reference);
+    return hold && (await this.getTask(hold.value.taskId));
+  }
+
+  acquireLease(id: string, input: AcquireLeaseInput): Promise<LeaseOutcome> {
+    return this.decide('take a task lease', async () => {
+      const current = await this.readOne('task', id);
+      const decision = lifecycle.acquireLease(current?.value, input);
+      if (decision.kind === 'missing') return { writes: [], result: { kind: 'missing' } as LeaseOutcome };
+      const result = { kind: decision.kind, record: decision.record } as LeaseOutcome;
+      const writes = decision.kind === 'acquired' && decision.changed ? [putTask(current, decision.record)] : [];
+      return { writes, result };
+    });
+  }
+
+  /** Extend a run's live lease; undefined when `owner` no longer holds it. */
+  renewLease(id: string, input: { owner: string; now: number; leaseMs: number }): Promise<TaskRecord | undefined> {
+    return this.changeTask(id, 'renew a task lease', (record) => lifecycle.renewLease(record, input));
+  }
+
+  /** Give a run's lease back without an outcome: the record waits as `retrying`. */
+  releaseLease(id: string, input: { owner: string; now: number }): Promise<TaskRecord | undefined> {
+    return this.changeTask(id, 'release a task lease', (record) => lifecycle.releaseLease(record, input));
+  }
+
+  settle(id: string, input: SettleInput): Promise<TaskRecord | undefined> {
+    return this.changeTask(id, 'settle a task', (record) => lifecycle.settle(record, input));
+  }
+
+  transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TransitionPatch, now: number): Promise<TaskRecord | undefined> {
+    return this.changeTask(id, 'change a task status', (record) => lifecycle.transition(record, from, to, patch, now));
+  }
+
+  listTasks(query: TaskQuery): Promise<TaskPage> {
+    return this.docs.listTasks(query);
+  }
+
+  async deleteTask(id: string): Promise<void> {
+    await this.decide('delete a task', async () => {
+      const current = await this.readOne('task', id);
+      if (!current) return { writes: [], result: undefined };
+      const writes: DocumentWrite[] = [{ kind: 'task', id, expect: current.version, value: null }];
+      const reference = current.value.reference;
+      const hold = reference === undefined ? undefined : await this.readOne('ref', reference);
+      if (reference !== undefined && hold && hold.value.taskId === id) writes.push({ kind: 'ref', id: reference, expect: hold.version, value: null });
+      return { writes, result: undefined };
+    });
+  }
+
+  async addOutbox(entry: OutboxEntry): Promise<void> {
+    await this.decide('add an outbox entry', async () => {
+      const current = await this.readOne('outbox', entry.taskId);
+      return { writes: [put('outbox', entry.taskId, current, entry)], result: undefined };
+    });
+  }
+
+  listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
+    return this.docs.listOutbox(createdBefore, limit);
+  }
+
+  async removeOutbox(taskId: string): Promise<void> {
+    await this.decide('remove an outbox entry', async () => {
+      const current = await this.readOne('outbox', taskId);
+      return { writes: current ? [{ kind: 'outbox', id: taskId, expect: current.version, value: null }] : [], result: undefined };
+    });
+  }
+}
+
+/** deferIteration's bookkeeping over the same primitives: a header document and one document per shard. */
+export class DocumentIterationStore implements IterationStore {
+  constructor(private readonly docs: DocumentStore) {}
+
+  private async header(id: string): Promise<Read<'iteration'>> {
+    const [doc] = await this.docs.read([{ kind: 'iteration', id }]);
+    return doc as Read<'iteration'>;
+  }
+
+  private async shards(header: IterationHeader): Promise<Array<Read<'shard'>>> {
+    if (header.shardCount === 0) return [];
+    const keys = Array.from({ length: header.shardCount }, (_, index) => ({ kind: 'shard' as const, id: shardId(header.id, index) }));
+    return (await this.docs.read(keys)) as Array<Read<'shard'>>;
+  }
+
+  private async until(what: string, round: () => Promise<DocumentWrite[]>): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ROUNDS; attempt += 1) {
+      const writes = await round();
+      if (writes.length === 0 || (await this.docs.commit(writes))) return;
+    }
+    throw new CloudDeferError('STORE_UNAVAILABLE', `Could not ${what}: other writers kept changing the same documents.`);
+  }
+
+  async createIteration(record: IterationRecord): Promise<void> {
+    const { shards, ...header } = record;
+    await this.until('create an iteration', async () => {
+      if (await this.header(record.id)) return [];
+      return [
+        put('iteration', record.id, undefined, header, record.expiresAt),
+        ...shards.map((shard) => put('shard', shardId(record.id, shard.index), undefined, { ...shard, iterationId: record.id }, record.expiresAt)),
+      ];
+    });
+  }
+
+  async getIteration(id: string): Promise<IterationRecord | undefined> {
+    const header = await this.header(id);
+    if (!header) return undefined;
+    const shards = (await this.shards(header.value)).map((doc, index) => {
+      if (!doc) return { index, processed: 0, errors: 0, done: false };
+      const { iterationId: _id, ...shard } = doc.value;
+      return shard;
+    });
+    const { shardsDone: _done, ...fields } = header.value;
+    return { ...fields, shards };
+  }
+
+  async listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationRecord[]; nextCursor?: string }> {
+    const page = await this.docs.listIterations(query);
+    const records = await Promise.all(page.records.map(async (header) => (await this.getIteration(header.id)) ?? { ...header, shards: [] }));
+    return { records, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  async startIteration(id: string, shardCount: number, now: number): Promise<void> {
+    await this.until('start an iteration', async () => {
+      const header = await this.header(id);
+      if (!header || header.value.status !== 'splitting') return [];
+      const next: IterationHeader = { ...header.value, shardCount, status: 'running', updatedAt: now };
+      return [
+        put('iteration', id, header, next, next.expiresAt),
+        ...Array.from({ length: shardCount }, (_, index) =>
+          ({ kind: 'shard', id: shardId(id, index), expect: 'absent', value: { index, processed: 0, errors: 0, done: false, iterationId: id }, expiresAt: next.expiresAt }) as DocumentWrite,
+        ),
+      ];
+    });
+  }
+
+  /** Only the shard's own document is written: shards never contend with each other. */
+  private async changeShard(id: string, index: number, what: string, change: (shard: ShardProgress) => ShardProgress | undefined): Promise<void> {
+    await this.until(what, async () => {
+      const [header, shard] = (await this.docs.read([{ kind: 'iteration', id }, { kind: 'shard', id: shardId(id, index) }])) as [Read<'iteration'>, Read<'shard'>];
+      if (!header || !shard) return [];
+      const next = change(shard.value);
+      return next ? [put('shard', shardId(id, index), shard, { ...next, iterationId: id }, header.value.expiresAt)] : [];
+    });
+  }
+
+  async recordShardProgress(id: string, shardIndex: number, update: ShardProgressUpdate): Promise<void> {
+    await this.changeShard(id, shardIndex, 'record shard progress', (shard) => ({
+      ...shard,
+      processed: shard.processed + update.processedDelta,
+      errors: shard.errors + update.errorsDelta,
+      startedAt: shard.startedAt ?? update.now,
+      ...(update.lastError ? { lastError: update.lastError } : {}),
+    }));
+  }
+
+  /**
+   * The shard's marker and the header's count change in one commit, so each first completion
+   * hears a distinct count and exactly one hears the last; progress writes never touch the header.
+   */
+  async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
+    let tally = { allDone: false, shardsDone: 0 };
+    await this.until('complete a shard', async () => {
+      const [header, shard] = (await this.docs.read([{ kind: 'iteration', id }, { kind: 'shard', id: shardId(id, shardIndex) }])) as [Read<'iteration'>, Read<'shard'>];
+      if (!header) {
+        tally = { allDone: false, shardsDone: 0 };
+        return [];
+      }
+      const done = shard && lifecycle.completeShard(shard.value, now);
+      const counted = header.value.shardsDone ?? 0;
+      if (!shard || !done) {
+        tally = lifecycle.shardTally(counted, header.value.shardCount);
+        return [];
+      }
+      const next: IterationHeader = { ...header.value, shardsDone: counted + 1, updatedAt: now };
+      tally = lifecycle.shardTally(counted + 1, header.value.shardCount);
+      return [
+        put('shard', shardId(id, shardIndex), shard, { ...done, iterationId: id }, header.value.expiresAt),
+        put('iteration', id, header, next, next.expiresAt),
+      ];
+    });
+    return tally;
+  }
+
+  async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {
+    await this.until('finish an iteration', async () => {
+      const header = await this.header(id);
+      if (!header) return [];
+      const next: IterationHeader = { ...header.value, status, updatedAt: now, ...(status !== 'finalizing' ? { finishedAt: now } : {}) };
+      return [put('iteration', id, header, next, next.expiresAt)];
+    });
+  }
+
+  async deleteIteration(id: string): Promise<void> {
+    await this.until('delete an iteration', async () => {
+      const header = await this.header(id);
+      if (!header) return [];
+      const shards = await this.shards(header.value);
+      return [
+        { kind: 'iteration', id, expect: header.version, value: null } as DocumentWrite,
+        ...shards.flatMap((doc, index) => (doc ? [{ kind: 'shard', id: shardId(id, index), expect: doc.version, value: null } as DocumentWrite] : [])),
+      ];
+    });
+  }
+}

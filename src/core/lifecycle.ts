@@ -1,0 +1,168 @@
+/**
+ * The task lifecycle, decided once: pure functions (no I/O, no clock) that take the current
+ * record(s) and an input and return the next record(s) or a refusal. A store only has to keep
+ * what these return, guarded by the `version` the decision was made on (see documents.ts);
+ * the model-based test in test/core/ checks them against a reference model with no backend.
+ */
+import type { ShardProgress } from './iteration.js';
+import { canTransition, isFinished, MAX_HISTORY, PENDING_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
+import type { AcquireLeaseInput, SettleInput } from './stores.js';
+
+/** Who holds a reference: the newest task created with it, and whether it still blocks others. */
+export interface ReferenceHold {
+  reference: string;
+  taskId: string;
+  /** False once the holder finished: the reference is free, but findByReference still finds it. */
+  held: boolean;
+  uniqueUntil?: number;
+}
+
+/** The patch a transition may carry. */
+export type TransitionPatch = Partial<Pick<TaskRecord, 'lastError' | 'finishedAt' | 'eta' | 'cloudTaskName' | 'expiresAt' | 'uniqueUntil'>>;
+
+/** A record written again: every write bumps `version`, the guard the next writer must expect. */
+function bump(record: TaskRecord, now: number): TaskRecord {
+  return { ...record, updatedAt: now, version: record.version + 1 };
+}
+
+function withoutLease(record: TaskRecord): TaskRecord {
+  const { leaseOwner: _owner, leaseUntil: _until, ...rest } = record;
+  return rest;
+}
+
+/** Does `hold` keep the reference from a new task at `now`? Its holder must be known to be unfinished. */
+export function holdBlocks(hold: ReferenceHold | undefined, holder: TaskRecord | undefined, now: number): holder is TaskRecord {
+  if (!hold || !hold.held || !holder || holder.id !== hold.taskId) return false;
+  if (isFinished(holder.status)) return false;
+  return holder.uniqueUntil === undefined || holder.uniqueUntil > now;
+}
+
+export type CreateDecision =
+  | { kind: 'create'; record: TaskRecord; hold?: ReferenceHold }
+  /** A record with this id exists already. */
+  | { kind: 'exists' }
+  /** The reference is held by an unfinished task whose uniqueUntil has not passed. */
+  | { kind: 'held'; existing: TaskRecord };
+
+/**
+ * Create a record, with its reference when it has one. `existing` is the live record under the
+ * same id, `hold` the reference's hold and `holder` the record it names (all as read together).
+ */
+export function createWithReference(
+  record: TaskRecord,
+  now: number,
+  current: { existing?: TaskRecord; hold?: ReferenceHold; holder?: TaskRecord },
+): CreateDecision {
+  if (current.existing) return { kind: 'exists' };
+  if (record.reference === undefined) return { kind: 'create', record };
+  if (holdBlocks(current.hold, current.holder, now)) return { kind: 'held', existing: current.holder };
+  const hold: ReferenceHold = {
+    reference: record.reference,
+    taskId: record.id,
+    held: !isFinished(record.status),
+    ...(record.uniqueUntil !== undefined ? { uniqueUntil: record.uniqueUntil } : {}),
+  };
+  return { kind: 'create', record, hold };
+}
+
+export type LeaseDecision =
+  /** `changed` is false when the caller already held the lease (a retry after a lost reply). */
+  | { kind: 'acquired'; record: TaskRecord; changed: boolean }
+  | { kind: 'finished'; record: TaskRecord }
+  | { kind: 'busy'; record: TaskRecord }
+  | { kind: 'missing' };
+
+/** The execution guard: queued | retrying | running-with-expired-lease -> running for `owner`. */
+export function acquireLease(record: TaskRecord | undefined, input: AcquireLeaseInput): LeaseDecision {
+  if (!record) return { kind: 'missing' };
+  if (isFinished(record.status)) return { kind: 'finished', record };
+  if (record.status === 'running' && record.leaseOwner === input.owner) return { kind: 'acquired', record, changed: false };
+  if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) return { kind: 'busy', record };
+  const next: TaskRecord = {
+    ...bump(record, input.now),
+    status: 'running',
+    leaseOwner: input.owner,
+    leaseUntil: input.now + input.leaseMs,
+    attempts: record.attempts + 1,
+    executionCount: input.executionCount,
+    startedAt: record.startedAt ?? input.now,
+  };
+  return { kind: 'acquired', record: next, changed: true };
+}
+
+/** Extend `owner`'s live lease (a heartbeat); undefined when the owner no longer holds it. */
+export function renewLease(record: TaskRecord | undefined, input: { owner: string; now: number; leaseMs: number }): TaskRecord | undefined {
+  if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
+  if ((record.leaseUntil ?? 0) <= input.now) return undefined;
+  return { ...bump(record, input.now), leaseUntil: Math.max(record.leaseUntil ?? 0, input.now + input.leaseMs) };
+}
+
+/**
+ * Give a run's lease back without an outcome (shutdown): the record waits as `retrying` so the
+ * next delivery runs it at once instead of waiting for the lease to expire.
+ */
+export function releaseLease(record: TaskRecord | undefined, input: { owner: string; now: number }): TaskRecord | undefined {
+  if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
+  return { ...withoutLease(bump(record, input.now)), status: 'retrying' };
+}
+
+/** Record a run's outcome; only while `owner` holds the lease (a stale writer gets undefined). */
+export function settle(record: TaskRecord | undefined, input: SettleInput): TaskRecord | undefined {
+  if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
+  const history = [...record.history, input.attempt];
+  if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
+  return {
+    ...withoutLease(bump(record, input.now)),
+    status: input.status,
+    durationMs: input.attempt.durationMs,
+    expiresAt: input.expiresAt,
+    history,
+    ...(input.error ? { lastError: input.error } : {}),
+    ...(isFinished(input.status) ? { finishedAt: input.now } : {}),
+  };
+}
+
+/** Move from one of `from` to `to` with a patch, only along the lifecycle's allowed moves. */
+export function transition(
+  record: TaskRecord | undefined,
+  from: readonly TaskStatus[],
+  to: TaskStatus,
+  patch: TransitionPatch,
+  now: number,
+): TaskRecord | undefined {
+  if (!record || !from.includes(record.status) || !canTransition(record.status, to)) return undefined;
+  let next: TaskRecord = { ...bump(record, now), status: to };
+  for (const [name, value] of Object.entries(patch) as Array<[keyof TransitionPatch, unknown]>) {
+    if (value === undefined) delete next[name];
+    else (next as unknown as Record<string, unknown>)[name] = value;
+  }
+  if (to !== 'running') next = withoutLease(next);
+  if (isFinished(to) && next.finishedAt === undefined) next.finishedAt = now;
+  return next;
+}
+
+/** Cancel a task that has not run yet. */
+export function cancel(record: TaskRecord | undefined, now: number, patch: TransitionPatch = {}): TaskRecord | undefined {
+  return transition(record, PENDING_STATUSES, 'cancelled', patch, now);
+}
+
+/**
+ * The reference hold after its holder became `next`: a holder that finished frees it, one moved
+ * back to queued (a rerun) holds it again. Undefined when the hold does not change.
+ */
+export function holdAfter(hold: ReferenceHold | undefined, next: TaskRecord): ReferenceHold | undefined {
+  const held = !isFinished(next.status);
+  if (!hold || hold.taskId !== next.id || hold.held === held) return undefined;
+  return { ...hold, held };
+}
+
+/** Mark one shard done, idempotently (a per-shard marker, never a bare counter). */
+export function completeShard(shard: ShardProgress, now: number): ShardProgress | undefined {
+  if (shard.done) return undefined;
+  return { ...shard, done: true, finishedAt: now };
+}
+
+/** Whether `shardsDone` completions finish an iteration of `shardCount` shards. */
+export function shardTally(shardsDone: number, shardCount: number): { allDone: boolean; shardsDone: number } {
+  return { allDone: shardsDone === shardCount, shardsDone };
+}

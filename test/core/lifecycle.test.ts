@@ -1,0 +1,167 @@
+/** The lifecycle's pure functions, one behaviour at a time (no store, no clock). */
+import assert from 'node:assert/strict';
+import * as lifecycle from '../../src/core/lifecycle.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import type { SettleInput } from '../../src/core/stores.js';
+import { sampleRecord } from '../helpers/records.js';
+
+const T0 = 1_700_000_000_000;
+const queued = (fields: Partial<TaskRecord> = {}): TaskRecord => sampleRecord('unit.task', { createdAt: T0, ...fields });
+const lease = { owner: 'a', now: T0 + 10, leaseMs: 1_000, executionCount: 1 };
+const running = (): TaskRecord => {
+  const decision = lifecycle.acquireLease(queued(), lease);
+  assert.equal(decision.kind, 'acquired');
+  return decision.record;
+};
+const settleInput = (status: SettleInput['status'], owner = 'a'): SettleInput => ({
+  owner,
+  status,
+  now: T0 + 500,
+  attempt: { at: T0 + 10, statusCode: status === 'succeeded' ? 200 : 500, outcome: status, durationMs: 490 },
+  expiresAt: T0 + 99_000,
+  ...(status === 'succeeded' ? {} : { error: { message: 'boom' } }),
+});
+
+describe('lifecycle: create with a reference', function () {
+  it('creates a record without a reference as given, with no hold', function () {
+    const record = queued();
+    assert.deepEqual(lifecycle.createWithReference(record, T0, {}), { kind: 'create', record });
+  });
+
+  it('a reference gets a hold naming the new record', function () {
+    const record = queued({ reference: 'order-1', uniqueUntil: T0 + 5 });
+    const decision = lifecycle.createWithReference(record, T0, {});
+    assert.equal(decision.kind, 'create');
+    assert.deepEqual(decision.kind === 'create' && decision.hold, { reference: 'order-1', taskId: record.id, held: true, uniqueUntil: T0 + 5 });
+  });
+
+  it('an unfinished holder before its uniqueUntil refuses the new record and is returned', function () {
+    const holder = queued({ reference: 'r', uniqueUntil: T0 + 100 });
+    const hold = { reference: 'r', taskId: holder.id, held: true };
+    assert.deepEqual(lifecycle.createWithReference(queued({ reference: 'r' }), T0 + 99, { hold, holder }), { kind: 'held', existing: holder });
+    assert.equal(lifecycle.createWithReference(queued({ reference: 'r' }), T0 + 100, { hold, holder }).kind, 'create');
+  });
+
+  it('a finished holder, a released hold, or a missing holder record frees the reference', function () {
+    const holder = queued({ reference: 'r' });
+    const hold = { reference: 'r', taskId: holder.id, held: true };
+    assert.equal(lifecycle.createWithReference(queued({ reference: 'r' }), T0, { hold, holder: { ...holder, status: 'succeeded' } }).kind, 'create');
+    assert.equal(lifecycle.createWithReference(queued({ reference: 'r' }), T0, { hold: { ...hold, held: false }, holder }).kind, 'create');
+    assert.equal(lifecycle.createWithReference(queued({ reference: 'r' }), T0, { hold }).kind, 'create');
+  });
+
+  it('an existing record under the same id is refused', function () {
+    const record = queued();
+    assert.deepEqual(lifecycle.createWithReference(record, T0, { existing: record }), { kind: 'exists' });
+  });
+});
+
+describe('lifecycle: leases', function () {
+  it('acquiring a queued record runs it for the owner: attempts + 1, version + 1, startedAt set', function () {
+    const before = queued();
+    const record = running();
+    assert.equal(record.status, 'running');
+    assert.equal(record.leaseOwner, 'a');
+    assert.equal(record.leaseUntil, T0 + 1_010);
+    assert.equal(record.attempts, before.attempts + 1);
+    assert.equal(record.version, before.version + 1);
+    assert.equal(record.startedAt, T0 + 10);
+    assert.equal(record.executionCount, 1);
+  });
+
+  it('the owner asking again changes nothing; a stranger is busy until the lease expires, then takes over', function () {
+    const record = running();
+    assert.deepEqual(lifecycle.acquireLease(record, lease), { kind: 'acquired', record, changed: false });
+    assert.equal(lifecycle.acquireLease(record, { ...lease, owner: 'b', now: T0 + 1_009 }).kind, 'busy');
+    const taken = lifecycle.acquireLease(record, { ...lease, owner: 'b', now: T0 + 1_010 });
+    assert.equal(taken.kind === 'acquired' && taken.record.leaseOwner, 'b');
+    assert.equal(taken.kind === 'acquired' && taken.record.attempts, 2);
+  });
+
+  it('finished records and missing ones are reported, not run', function () {
+    assert.equal(lifecycle.acquireLease(queued({ status: 'cancelled' }), lease).kind, 'finished');
+    assert.deepEqual(lifecycle.acquireLease(undefined, lease), { kind: 'missing' });
+  });
+
+  it('renewing extends only the owner’s live lease', function () {
+    const record = running();
+    assert.equal(lifecycle.renewLease(record, { owner: 'a', now: T0 + 900, leaseMs: 1_000 })?.leaseUntil, T0 + 1_900);
+    assert.equal(lifecycle.renewLease(record, { owner: 'b', now: T0 + 900, leaseMs: 1_000 }), undefined);
+    assert.equal(lifecycle.renewLease(record, { owner: 'a', now: T0 + 1_010, leaseMs: 1_000 }), undefined, 'an expired lease cannot be renewed');
+  });
+
+  it('releasing gives the lease back as retrying; only the owner may', function () {
+    const record = running();
+    const released = lifecycle.releaseLease(record, { owner: 'a', now: T0 + 20 });
+    assert.equal(released?.status, 'retrying');
+    assert.equal(released?.leaseOwner, undefined);
+    assert.equal(released?.leaseUntil, undefined);
+    assert.equal(lifecycle.releaseLease(record, { owner: 'b', now: T0 + 20 }), undefined);
+  });
+});
+
+describe('lifecycle: settle, transition, cancel', function () {
+  it('settling records the outcome, clears the lease, appends the attempt and sets finishedAt when finished', function () {
+    const settled = lifecycle.settle(running(), settleInput('failed'));
+    assert.equal(settled?.status, 'failed');
+    assert.equal(settled?.finishedAt, T0 + 500);
+    assert.equal(settled?.leaseOwner, undefined);
+    assert.equal(settled?.history.length, 1);
+    assert.deepEqual(settled?.lastError, { message: 'boom' });
+    assert.equal(settled?.expiresAt, T0 + 99_000);
+    assert.equal(lifecycle.settle(running(), settleInput('retrying'))?.finishedAt, undefined);
+  });
+
+  it('a stale writer, or a record that is not running, cannot settle', function () {
+    assert.equal(lifecycle.settle(running(), settleInput('succeeded', 'b')), undefined);
+    assert.equal(lifecycle.settle(queued(), settleInput('succeeded')), undefined);
+  });
+
+  it('history keeps the newest MAX_HISTORY attempts', function () {
+    let record: TaskRecord = queued();
+    for (let i = 0; i < 25; i += 1) {
+      const taken = lifecycle.acquireLease(record, { ...lease, now: T0 + i * 10 });
+      assert.equal(taken.kind, 'acquired');
+      record = lifecycle.settle(taken.kind === 'acquired' ? taken.record : record, { ...settleInput('retrying'), now: T0 + i * 10 + 1, attempt: { at: i, statusCode: 500, outcome: 'retrying', durationMs: 1 } })!;
+    }
+    assert.equal(record.history.length, 20);
+    assert.equal(record.history[0]?.at, 5);
+  });
+
+  it('transitions follow the allowed moves only, apply the patch and clear what it leaves undefined', function () {
+    const record = queued({ cloudTaskName: 'x', lastError: { message: 'old' } });
+    const next = lifecycle.transition(record, ['queued'], 'failed', { lastError: undefined, cloudTaskName: 'y' }, T0 + 1);
+    assert.equal(next?.status, 'failed');
+    assert.equal(next?.cloudTaskName, 'y');
+    assert.equal('lastError' in (next ?? {}), false);
+    assert.equal(next?.finishedAt, T0 + 1);
+    assert.equal(lifecycle.transition(record, ['running'], 'failed', {}, T0), undefined, 'not in from');
+    assert.equal(lifecycle.transition(queued({ status: 'succeeded' }), ['succeeded'], 'running', {}, T0), undefined, 'not an allowed move');
+  });
+
+  it('cancel moves only pending records', function () {
+    assert.equal(lifecycle.cancel(queued(), T0)?.status, 'cancelled');
+    assert.equal(lifecycle.cancel(queued({ status: 'retrying' }), T0)?.status, 'cancelled');
+    assert.equal(lifecycle.cancel(running(), T0), undefined);
+  });
+
+  it('a finishing holder frees its hold and a rerun holds it again; another task’s hold is left alone', function () {
+    const record = queued({ reference: 'r' });
+    const hold = { reference: 'r', taskId: record.id, held: true };
+    assert.deepEqual(lifecycle.holdAfter(hold, { ...record, status: 'succeeded' }), { ...hold, held: false });
+    assert.deepEqual(lifecycle.holdAfter({ ...hold, held: false }, record), hold);
+    assert.equal(lifecycle.holdAfter(hold, record), undefined);
+    assert.equal(lifecycle.holdAfter({ ...hold, taskId: 'other' }, { ...record, status: 'failed' }), undefined);
+  });
+});
+
+describe('lifecycle: shards', function () {
+  it('completing a shard marks it once; the tally says when the count is complete', function () {
+    const shard = { index: 0, processed: 3, errors: 0, done: false };
+    const done = lifecycle.completeShard(shard, T0);
+    assert.deepEqual(done, { ...shard, done: true, finishedAt: T0 });
+    assert.equal(lifecycle.completeShard(done!, T0 + 1), undefined);
+    assert.deepEqual(lifecycle.shardTally(1, 2), { allDone: false, shardsDone: 1 });
+    assert.deepEqual(lifecycle.shardTally(2, 2), { allDone: true, shardsDone: 2 });
+  });
+});

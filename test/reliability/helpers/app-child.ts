@@ -1,0 +1,41 @@
+/**
+ * An app in its own process, for tests that SIGTERM or SIGKILL it: Express + Redis stores + an
+ * external emulator (CLOUD_TASKS_EMULATOR_HOST). It shuts down the way README's recipe says.
+ * env: APP_PORT, REDIS_PREFIX, GRACE_MS. Prints "READY <port>" once listening.
+ * Task "work"(key, firstRunMs, laterRunMs): counts its runs in Redis from inside the task.
+ */
+import * as http from 'node:http';
+import express from 'express';
+import Redis from 'ioredis';
+import { redisStores } from '../../../adapters/redis/index.js';
+import { createDeferred, deferredMiddleware } from '../../../src/index.js';
+
+const port = Number(process.env.APP_PORT);
+const prefix = process.env.REDIS_PREFIX!;
+const client = new Redis({ host: '127.0.0.1', port: 6379 });
+const deferred = createDeferred({
+  stores: redisStores({ client, prefix }),
+  queues: [{ name: 'default', retryConfig: { minBackoffSeconds: 0.1, maxBackoffSeconds: 0.5 } }],
+  logger: false,
+  target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
+});
+deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number) => {
+  const runs = await client.incr(`${prefix}:runs:${key}`);
+  await new Promise((resolve) => setTimeout(resolve, runs === 1 ? firstRunMs : laterRunMs));
+  await client.incr(`${prefix}:done:${key}`);
+});
+
+const app = express();
+app.use(deferredMiddleware(deferred));
+const server = http.createServer(app).listen(port, '127.0.0.1', () => {
+  void deferred.ready().then(() => process.stdout.write(`READY ${port}\n`));
+});
+
+// README's SIGTERM recipe: stop accepting connections, let runs finish, release the rest, exit.
+process.on('SIGTERM', () => {
+  server.close();
+  void deferred.close({ graceMs: Number(process.env.GRACE_MS ?? 8000) }).finally(() => {
+    client.disconnect();
+    process.exit(0);
+  });
+});
