@@ -41,6 +41,7 @@ const setups: Record<string, { esm: string; cjs?: string; ts?: string }> = {
   redis: {
     esm: "import { Redis } from 'ioredis';\nimport { createDeferred } from 'cloud-defer';\nconst client = new Redis();\nconst deferred = createDeferred();\nconst id = 'order-1';\nconst sendReceipt = deferred.task('sendReceipt', (/** @type {string} */ orderId) => {});\n",
   },
+  shutdown: { esm: "import express from 'express';\nimport { createDeferred } from 'cloud-defer';\nconst deferred = createDeferred();\nconst app = express();\n" },
   'cjs-deferred': { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\n" },
   datastore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Datastore } = require('@google-cloud/datastore');\n" },
   firestore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Firestore } = require('@google-cloud/firestore');\n" },
