@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -233,6 +233,50 @@ export async function benchDeferMany(): Promise<BenchResult[]> {
       baseline: { name: `a loop of defer() calls, ${C} in flight, same emulator`, value: Math.round(loopRate) },
       ratio: +(bulkRate / loopRate).toFixed(3),
       notes: `${N} tasks per side x ${ROUNDS} rounds (fresh emulator each, order alternating), ${C} in flight, median; queue paused; deferMany names its tasks (hashed) so retries are de-duplicated`,
+    },
+  ];
+}
+
+/**
+ * First defer() after listen() vs the tenth, in a fresh process as a user starts it (the built
+ * package, default instance, embedded emulator): mounting starts the engine, so the first defer
+ * should not pay for client load and queue set-up.
+ */
+export async function benchFirstDefer(): Promise<BenchResult[]> {
+  const script = `
+const express = require('express');
+const { task, deferredMiddleware, ready } = require('cloud-defer');
+const t = task('benchFirst', () => {});
+const app = express();
+app.use(deferredMiddleware());
+const server = app.listen(Number(process.env.PORT), async () => {
+  await ready(); // what the app would be doing anyway between listen and its first request
+  const times = [];
+  for (let i = 0; i < 10; i++) { const a = performance.now(); await t.defer(); times.push(performance.now() - a); }
+  console.log(JSON.stringify(times));
+  server.close(); process.exit(0);
+});`;
+  const root = path.resolve(__dirname, '..', '..');
+  // In the repository, so require('cloud-defer') resolves to the built package (its self-reference).
+  const file = path.join(root, `.bench-first-${process.pid}.cjs`);
+  writeFileSync(file, script);
+  const server = http.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  server.close();
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, [file], { cwd: root, env: { ...process.env, PORT: String(port) } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  ).finally(() => rmSync(file, { force: true }));
+  const times = JSON.parse(out.trim().split('\n').pop()!) as number[];
+  return [
+    {
+      name: 'first defer() after listen() (fresh process, default instance, embedded emulator)',
+      value: Math.round(times[0]! * 10) / 10,
+      unit: 'ms',
+      baseline: { name: 'tenth defer() of the same run', value: Math.round(times[9]! * 10) / 10 },
+      ratio: Math.round((times[0]! / times[9]!) * 100) / 100,
+      target: 'ratio <= 2',
+      notes: 'lower is better',
     },
   ];
 }

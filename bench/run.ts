@@ -3,7 +3,7 @@
  * table and writes bench-results.json; BENCHMARKS.md records the figures.
  */
 import { writeFileSync } from 'node:fs';
-import { benchDefer, benchDeferMany, benchHandler } from './engine.js';
+import { benchDefer, benchDeferMany, benchFirstDefer, benchHandler } from './engine.js';
 import { benchRedis } from './redis.js';
 import { benchIteration } from './iteration.js';
 import type { BenchResult } from './types.js';
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     { name: 'emulator', run: async () => (await import('./emulator.js')).benchEmulator() },
     { name: 'defer', run: benchDefer },
     { name: 'defer-many', run: benchDeferMany },
+    { name: 'first-defer', run: benchFirstDefer },
     { name: 'handler', run: benchHandler },
     { name: 'redis', run: benchRedis },
     { name: 'cpu', run: async () => (await import('./cpu.js')).benchCpu() },

@@ -16,6 +16,7 @@ import {
   type TaskInfo,
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
+import { assertOptionKeys } from './core/option-keys.js';
 import type { Logger } from './core/logger.js';
 import { resolveLogger, type LoggerOption } from './logging/adapt.js';
 import { openTelemetry } from './otel/index.js';
@@ -79,6 +80,11 @@ export interface CreateDeferredOptions {
   target?: HttpTargetOptions | AppEngineTargetOptions;
   handlerPath?: string;
   sweepPath?: string;
+  /**
+   * Where the middleware is mounted (`app.use('/tasks', mw)`, a router prefix, koa-mount): the
+   * target URL Cloud Tasks is given becomes mountPath + handlerPath. Default '' (the app's root).
+   */
+  mountPath?: string;
   /** Queues created or updated at start-up (UpdateQueue with a field mask). */
   queues?: QueueConfig[];
   defaultQueue?: string;
@@ -124,6 +130,14 @@ export interface CreateDeferredOptions {
   now?: () => number;
 }
 
+/** Every option key, typed so a new option must be listed; unknown keys are refused. */
+const createDeferredKeys: Record<keyof CreateDeferredOptions, true> = {
+  stores: true, mode: true, projectId: true, location: true, client: true, transport: true, target: true,
+  handlerPath: true, sweepPath: true, mountPath: true, queues: true, defaultQueue: true, auth: true, inlineLimitBytes: true,
+  retentionMs: true, leaseMs: true, storeRetry: true, maxBodyBytes: true, logger: true, codec: true,
+  sources: true, emulator: true, console: true, now: true, allowedHosts: true, counters: true, telemetry: true,
+};
+
 interface Runtime {
   transport: QueueTransport;
   mode: 'embedded' | 'emulator' | 'cloud' | 'custom';
@@ -147,6 +161,9 @@ export class Deferred implements DeferredAdmin {
   readonly consoleHandler?: ConsoleHandler;
   private readonly iterations: Iterations;
   readonly handlerPath: string;
+  readonly sweepPath: string;
+  /** mountPath + handlerPath: the path Cloud Tasks delivers to. */
+  readonly deliveryPath: string;
   readonly logger: Logger;
   private readonly options: CreateDeferredOptions;
   private readonly resolvedMode: 'embedded' | 'emulator' | 'cloud' | 'custom';
@@ -156,10 +173,13 @@ export class Deferred implements DeferredAdmin {
   private readonly authenticator: TaskAuthenticator;
 
   constructor(options: CreateDeferredOptions = {}) {
+    assertOptionKeys('createDeferred()', options, Object.keys(createDeferredKeys));
     this.options = options;
     this.logger = resolveLogger(options.logger, { projectId: () => this.projectId() });
     const telemetry = options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
+    this.sweepPath = options.sweepPath ?? DEFAULT_SWEEP_PATH;
+    this.deliveryPath = `${(options.mountPath ?? '').replace(/\/+$/, '')}${this.handlerPath}`;
     this.resolvedMode = this.pickMode();
     const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
     if (!(inlineLimitBytes > 0 && inlineLimitBytes <= CLOUD_TASKS_MAX_BYTES - 4 * KIB)) {
@@ -209,7 +229,7 @@ export class Deferred implements DeferredAdmin {
       ...(this.resolvedMode === 'embedded' ? { hostAllowed: (host: string | undefined) => this.hostAllowed(host) } : {}),
       logger: this.logger,
       handlerPath: this.handlerPath,
-      sweepPath: options.sweepPath ?? DEFAULT_SWEEP_PATH,
+      sweepPath: this.sweepPath,
       maxBodyBytes: options.maxBodyBytes ?? 1536 * KIB,
     });
     this.consoleHandler = createConsoleHandler(this, options.console, options.codec);
@@ -232,6 +252,11 @@ export class Deferred implements DeferredAdmin {
   /** The in-process emulator, once started (embedded mode only). */
   get emulator(): EmulatorHandle | undefined {
     return this.embeddedEmulator;
+  }
+
+  /** Whether a target URL was given (option or setTargetUrl), rather than the local default. */
+  hasTargetUrl(): boolean {
+    return this.targetUrl !== undefined;
   }
 
   /** Set the handler URL once the server listens (e.g. on a port chosen by the OS). */
@@ -481,7 +506,7 @@ export class Deferred implements DeferredAdmin {
   }
 
   private currentUrl(): string | undefined {
-    const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.handlerPath));
+    const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.deliveryPath));
     return typeof url === 'function' ? url() : url;
   }
 
@@ -502,7 +527,7 @@ export class Deferred implements DeferredAdmin {
     const http = target && !('appEngine' in target) ? target : {};
     return {
       default: target && 'appEngine' in target ? 'appEngine' : 'http',
-      appEngine: { relativeUri: this.handlerPath, ...appEngine },
+      appEngine: { relativeUri: this.deliveryPath, ...appEngine },
       ...(url
         ? {
             http: {

@@ -2,6 +2,7 @@
 export { createDeferred, Deferred, DEFAULT_HANDLER_PATH, DEFAULT_SWEEP_PATH } from './deferred.js';
 export type { CreateDeferredOptions, HttpTargetOptions, AppEngineTargetOptions } from './deferred.js';
 export { deferredMiddleware } from './http/express.js';
+export { configure, task, defer, deferIteration, ready, defaultDeferred } from './default-instance.js';
 export type { ExpressMiddleware } from './http/express.js';
 export { currentTask } from './core/context.js';
 export type { TaskContext } from './core/context.js';

@@ -33,10 +33,31 @@ function runExample(file: string): Promise<string> {
 }
 
 describe('examples', () => {
+  it('examples/express reports a busy port and exits 1 instead of crashing', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => busy.once('listening', resolve));
+    const port = String((busy.address() as { port: number }).port);
+    try {
+      const child = spawn(process.execPath, ['examples/express/app.cjs'], { cwd: root, env: { ...process.env, PORT: port }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c: number | null) => resolve(c)));
+      assert.equal(code, 1, output);
+      assert.match(output, new RegExp(`port ${port} is busy`));
+      assert.doesNotMatch(output, /TypeError/);
+    } finally {
+      busy.close();
+    }
+  });
+
   it('examples/express starts on the embedded default and runs a deferred task', async () => {
     const output = await runExample('examples/express/app.cjs');
     assert.match(output, /embedded Cloud Tasks emulator/);
-    assert.match(output, /sending the welcome mail to demo-user/);
+    assert.match(output, /sending the welcome mail to demo-user .*attempt 1\b/);
+    assert.match(output, /console: http:\/\/127\.0\.0\.1:\d+\/_ah\/deferred\/console\//);
+    assert.match(output, /Ctrl-C to stop/);
   });
 
   it('examples/koa starts on the embedded default and runs a deferred task', async () => {

@@ -11,7 +11,7 @@ const deferred = createDeferred({
 const sendWelcome = deferred.task('sendWelcome', async (userId, plan) => {
   const task = currentTask();
   if (!userId) throw new PermanentTaskFailure('no user id: nothing to retry');
-  console.log(`sending the welcome mail to ${userId} (${plan}) - task ${task.id}, attempt ${task.attempt}`);
+  console.log(`sending the welcome mail to ${userId} (${plan}) - task ${task.id}, attempt ${task.attempt + 1}`); // attempt counts from 1
 });
 
 const app = express();
@@ -32,6 +32,8 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async (
   // Locally the emulator delivers to this process; tell it the port if the OS picked one.
   if (deferred.mode === 'embedded') deferred.setTargetUrl(`${base}${deferred.handlerPath}`);
   console.log(`example app listening on ${base}  (try: curl -XPOST ${base}/signup -H 'content-type: application/json' -d '{"userId":"ada"}')`);
+  if (deferred.consoleHandler) console.log(`console: ${base}${deferred.consoleHandler.path}/`);
+  console.log('Ctrl-C to stop');
   if (process.env.DEMO_TASK !== '0') {
     const info = await sendWelcome.defer('demo-user', 'pro');
     const record = await info.wait({ timeoutMs: 30000 });
@@ -39,4 +41,11 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async (
   }
 });
 
+server.on('error', (err) => {
+  if (err.code !== 'EADDRINUSE') throw err;
+  console.error(`port ${process.env.PORT ?? 3000} is busy: stop what uses it or start with PORT=<another port>`);
+  process.exit(1);
+});
+
+process.on('SIGINT', () => deferred.close().finally(() => server.close(() => process.exit(0))));
 process.on('SIGTERM', () => deferred.close().finally(() => server.close(() => process.exit(0))));

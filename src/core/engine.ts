@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Codec } from './codec.js';
 import { ENVELOPE_CONTENT_TYPE, encodeEnvelope } from './envelope.js';
 import { CloudDeferError, DuplicateTaskError } from './errors.js';
+import { assertOptionKeys } from './option-keys.js';
 import type { Logger } from './logger.js';
 import { isFinished, PENDING_STATUSES, type TaskRecord, type TaskStatus } from './records.js';
 import { TaskRegistry, type RegisteredTask, type TaskDefaults, type TaskFunction } from './registry.js';
@@ -52,6 +53,15 @@ export interface DeferOptions {
   /** A backend transaction (memory, Redis MULTI, Datastore, Firestore): enqueue only after it commits. */
   transaction?: unknown;
 }
+
+/** Typed against the interfaces, so a new option must be listed; unknown keys are refused. */
+const deferKeys: Record<keyof DeferOptions, true> = {
+  queue: true, eta: true, countdown: true, name: true, reference: true, uniqueUntil: true, onDuplicate: true,
+  service: true, version: true, instance: true, url: true, serviceAccountEmail: true, audience: true,
+  dispatchDeadline: true, maxAttempts: true, transaction: true,
+};
+const DEFER_OPTION_KEYS = Object.keys(deferKeys);
+const TASK_OPTION_KEYS = Object.keys({ queue: true, maxAttempts: true, aliases: true } satisfies Record<keyof TaskDefaults, true>);
 
 export interface TaskInfo {
   id: string;
@@ -199,6 +209,7 @@ export class DeferredEngine {
 
   /** Register a function under a stable name and get a typed handle to defer it. */
   task<A extends unknown[]>(name: string, fn: (...args: A) => unknown, defaults: TaskDefaults = {}): DeferredTask<A> {
+    assertOptionKeys('task()', defaults, TASK_OPTION_KEYS);
     const registered = this.registry.register(name, fn as TaskFunction, defaults);
     if (defaults.queue) this.queuesUsed.add(defaults.queue);
     const handle: DeferredTask<A> = {
@@ -216,6 +227,11 @@ export class DeferredEngine {
     args: A,
     options: DeferOptions = {},
   ): Promise<TaskInfo> {
+    try {
+      assertOptionKeys('defer()', options, DEFER_OPTION_KEYS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.deferWith(task, args, options, {});
   }
 

@@ -1,19 +1,14 @@
 /** Express (4 and 5) glue over the framework-neutral handler; also works with plain node:http. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Deferred } from '../deferred.js';
+import { engineFor, startInBackground } from '../default-instance.js';
 import { alreadyParsedBody, readStream, type NeutralResponse } from './handler.js';
+import { pathWithoutQuery, routeFor, warnUnmatchedDelivery } from './mount.js';
 
-type ExpressRequest = IncomingMessage & { path?: string; body?: unknown; secure?: boolean };
+type ExpressRequest = IncomingMessage & { path?: string; body?: unknown; secure?: boolean; originalUrl?: string; baseUrl?: string };
 type Next = (err?: unknown) => void;
 
 export type ExpressMiddleware = (req: ExpressRequest, res: ServerResponse, next: Next) => void;
-
-function pathOf(req: ExpressRequest): string {
-  if (typeof req.path === 'string') return req.path;
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
-}
 
 function queryOf(req: ExpressRequest): string {
   const url = req.url ?? '';
@@ -28,18 +23,27 @@ function send(res: ServerResponse, response: NeutralResponse): void {
 }
 
 /**
- * `app.use(deferredMiddleware(deferred))`: serves the task handler path and, when enabled, the
- * console (see docs/console.md); passes everything else on.
+ * `app.use(deferredMiddleware())` (the default instance) or `app.use(deferredMiddleware(engine))`:
+ * serves the task handler path and, when enabled, the console (see docs/console.md); passes
+ * everything else on. Works mounted at a prefix or in an express.Router(): the handler path
+ * matches relative to the mount or as the full path (see README, "Mounting under a path").
+ * Mounting starts the engine (see ready()), so the first defer is as quick as the next.
  */
-export function deferredMiddleware(deferred: Deferred): ExpressMiddleware {
+export function deferredMiddleware(deferred?: Deferred): ExpressMiddleware {
+  const engine = engineFor(deferred, 'deferredMiddleware');
+  startInBackground(engine);
   return (req, res, next) => {
-    const path = pathOf(req);
-    const handler = deferred.consoleHandler?.owns(path) ? deferred.consoleHandler : deferred.handler;
-    if (!handler.owns(path)) return next();
-    handler
+    const relative = typeof req.path === 'string' ? req.path : pathWithoutQuery(req.url ?? '/');
+    const full = pathWithoutQuery(req.originalUrl ?? req.url ?? '/');
+    const route = routeFor(engine, relative, full);
+    if (!route) {
+      warnUnmatchedDelivery(engine, req.method ?? 'GET', full, req.baseUrl ?? '', req.headers);
+      return next();
+    }
+    route.handler
       .handle({
         method: req.method ?? 'GET',
-        path,
+        path: route.path,
         headers: req.headers,
         remoteAddress: req.socket?.remoteAddress,
         query: queryOf(req),

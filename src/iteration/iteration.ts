@@ -11,6 +11,7 @@ import { CloudDeferError } from '../core/errors.js';
 import type { IterationRecord, IterationSource, IterationStore, SourceSpec } from '../core/iteration.js';
 import type { Logger } from '../core/logger.js';
 import { ARRAY_SOURCE_KIND, arraySource } from './array-source.js';
+import { assertOptionKeys } from '../core/option-keys.js';
 
 const START_TASK = 'cloud-defer.iteration.start';
 const SHARD_TASK = 'cloud-defer.iteration.shard';
@@ -43,6 +44,12 @@ export interface DeferIterationOptions<A extends unknown[]> {
   /** Defer the start inside this backend transaction. */
   transaction?: unknown;
 }
+
+const iterationKeys: Record<keyof DeferIterationOptions<unknown[]>, true> = {
+  args: true, shards: true, queue: true, deleteMarker: true, bufferTime: true, dispatchDeadline: true,
+  pageSize: true, retryCountdown: true, slowCallbackMs: true, transaction: true,
+};
+const ITERATION_OPTION_KEYS = Object.keys(iterationKeys);
 
 export interface IterationInfo {
   id: string;
@@ -111,6 +118,7 @@ export class Iterations {
     finalize: DeferredTask<A>,
     options: DeferIterationOptions<A> = {},
   ): Promise<IterationInfo> {
+    assertOptionKeys('deferIteration()', options, ITERATION_OPTION_KEYS);
     this.store();
     const spec: SourceSpec = Array.isArray(source) ? { kind: ARRAY_SOURCE_KIND, spec: source } : (source as SourceSpec);
     if (!this.sources.has(spec.kind)) {
