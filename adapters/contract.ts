@@ -10,15 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { newestFirst } from '../src/core/cursor.js';
 import { CloudDeferError } from '../src/core/errors.js';
-import {
-  canTransition,
-  isFinished,
-  MAX_HISTORY,
-  TASK_STATUSES,
-  type AttemptRecord,
-  type TaskRecord,
-  type TaskStatus,
-} from '../src/core/records.js';
+import { canTransition, isFinished, MAX_HISTORY, TASK_STATUSES, type AttemptRecord, type TaskRecord, type TaskStatus } from '../src/core/records.js';
 import type { IterationRecord } from '../src/core/iteration.js';
 import type { OutboxEntry, SettleInput, Stores, TaskQuery } from '../src/core/stores.js';
 
@@ -141,11 +133,7 @@ function mochaGlobals(): MochaGlobals {
  * Declares the store contract suite for one adapter: call it from a mocha test file with a
  * harness that builds the stores and reads the backend directly.
  */
-export function describeStoreContract(
-  adapterName: string,
-  makeHarness: () => Promise<ContractHarness>,
-  options: ContractOptions = {},
-): void {
+export function describeStoreContract(adapterName: string, makeHarness: () => Promise<ContractHarness>, options: ContractOptions = {}): void {
   const pagingRecords = options.pagingRecords ?? 10_000;
   const { describe, it, before, after } = mochaGlobals();
 
@@ -359,7 +347,17 @@ export function describeStoreContract(
         const now = record.createdAt + 100;
         const outcome = await h.stores.state.acquireLease(record.id, { owner: 'w1', now, leaseMs: 500, executionCount: 3 });
         assert.equal(outcome.kind, 'acquired');
-        const expected = { ...record, status: 'running', leaseOwner: 'w1', leaseUntil: now + 500, attempts: 3, executionCount: 3, startedAt: now, updatedAt: now, version: record.version + 1 };
+        const expected = {
+          ...record,
+          status: 'running',
+          leaseOwner: 'w1',
+          leaseUntil: now + 500,
+          attempts: 3,
+          executionCount: 3,
+          startedAt: now,
+          updatedAt: now,
+          version: record.version + 1,
+        };
         assert.deepEqual(plain(outcome.kind === 'acquired' && outcome.record), plain(expected));
         assert.deepEqual(await h.raw.rawTask(record.id), plain(expected));
       });
@@ -524,7 +522,9 @@ export function describeStoreContract(
         const contenders = await h.contenders(50);
         const targets: TaskStatus[] = ['cancelled', 'failed', 'succeeded', 'running'];
         const results = await Promise.all(
-          contenders.map((stores, i) => stores.state.transition(record.id, ['queued'], targets[i % targets.length]!, { cloudTaskName: `writer-${i}` }, record.createdAt + i)),
+          contenders.map((stores, i) =>
+            stores.state.transition(record.id, ['queued'], targets[i % targets.length]!, { cloudTaskName: `writer-${i}` }, record.createdAt + i),
+          ),
         );
         const winners = results.flatMap((result, i) => (result ? [i] : []));
         assert.equal(winners.length, 1);
@@ -615,7 +615,10 @@ export function describeStoreContract(
         assert.equal(await h.raw.rawTask(expired.id), undefined);
         assert.ok(removed >= 0);
         assert.equal((await h.raw.rawTask(live.id))?.id, live.id, 'a live record is kept');
-        assert.deepEqual((await h.stores.state.listTasks({ queue })).records.map((r) => r.id), [live.id]);
+        assert.deepEqual(
+          (await h.stores.state.listTasks({ queue })).records.map((r) => r.id),
+          [live.id],
+        );
       });
     });
 
@@ -646,16 +649,18 @@ export function describeStoreContract(
         await iterations.createIteration({ ...record, shardCount: 0 });
         await iterations.startIteration(record.id, shardCount, Date.now());
         const contenders = await h.contenders(2 * shardCount);
-        const results = await Promise.all(
-          contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i % shardCount, Date.now())),
-        );
-        for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
+        const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i % shardCount, Date.now())));
+        for (const result of results)
+          assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
         assert.equal(results.filter((r) => r.allDone).length >= 1, true, 'some caller saw every shard done');
         const counts = results.map((r) => r.shardsDone);
         for (let n = 1; n <= shardCount; n += 1) assert.ok(counts.includes(n), `some first completion heard count ${n}: each one hears a distinct count`);
         const stored = await iterations.getIteration(record.id);
         assert.equal(stored?.shards.length, shardCount);
-        assert.ok(stored?.shards.every((shard) => shard.done), 'every shard is marked done');
+        assert.ok(
+          stored?.shards.every((shard) => shard.done),
+          'every shard is marked done',
+        );
         assert.deepEqual(await iterations.completeShard(record.id, 0, Date.now()), { allDone: true, shardsDone: shardCount }, 'a repeat changes nothing');
         await iterations.deleteIteration(record.id);
         assert.equal(await iterations.getIteration(record.id), undefined);
@@ -670,11 +675,19 @@ export function describeStoreContract(
         await iterations.startIteration(record.id, shardCount, Date.now());
         const contenders = await h.contenders(20);
         await Promise.all(
-          contenders.map((stores, i) => stores.iterations!.recordShardProgress(record.id, i % shardCount, { processedDelta: 3, errorsDelta: i % 2, now: Date.now() })),
+          contenders.map((stores, i) =>
+            stores.iterations!.recordShardProgress(record.id, i % shardCount, { processedDelta: 3, errorsDelta: i % 2, now: Date.now() }),
+          ),
         );
         const stored = await iterations.getIteration(record.id);
-        assert.deepEqual(stored?.shards.map((shard) => shard.processed), [15, 15, 15, 15]);
-        assert.equal(stored?.shards.reduce((sum, shard) => sum + shard.errors, 0), 10);
+        assert.deepEqual(
+          stored?.shards.map((shard) => shard.processed),
+          [15, 15, 15, 15],
+        );
+        assert.equal(
+          stored?.shards.reduce((sum, shard) => sum + shard.errors, 0),
+          10,
+        );
         await iterations.deleteIteration(record.id);
       });
     });

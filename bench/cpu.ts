@@ -157,10 +157,11 @@ interface Emulator {
 
 async function startEmulatorProcess(): Promise<Emulator> {
   const port = await freePort();
-  const { child, values } = await startChild(process.execPath, [path.join(ROOT, 'bin', 'cloud-defer.cjs'), 'emulator', '--port', String(port), '--project', PROJECT, '--location', LOCATION], [
-    'CLOUD_TASKS_EMULATOR_HOST',
-    'CLOUD_TASKS_EMULATOR_JWKS_URI',
-  ]);
+  const { child, values } = await startChild(
+    process.execPath,
+    [path.join(ROOT, 'bin', 'cloud-defer.cjs'), 'emulator', '--port', String(port), '--project', PROJECT, '--location', LOCATION],
+    ['CLOUD_TASKS_EMULATOR_HOST', 'CLOUD_TASKS_EMULATOR_JWKS_URI'],
+  );
   return { host: values.CLOUD_TASKS_EMULATOR_HOST!, jwksUri: values.CLOUD_TASKS_EMULATOR_JWKS_URI!, stop: () => stopChild(child) };
 }
 
@@ -256,7 +257,14 @@ function topFrames(profile: CpuProfile, byId: Map<number, CpuProfile['nodes'][nu
   for (const id of profile.samples) {
     const { functionName, url } = byId.get(id)!.callFrame;
     if (functionName === '(idle)') continue;
-    const key = `${functionName || '(anonymous)'} (${url.split(/[\\/]node_modules[\\/]/).pop()!.split('/').slice(-2).join('/') || 'native'})`;
+    const key = `${functionName || '(anonymous)'} (${
+      url
+        .split(/[\\/]node_modules[\\/]/)
+        .pop()!
+        .split('/')
+        .slice(-2)
+        .join('/') || 'native'
+    })`;
     self.set(key, (self.get(key) ?? 0) + 1);
   }
   return [...self.entries()]
@@ -346,7 +354,8 @@ async function bareCreateTask(emulator: Emulator): Promise<number> {
   await client.createQueue({ parent, queue: { name: queue } });
   await client.pauseQueue({ name: queue });
   const body = Buffer.from(JSON.stringify({ v: 1, task: 'noop', id: randomUUID(), args: [1] }));
-  const create = (): Promise<unknown> => client.createTask({ parent: queue, task: { httpRequest: { url: 'http://127.0.0.1:9/_ah/queue/deferred', httpMethod: 'POST', body } } });
+  const create = (): Promise<unknown> =>
+    client.createTask({ parent: queue, task: { httpRequest: { url: 'http://127.0.0.1:9/_ah/queue/deferred', httpMethod: 'POST', body } } });
   await pool(200, CONCURRENCY, create);
   settleHeap();
   const start = process.cpuUsage();
@@ -475,7 +484,9 @@ export async function benchCpu(): Promise<BenchResult[]> {
         unit: 'ms',
         baseline: { name: 'floor: a bare node:http request of the same size + the store round trips', value: round3(floorHttp + storeFloor) },
         ratio: round3(deliveryStage / (floorHttp + storeFloor)),
-        notes: `bare HTTP request ${round3(floorHttp)} ms; one ioredis EVALSHA round trip ${round3(floorRedis)} ms x ${trips.toFixed(1)} round trips per task = ${round3(storeFloor)} ms. Delivery-phase CPU profile, share of busy samples: ${Object.entries(profile.shares)
+        notes: `bare HTTP request ${round3(floorHttp)} ms; one ioredis EVALSHA round trip ${round3(floorRedis)} ms x ${trips.toFixed(1)} round trips per task = ${round3(storeFloor)} ms. Delivery-phase CPU profile, share of busy samples: ${Object.entries(
+          profile.shares,
+        )
           .sort((a, b) => b[1] - a[1])
           .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
           .join(', ')}. Top self time: ${profile.top.join('; ')}`,

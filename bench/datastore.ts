@@ -62,7 +62,8 @@ async function iterate(datastore: Datastore, kind: string, ITEMS: number): Promi
 
 export async function benchDatastore(): Promise<BenchResult[]> {
   const results = await measure(await datastoreForTests(), OURS);
-  if (gcloudPresent()) results.push(...(await measure(await datastoreForTests({ backend: 'datastore-mode' }), GOOGLES, " (Google's emulator, Datastore mode)")));
+  if (gcloudPresent())
+    results.push(...(await measure(await datastoreForTests({ backend: 'datastore-mode' }), GOOGLES, " (Google's emulator, Datastore mode)")));
   return results;
 }
 
@@ -74,7 +75,10 @@ async function measure(env: DatastoreForTests, { defers: DEFERS, items: ITEMS, r
       memoryRates.push(await deferRate(memoryStores(), DEFERS));
       datastoreRates.push(await deferRate(datastoreStores({ datastore: env.datastore }), DEFERS));
     }
-    const kind = await fillKind(env.datastore, Array.from({ length: ITEMS }, (_, i) => `item-${String(i).padStart(6, '0')}`));
+    const kind = await fillKind(
+      env.datastore,
+      Array.from({ length: ITEMS }, (_, i) => `item-${String(i).padStart(6, '0')}`),
+    );
     const loops: number[] = [];
     const ours: number[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {

@@ -87,15 +87,18 @@ async function createQueue(client: Client, id: string, paused: boolean): Promise
 async function plainClientRate(url: string, count: number, concurrency: number): Promise<number> {
   const agent = new http.Agent({ keepAlive: true });
   const started = performance.now();
-  await runConcurrently(count, concurrency, () =>
-    new Promise<void>((resolve, reject) => {
-      const request = http.request(url, { method: 'POST', agent }, (response) => {
-        response.resume();
-        response.on('end', resolve);
-      });
-      request.on('error', reject);
-      request.end();
-    }),
+  await runConcurrently(
+    count,
+    concurrency,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const request = http.request(url, { method: 'POST', agent }, (response) => {
+          response.resume();
+          response.on('end', resolve);
+        });
+        request.on('error', reject);
+        request.end();
+      }),
   );
   const rate = (count / (performance.now() - started)) * 1000;
   agent.destroy();

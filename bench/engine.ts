@@ -132,7 +132,10 @@ export async function benchHandler(): Promise<BenchResult[]> {
     for (let n = 0; n < N; n += 1) await deferred.defer('noop', [n], { queue: 'bench-handler' });
     let pageToken: string | undefined;
     do {
-      const [tasks, , response] = await client.listTasks({ parent: `${PARENT}/bench-handler`, responseView: 'FULL', pageSize: 1000, ...(pageToken ? { pageToken } : {}) }, { autoPaginate: false });
+      const [tasks, , response] = await client.listTasks(
+        { parent: `${PARENT}/bench-handler`, responseView: 'FULL', pageSize: 1000, ...(pageToken ? { pageToken } : {}) },
+        { autoPaginate: false },
+      );
       for (const t of tasks) {
         batch.push(Buffer.from(t.httpRequest!.body as Uint8Array).toString('base64'));
         await client.deleteTask({ name: t.name! });
@@ -150,7 +153,13 @@ export async function benchHandler(): Promise<BenchResult[]> {
   await deferred.defer('noop', [0], { url: `${recorderUrl}/capture`, audience: handlerUrl });
   while (!token) await new Promise((r) => setTimeout(r, 10));
 
-  const headers = { 'Content-Type': 'application/vnd.cloud-defer+json', Authorization: token, 'X-CloudTasks-QueueName': 'bench-handler', 'X-CloudTasks-TaskRetryCount': '0', 'X-CloudTasks-TaskExecutionCount': '0' };
+  const headers = {
+    'Content-Type': 'application/vnd.cloud-defer+json',
+    Authorization: token,
+    'X-CloudTasks-QueueName': 'bench-handler',
+    'X-CloudTasks-TaskRetryCount': '0',
+    'X-CloudTasks-TaskExecutionCount': '0',
+  };
   const bareRates: number[] = [];
   const appRates: number[] = [];
   // Warm-up round for both.
@@ -159,7 +168,12 @@ export async function benchHandler(): Promise<BenchResult[]> {
   const warm = await runLoad({ url: handlerUrl, headers, bodiesFile: path.join(dir, 'app-0.json'), concurrency: C });
   if (warm.non2xx > 0) throw new Error(`handler bench: ${warm.non2xx} non-2xx answers in warm-up`);
   for (let r = 1; r <= rounds; r += 1) {
-    const b = await runLoad({ url: `${bareUrl}/work`, headers: { 'Content-Type': 'application/json' }, bodiesFile: path.join(dir, 'bare.json'), concurrency: C });
+    const b = await runLoad({
+      url: `${bareUrl}/work`,
+      headers: { 'Content-Type': 'application/json' },
+      bodiesFile: path.join(dir, 'bare.json'),
+      concurrency: C,
+    });
     bareRates.push((b.requests / b.ms) * 1000);
     writeFileSync(path.join(dir, `app-${r}.json`), JSON.stringify(batches[r]));
     const a = await runLoad({ url: handlerUrl, headers, bodiesFile: path.join(dir, `app-${r}.json`), concurrency: C });

@@ -33,7 +33,8 @@ const GOOGLES: Sizes = { defers: 500, items: 5_000, rounds: 1 };
 async function fill(firestore: Firestore, collection: string, items: number): Promise<void> {
   for (let start = 0; start < items; start += 500) {
     const batch = firestore.batch();
-    for (let i = start; i < Math.min(start + 500, items); i += 1) batch.set(firestore.collection(collection).doc(`item-${String(i).padStart(6, '0')}`), { n: i });
+    for (let i = start; i < Math.min(start + 500, items); i += 1)
+      batch.set(firestore.collection(collection).doc(`item-${String(i).padStart(6, '0')}`), { n: i });
     await batch.commit();
   }
 }

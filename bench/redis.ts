@@ -25,7 +25,6 @@ async function deleteKeys(client: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-
 /** cloud-defer end to end: all N recorded succeeded. Rate limit lifted (see notes). */
 async function cloudDeferEndToEnd(): Promise<number> {
   const client = new Redis(REDIS);
@@ -77,7 +76,6 @@ async function bullmqEndToEnd(): Promise<number> {
   await connection.quit();
   return rate;
 }
-
 
 export async function benchEndToEndOnce(): Promise<{ ours: number; bull: number }> {
   return { bull: await bullmqEndToEnd(), ours: await cloudDeferEndToEnd() };

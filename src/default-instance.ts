@@ -58,11 +58,7 @@ export function task<A extends unknown[]>(name: string, fn: (...args: A) => unkn
 }
 
 /** Defer a task (handle, registered function or name) on the default instance. */
-export function defer<A extends unknown[]>(
-  target: DeferredTask<A> | ((...args: A) => unknown) | string,
-  args: A,
-  options?: DeferOptions,
-): Promise<TaskInfo> {
+export function defer<A extends unknown[]>(target: DeferredTask<A> | ((...args: A) => unknown) | string, args: A, options?: DeferOptions): Promise<TaskInfo> {
   return defaultDeferred().defer(target, args, options);
 }
 
@@ -88,7 +84,12 @@ export async function ready(): Promise<void> {
 export function engineFor(deferred: unknown, factory: string): Deferred {
   if (deferred === undefined) return defaultDeferred();
   if (deferred instanceof Deferred) return deferred;
-  const what = deferred === null ? 'null' : typeof deferred === 'object' ? `an object with keys ${Object.keys(deferred).slice(0, 5).join(', ') || '(none)'}` : typeof deferred;
+  const what =
+    deferred === null
+      ? 'null'
+      : typeof deferred === 'object'
+        ? `an object with keys ${Object.keys(deferred).slice(0, 5).join(', ') || '(none)'}`
+        : typeof deferred;
   throw new CloudDeferError(
     'INVALID_OPTION',
     `${factory}() takes the engine createDeferred() returns, or nothing for the default instance; it was given ${what}. Write ${factory}() or ${factory}(createDeferred({ ... })).`,

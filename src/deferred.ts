@@ -132,10 +132,33 @@ export interface CreateDeferredOptions {
 
 /** Every option key, typed so a new option must be listed; unknown keys are refused. */
 const createDeferredKeys: Record<keyof CreateDeferredOptions, true> = {
-  stores: true, mode: true, projectId: true, location: true, client: true, transport: true, target: true,
-  handlerPath: true, sweepPath: true, mountPath: true, queues: true, defaultQueue: true, auth: true, inlineLimitBytes: true,
-  retentionMs: true, leaseMs: true, storeRetry: true, maxBodyBytes: true, logger: true, codec: true,
-  sources: true, emulator: true, console: true, now: true, allowedHosts: true, counters: true, telemetry: true,
+  stores: true,
+  mode: true,
+  projectId: true,
+  location: true,
+  client: true,
+  transport: true,
+  target: true,
+  handlerPath: true,
+  sweepPath: true,
+  mountPath: true,
+  queues: true,
+  defaultQueue: true,
+  auth: true,
+  inlineLimitBytes: true,
+  retentionMs: true,
+  leaseMs: true,
+  storeRetry: true,
+  maxBodyBytes: true,
+  logger: true,
+  codec: true,
+  sources: true,
+  emulator: true,
+  console: true,
+  now: true,
+  allowedHosts: true,
+  counters: true,
+  telemetry: true,
 };
 
 interface Runtime {
@@ -176,14 +199,15 @@ export class Deferred implements DeferredAdmin {
     assertOptionKeys('createDeferred()', options, Object.keys(createDeferredKeys));
     this.options = options;
     this.logger = resolveLogger(options.logger, { projectId: () => this.projectId() });
-    const telemetry = options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
+    const telemetry =
+      options.telemetry === false ? undefined : options.telemetry === undefined || options.telemetry === 'auto' ? openTelemetry() : options.telemetry;
     this.handlerPath = options.handlerPath ?? DEFAULT_HANDLER_PATH;
     this.sweepPath = options.sweepPath ?? DEFAULT_SWEEP_PATH;
     this.deliveryPath = `${(options.mountPath ?? '').replace(/\/+$/, '')}${this.handlerPath}`;
     this.resolvedMode = this.pickMode();
     const inlineLimitBytes = options.inlineLimitBytes ?? 100 * KIB;
     if (!(inlineLimitBytes > 0 && inlineLimitBytes <= CLOUD_TASKS_MAX_BYTES - 4 * KIB)) {
-      throw new CloudDeferError('INVALID_OPTION', 'inlineLimitBytes must be between 1 and 1 MiB minus 4 KiB (Cloud Tasks\' task size limit less the envelope).');
+      throw new CloudDeferError('INVALID_OPTION', "inlineLimitBytes must be between 1 and 1 MiB minus 4 KiB (Cloud Tasks' task size limit less the envelope).");
     }
     const target = options.target;
     if (target && !('appEngine' in target)) this.targetUrl = target.url;
@@ -192,11 +216,16 @@ export class Deferred implements DeferredAdmin {
     // The embedded default's key set is the in-process emulator's own: safe wherever it was asked for.
     const unsafe = options.auth || this.resolvedMode !== 'embedded' ? unsafeAuthReason(auth) : undefined;
     if (unsafe) {
-      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run, GKE) or run on App Engine with auth: { mode: 'appEngine' }.`);
+      throw new CloudDeferError(
+        'UNSAFE_CONFIGURATION',
+        `Refusing to start: ${unsafe}. Configure auth: { mode: 'oidc', serviceAccountEmail } (Cloud Run, GKE) or run on App Engine with auth: { mode: 'appEngine' }.`,
+      );
     }
     if (auth.mode === 'none') this.logger.warn('auth mode "none": the task handler accepts every request; anyone who can reach it can run tasks');
     if (auth.mode === 'appEngine' && auth.dangerouslyTrustHeadersOutsideAppEngineForTests) {
-      this.logger.warn('dangerouslyTrustHeadersOutsideAppEngineForTests: X-AppEngine-* headers are trusted outside App Engine; anyone who can reach the handler can run tasks');
+      this.logger.warn(
+        'dangerouslyTrustHeadersOutsideAppEngineForTests: X-AppEngine-* headers are trusted outside App Engine; anyone who can reach the handler can run tasks',
+      );
     }
     this.engine = new DeferredEngine({
       stores,
@@ -268,11 +297,7 @@ export class Deferred implements DeferredAdmin {
     return this.engine.task(name, fn, defaults);
   }
 
-  defer<A extends unknown[]>(
-    task: DeferredTask<A> | ((...args: A) => unknown) | string,
-    args: A,
-    options?: DeferOptions,
-  ): Promise<TaskInfo> {
+  defer<A extends unknown[]>(task: DeferredTask<A> | ((...args: A) => unknown) | string, args: A, options?: DeferOptions): Promise<TaskInfo> {
     return this.engine.defer(task, args, options);
   }
 
@@ -583,7 +608,10 @@ export class Deferred implements DeferredAdmin {
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
       await this.fetchEmulatorKeys();
       const client = createEmulatorClient(address);
-      return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'emulator' });
+      return this.withQueues({
+        transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }),
+        mode: 'emulator',
+      });
     }
     const url = this.currentUrl()!;
     const emulatorOptions = { port: 0, projectId, location, appEngineBaseUrl: new URL(url).origin, ...(options.emulator ?? {}) };
@@ -595,7 +623,11 @@ export class Deferred implements DeferredAdmin {
     this.logger.info(
       `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
     );
-    return this.withQueues({ transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }), mode: 'embedded', emulator });
+    return this.withQueues({
+      transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }),
+      mode: 'embedded',
+      emulator,
+    });
   }
 
   /** A queue this app configured (or, on an emulator, uses): what to recreate if the emulator forgot it. */
@@ -610,7 +642,11 @@ export class Deferred implements DeferredAdmin {
     try {
       await this.authenticator.keySet?.load();
     } catch (err) {
-      throw new CloudDeferError('UNSAFE_CONFIGURATION', `Refusing to start: the emulator's key set could not be fetched (${err instanceof Error ? err.message : String(err)}); check CLOUD_TASKS_EMULATOR_JWKS_URI.`, { cause: err });
+      throw new CloudDeferError(
+        'UNSAFE_CONFIGURATION',
+        `Refusing to start: the emulator's key set could not be fetched (${err instanceof Error ? err.message : String(err)}); check CLOUD_TASKS_EMULATOR_JWKS_URI.`,
+        { cause: err },
+      );
     }
   }
 

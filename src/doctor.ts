@@ -145,7 +145,13 @@ class Doctor {
         : context.customTransport;
       const existing = await this.checkQueues(transport);
       if (connection) await this.checkQueuePermissions(connection.client, connection.projectId, existing);
-      else this.add({ id: 'iam.queues', status: 'unchecked', detail: 'a custom transport: queue permissions could not be checked', fix: 'Check the permissions of your transport yourself.' });
+      else
+        this.add({
+          id: 'iam.queues',
+          status: 'unchecked',
+          detail: 'a custom transport: queue permissions could not be checked',
+          fix: 'Check the permissions of your transport yourself.',
+        });
       await this.checkServiceAccount(projectId);
       this.checkTarget();
       this.checkDeadline();
@@ -207,7 +213,12 @@ class Doctor {
       }
       found.add(config.name);
       if (info.state === 'PAUSED' || info.state === 'DISABLED') {
-        this.add({ id, status: 'warn', detail: `queue ${config.name} is ${info.state}: it accepts tasks but dispatches none`, fix: `gcloud tasks queues resume ${config.name} --location=${location}` });
+        this.add({
+          id,
+          status: 'warn',
+          detail: `queue ${config.name} is ${info.state}: it accepts tasks but dispatches none`,
+          fix: `gcloud tasks queues resume ${config.name} --location=${location}`,
+        });
       } else {
         this.add({ id, status: 'pass', detail: `queue ${config.name} exists and is ${info.state}` });
       }
@@ -233,7 +244,12 @@ class Doctor {
     const managed = new Set(this.context.queueConfigs.map((q) => q.name));
     for (const queue of new Set([...this.context.queuesUsed, ...managed])) {
       if (!existing.has(queue)) {
-        this.add({ id: `iam.queue:${queue}`, status: 'unchecked', detail: `permissions on queue ${queue} could not be checked: the queue could not be read`, fix: 'Fix the queue check above first.' });
+        this.add({
+          id: `iam.queue:${queue}`,
+          status: 'unchecked',
+          detail: `permissions on queue ${queue} could not be checked: the queue could not be read`,
+          fix: 'Fix the queue check above first.',
+        });
       }
     }
     for (const queue of existing) {
@@ -266,7 +282,9 @@ class Doctor {
       }
       const fixes: string[] = [];
       if (missing.includes('cloudtasks.tasks.create')) {
-        fixes.push(`gcloud tasks queues add-iam-policy-binding ${queue} --location=${location} --member=serviceAccount:APP_SA --role=roles/cloudtasks.enqueuer`);
+        fixes.push(
+          `gcloud tasks queues add-iam-policy-binding ${queue} --location=${location} --member=serviceAccount:APP_SA --role=roles/cloudtasks.enqueuer`,
+        );
       }
       if (missing.includes('cloudtasks.queues.update')) {
         fixes.push(
@@ -289,7 +307,12 @@ class Doctor {
     if (!email) return;
     const id = 'iam.serviceAccount';
     if (this.context.mode !== 'cloud') {
-      this.add({ id, status: 'unchecked', detail: `service account ${email} could not be checked: the emulator signs tokens for any account and has no IAM service`, fix: 'Run doctor against Google Cloud (no CLOUD_TASKS_EMULATOR_HOST) to check it.' });
+      this.add({
+        id,
+        status: 'unchecked',
+        detail: `service account ${email} could not be checked: the emulator signs tokens for any account and has no IAM service`,
+        fix: 'Run doctor against Google Cloud (no CLOUD_TASKS_EMULATOR_HOST) to check it.',
+      });
       return;
     }
     const fix = `gcloud iam service-accounts add-iam-policy-binding ${email} --member=serviceAccount:APP_SA --role=roles/iam.serviceAccountUser`;
@@ -307,14 +330,29 @@ class Doctor {
       if ((response.data.permissions ?? []).includes('iam.serviceAccounts.actAs')) {
         this.add({ id, status: 'pass', detail: `service account ${email} exists and the caller may act as it` });
       } else {
-        this.add({ id, status: 'fail', detail: `the caller may not act as ${email} (iam.serviceAccounts.actAs): CreateTask with an OIDC token will be refused`, fix });
+        this.add({
+          id,
+          status: 'fail',
+          detail: `the caller may not act as ${email} (iam.serviceAccounts.actAs): CreateTask with an OIDC token will be refused`,
+          fix,
+        });
       }
     } catch (err) {
       const status = (err as { response?: { status?: number } }).response?.status;
       if (status === 404) {
-        this.add({ id, status: 'fail', detail: `service account ${email} does not exist`, fix: `gcloud iam service-accounts create ${email.split('@')[0]} --project=${projectId ?? 'PROJECT'}` });
+        this.add({
+          id,
+          status: 'fail',
+          detail: `service account ${email} does not exist`,
+          fix: `gcloud iam service-accounts create ${email.split('@')[0]} --project=${projectId ?? 'PROJECT'}`,
+        });
       } else {
-        this.add({ id, status: 'unchecked', detail: `service account ${email} could not be checked: ${messageOf(err)}`, fix: 'Enable the IAM API (gcloud services enable iam.googleapis.com) and run doctor with the app\'s credentials.' });
+        this.add({
+          id,
+          status: 'unchecked',
+          detail: `service account ${email} could not be checked: ${messageOf(err)}`,
+          fix: "Enable the IAM API (gcloud services enable iam.googleapis.com) and run doctor with the app's credentials.",
+        });
       }
     }
   }
@@ -326,34 +364,63 @@ class Doctor {
     try {
       target = context.target();
     } catch (err) {
-      this.add({ id: 'target.url', status: 'fail', detail: messageOf(err), fix: 'Pass target: { url: "https://SERVICE-URL/_ah/queue/deferred", serviceAccountEmail } to createDeferred().' });
+      this.add({
+        id: 'target.url',
+        status: 'fail',
+        detail: messageOf(err),
+        fix: 'Pass target: { url: "https://SERVICE-URL/_ah/queue/deferred", serviceAccountEmail } to createDeferred().',
+      });
       return;
     }
     if (target.default === 'appEngine') {
-      this.add({ id: 'target.url', status: 'pass', detail: `App Engine target ${target.appEngine?.relativeUri ?? context.handlerPath} (no token: App Engine sets X-AppEngine-* itself)` });
+      this.add({
+        id: 'target.url',
+        status: 'pass',
+        detail: `App Engine target ${target.appEngine?.relativeUri ?? context.handlerPath} (no token: App Engine sets X-AppEngine-* itself)`,
+      });
       return;
     }
     const http = target.http;
     if (!http) {
-      this.add({ id: 'target.url', status: 'fail', detail: 'no HTTP target URL is configured', fix: 'Pass target: { url: "https://SERVICE-URL/_ah/queue/deferred" } to createDeferred().' });
+      this.add({
+        id: 'target.url',
+        status: 'fail',
+        detail: 'no HTTP target URL is configured',
+        fix: 'Pass target: { url: "https://SERVICE-URL/_ah/queue/deferred" } to createDeferred().',
+      });
       return;
     }
     const url = typeof http.url === 'function' ? http.url() : http.url;
     const urlHost = hostOf(url);
     if (!urlHost) {
-      this.add({ id: 'target.url', status: 'fail', detail: `target URL "${url}" is not a URL`, fix: 'Use the service URL, e.g. https://my-service-abc123-uc.a.run.app/_ah/queue/deferred' });
+      this.add({
+        id: 'target.url',
+        status: 'fail',
+        detail: `target URL "${url}" is not a URL`,
+        fix: 'Use the service URL, e.g. https://my-service-abc123-uc.a.run.app/_ah/queue/deferred',
+      });
       return;
     }
     const path = new URL(url).pathname;
     this.add(
       path === context.handlerPath
         ? { id: 'target.url', status: 'pass', detail: `tasks are sent to ${url}` }
-        : { id: 'target.url', status: 'warn', detail: `tasks are sent to ${url}, whose path is not the handler path ${context.handlerPath}`, fix: `End the target URL with ${context.handlerPath}, or mount the middleware where the URL points.` },
+        : {
+            id: 'target.url',
+            status: 'warn',
+            detail: `tasks are sent to ${url}, whose path is not the handler path ${context.handlerPath}`,
+            fix: `End the target URL with ${context.handlerPath}, or mount the middleware where the URL points.`,
+          },
     );
     const auth = context.auth;
     if (auth.mode !== 'oidc') {
       if (context.mode === 'cloud') {
-        this.add({ id: 'target.audience', status: 'fail', detail: `auth mode "${auth.mode}": deliveries carry no verified token`, fix: 'Set target.serviceAccountEmail and auth: { mode: "oidc", serviceAccountEmail } (Cloud Run).' });
+        this.add({
+          id: 'target.audience',
+          status: 'fail',
+          detail: `auth mode "${auth.mode}": deliveries carry no verified token`,
+          fix: 'Set target.serviceAccountEmail and auth: { mode: "oidc", serviceAccountEmail } (Cloud Run).',
+        });
       }
       return;
     }
@@ -399,9 +466,15 @@ class Doctor {
     const deadline = this.options.dispatchDeadlineSeconds ?? HTTP_DEFAULT_DEADLINE_SECONDS;
     const onCloudRun = Boolean(process.env.K_SERVICE);
     const timeout = this.options.requestTimeoutSeconds ?? (onCloudRun ? CLOUD_RUN_DEFAULT_TIMEOUT_SECONDS : undefined);
-    const assumed = this.options.requestTimeoutSeconds === undefined ? ' (Cloud Run\'s default; pass requestTimeoutSeconds / --request-timeout if yours differs)' : '';
+    const assumed =
+      this.options.requestTimeoutSeconds === undefined ? " (Cloud Run's default; pass requestTimeoutSeconds / --request-timeout if yours differs)" : '';
     if (timeout === undefined) {
-      this.add({ id: 'deadline.requestTimeout', status: 'unchecked', detail: `dispatch deadline ${deadline} s could not be compared with the service's request timeout`, fix: 'Pass requestTimeoutSeconds (--request-timeout) with your Cloud Run service\'s timeout.' });
+      this.add({
+        id: 'deadline.requestTimeout',
+        status: 'unchecked',
+        detail: `dispatch deadline ${deadline} s could not be compared with the service's request timeout`,
+        fix: "Pass requestTimeoutSeconds (--request-timeout) with your Cloud Run service's timeout.",
+      });
     } else if (deadline > timeout) {
       this.add({
         id: 'deadline.requestTimeout',
@@ -410,7 +483,11 @@ class Doctor {
         fix: `Raise the service timeout: gcloud run services update SERVICE --timeout=${deadline}, or defer with dispatchDeadline: ${timeout}.`,
       });
     } else {
-      this.add({ id: 'deadline.requestTimeout', status: 'pass', detail: `the dispatch deadline (${deadline} s) fits the request timeout (${timeout} s${assumed})` });
+      this.add({
+        id: 'deadline.requestTimeout',
+        status: 'pass',
+        detail: `the dispatch deadline (${deadline} s) fits the request timeout (${timeout} s${assumed})`,
+      });
     }
     const leaseSeconds = this.context.leaseMs / 1000;
     if (deadline > leaseSeconds) {
@@ -429,12 +506,22 @@ class Doctor {
       await withTimeout(stores.state.getTask(`doctor-probe-${Date.now().toString(36)}`), this.timeoutMs, `the ${stores.kind} state store`);
       this.add({ id: 'store.reachable', status: 'pass', detail: `the ${stores.kind} state store answers` });
     } catch (err) {
-      this.add({ id: 'store.reachable', status: 'fail', detail: `the ${stores.kind} state store does not answer: ${messageOf(err)}`, fix: 'Check its address and credentials, and that the service can reach it (VPC connector / Direct VPC egress for Memorystore).' });
+      this.add({
+        id: 'store.reachable',
+        status: 'fail',
+        detail: `the ${stores.kind} state store does not answer: ${messageOf(err)}`,
+        fix: 'Check its address and credentials, and that the service can reach it (VPC connector / Direct VPC egress for Memorystore).',
+      });
     }
     if (stores.kind !== 'redis') return;
     const id = 'store.redisEviction';
     if (!this.options.redis) {
-      this.add({ id, status: 'unchecked', detail: 'the Redis eviction policy could not be checked: no client given', fix: 'Pass doctor({ redis: client }) or --redis-url.' });
+      this.add({
+        id,
+        status: 'unchecked',
+        detail: 'the Redis eviction policy could not be checked: no client given',
+        fix: 'Pass doctor({ redis: client }) or --redis-url.',
+      });
       return;
     }
     try {
@@ -471,7 +558,11 @@ export function formatReport(report: DoctorReport): string {
   }
   const failed = report.checks.filter((c) => c.status === 'fail').length;
   const unchecked = report.checks.filter((c) => c.status === 'unchecked').length;
-  lines.push(report.ok ? `All checks passed${unchecked ? ` (${unchecked} could not be checked)` : ''}.` : `${failed} check(s) failed${unchecked ? `, ${unchecked} could not be checked` : ''}.`);
+  lines.push(
+    report.ok
+      ? `All checks passed${unchecked ? ` (${unchecked} could not be checked)` : ''}.`
+      : `${failed} check(s) failed${unchecked ? `, ${unchecked} could not be checked` : ''}.`,
+  );
   return lines.join('\n');
 }
 
@@ -514,19 +605,44 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs {
       return next;
     };
     switch (flag) {
-      case '--app': args.app = value(); break;
-      case '--project': args.projectId = value(); break;
-      case '--location': args.location = value(); break;
-      case '--queue': args.queues.push(value()); break;
-      case '--url': args.url = value(); break;
-      case '--service-account': args.serviceAccountEmail = value(); break;
-      case '--audience': args.audience = value(); break;
-      case '--dispatch-deadline': args.options.dispatchDeadlineSeconds = seconds(flag!, value()); break;
-      case '--request-timeout': args.options.requestTimeoutSeconds = seconds(flag!, value()); break;
-      case '--redis-url': args.redisUrl = value(); break;
-      case '--json': args.json = true; break;
-      case '--strict': args.options.strict = true; break;
-      default: throw new Error(`unknown option ${arg}\n\n${DOCTOR_USAGE}`);
+      case '--app':
+        args.app = value();
+        break;
+      case '--project':
+        args.projectId = value();
+        break;
+      case '--location':
+        args.location = value();
+        break;
+      case '--queue':
+        args.queues.push(value());
+        break;
+      case '--url':
+        args.url = value();
+        break;
+      case '--service-account':
+        args.serviceAccountEmail = value();
+        break;
+      case '--audience':
+        args.audience = value();
+        break;
+      case '--dispatch-deadline':
+        args.options.dispatchDeadlineSeconds = seconds(flag!, value());
+        break;
+      case '--request-timeout':
+        args.options.requestTimeoutSeconds = seconds(flag!, value());
+        break;
+      case '--redis-url':
+        args.redisUrl = value();
+        break;
+      case '--json':
+        args.json = true;
+        break;
+      case '--strict':
+        args.options.strict = true;
+        break;
+      default:
+        throw new Error(`unknown option ${arg}\n\n${DOCTOR_USAGE}`);
     }
   }
   return args;
@@ -559,7 +675,11 @@ export async function doctorCommand(argv: readonly string[], write: (text: strin
     subject = found;
   } else {
     const { createDeferred } = require('./deferred.js') as typeof import('./deferred.js');
-    const stores = redis ? (require('../adapters/redis/index.js') as typeof import('../adapters/redis/index.js')).redisStores({ client: redis as unknown as import('ioredis').Redis }) : undefined;
+    const stores = redis
+      ? (require('../adapters/redis/index.js') as typeof import('../adapters/redis/index.js')).redisStores({
+          client: redis as unknown as import('ioredis').Redis,
+        })
+      : undefined;
     subject = createDeferred({
       logger: false,
       telemetry: false,
@@ -567,7 +687,15 @@ export async function doctorCommand(argv: readonly string[], write: (text: strin
       ...(args.projectId ? { projectId: args.projectId } : {}),
       ...(args.location ? { location: args.location } : {}),
       ...(args.queues.length > 0 ? { queues: args.queues.map((name) => ({ name })), defaultQueue: args.queues[0]! } : {}),
-      ...(args.url ? { target: { url: args.url, ...(args.serviceAccountEmail ? { serviceAccountEmail: args.serviceAccountEmail } : {}), ...(args.audience ? { audience: args.audience } : {}) } } : {}),
+      ...(args.url
+        ? {
+            target: {
+              url: args.url,
+              ...(args.serviceAccountEmail ? { serviceAccountEmail: args.serviceAccountEmail } : {}),
+              ...(args.audience ? { audience: args.audience } : {}),
+            },
+          }
+        : {}),
       ...(stores ? { stores } : {}),
     });
     owned = true;

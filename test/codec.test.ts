@@ -1,13 +1,5 @@
 import assert from 'node:assert/strict';
-import {
-  createCodec,
-  decodeEnvelope,
-  defaultCodec,
-  encodeEnvelope,
-  ENVELOPE_VERSION,
-  MAX_DEPTH,
-  type CustomType,
-} from '../src/core/codec.js';
+import { createCodec, decodeEnvelope, defaultCodec, encodeEnvelope, ENVELOPE_VERSION, MAX_DEPTH, type CustomType } from '../src/core/codec.js';
 import { CloudDeferError } from '../src/core/errors.js';
 
 const codec = defaultCodec;
@@ -34,7 +26,10 @@ function nestedArrays(levels: number): unknown {
 }
 
 class Money {
-  constructor(readonly cents: bigint, readonly currency: string) {}
+  constructor(
+    readonly cents: bigint,
+    readonly currency: string,
+  ) {}
 }
 const moneyType: CustomType<Money> = {
   name: 'Money',
@@ -140,12 +135,7 @@ describe('codec', () => {
     });
 
     it('keeps user keys that look like tags', () => {
-      const values = [
-        { $t: 'date', v: 0 },
-        { $t: 'undef' },
-        { $t: 42, nested: { $t: 'map', v: [] }, d: new Date(1) },
-        { v: 1, n: 'x' },
-      ];
+      const values = [{ $t: 'date', v: 0 }, { $t: 'undef' }, { $t: 42, nested: { $t: 'map', v: [] }, d: new Date(1) }, { v: 1, n: 'x' }];
       assert.deepStrictEqual(roundTrip(values), values);
     });
 
@@ -168,7 +158,12 @@ describe('codec', () => {
 
     it('accepts null-prototype objects and reads getters by value', () => {
       const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, b: NaN });
-      const withGetter = { get total() { return 3; }, n: 1 };
+      const withGetter = {
+        get total() {
+          return 3;
+        },
+        n: 1,
+      };
       const [b, g] = roundTrip([bare, withGetter]);
       assert.deepStrictEqual(b, { a: 1, b: NaN });
       assert.deepStrictEqual(g, { total: 3, n: 1 });
@@ -182,10 +177,15 @@ describe('codec', () => {
 
     it('writes the documented wire format', () => {
       const text = Buffer.from(codec.encodeArgs([undefined, -0, NaN, 1n, new Date(7), new Map([[1, 2]]), new Set(['a']), { $t: 1 }])).toString('utf8');
-      assert.equal(text, '[{"$t":"undef"},{"$t":"num","v":"-0"},{"$t":"num","v":"NaN"},{"$t":"bigint","v":"1"},' +
-        '{"$t":"date","v":7},{"$t":"map","v":[[1,2]]},{"$t":"set","v":["a"]},{"$t":"obj","v":{"$t":1}}]');
-      assert.equal(Buffer.from(codec.encodeArgs([Buffer.from('hi'), new Uint8Array([104, 105])])).toString('utf8'),
-        '[{"$t":"buf","v":"aGk="},{"$t":"u8","v":"aGk="}]');
+      assert.equal(
+        text,
+        '[{"$t":"undef"},{"$t":"num","v":"-0"},{"$t":"num","v":"NaN"},{"$t":"bigint","v":"1"},' +
+          '{"$t":"date","v":7},{"$t":"map","v":[[1,2]]},{"$t":"set","v":["a"]},{"$t":"obj","v":{"$t":1}}]',
+      );
+      assert.equal(
+        Buffer.from(codec.encodeArgs([Buffer.from('hi'), new Uint8Array([104, 105])])).toString('utf8'),
+        '[{"$t":"buf","v":"aGk="},{"$t":"u8","v":"aGk="}]',
+      );
       const tree = codec.encodeValue({ when: new Date(7) });
       assert.deepStrictEqual(tree, { when: { $t: 'date', v: 7 } });
       assert.deepStrictEqual(codec.decodeValue(tree), { when: new Date(7) });
@@ -227,7 +227,10 @@ describe('codec', () => {
       class User {
         name = 'Ada';
       }
-      unserializable(() => codec.encodeArgs([{ who: new User() }]), /^args\[0\]\.who is an instance of User.*register a codec with codec\.register\(\{\.\.\.\}\) or pass plain data/);
+      unserializable(
+        () => codec.encodeArgs([{ who: new User() }]),
+        /^args\[0\]\.who is an instance of User.*register a codec with codec\.register\(\{\.\.\.\}\) or pass plain data/,
+      );
       unserializable(() => codec.encodeArgs([new (class Special extends Map {})()]), /instance of Special/);
       unserializable(() => codec.encodeArgs([/re/]), /instance of RegExp/);
     });
@@ -250,7 +253,11 @@ describe('codec', () => {
     });
 
     it('reports a throwing getter as unserializable at its path', () => {
-      const obj = { get boom(): never { throw new Error('nope'); } };
+      const obj = {
+        get boom(): never {
+          throw new Error('nope');
+        },
+      };
       unserializable(() => codec.encodeArgs([obj]), /^args\[0\]\.boom could not be read: nope/);
     });
   });
@@ -286,7 +293,16 @@ describe('codec', () => {
     });
 
     it('wraps a failing decode in INVALID_ENVELOPE', () => {
-      const c = createCodec({ types: [{ ...moneyType, decode: () => { throw new TypeError('bad money'); } }] });
+      const c = createCodec({
+        types: [
+          {
+            ...moneyType,
+            decode: () => {
+              throw new TypeError('bad money');
+            },
+          },
+        ],
+      });
       invalid(() => c.decodeArgs(c.encodeArgs([new Money(1n, 'X')])), /Money.*bad money/);
     });
   });
@@ -298,7 +314,8 @@ describe('codec', () => {
     });
 
     it('keeps __proto__ / constructor / prototype keys as data without polluting', () => {
-      const payload = '[{"__proto__":{"polluted":1}},' +
+      const payload =
+        '[{"__proto__":{"polluted":1}},' +
         '{"constructor":{"prototype":{"polluted":2}}},' +
         '{"$t":"obj","v":{"__proto__":{"polluted":3},"$t":"x"}},' +
         '{"$t":"map","v":[["__proto__",{"__proto__":{"polluted":4}}]]},' +
@@ -318,8 +335,11 @@ describe('codec', () => {
     });
 
     it('does not pollute through a hostile envelope', () => {
-      const env = decodeEnvelope(utf8('{"v":1,"task":"t","id":"i","__proto__":{"polluted":1},' +
-        '"args":[{"__proto__":{"polluted":1},"a":{"constructor":{"prototype":{"polluted":1}}}}]}'));
+      const env = decodeEnvelope(
+        utf8(
+          '{"v":1,"task":"t","id":"i","__proto__":{"polluted":1},' + '"args":[{"__proto__":{"polluted":1},"a":{"constructor":{"prototype":{"polluted":1}}}}]}',
+        ),
+      );
       assert.equal(Object.getPrototypeOf(env), Object.prototype);
       assert.equal((env as unknown as Record<string, unknown>).polluted, undefined);
       const [arg] = codec.decodeArgsTree(env.argsTree) as [Record<string, unknown>];

@@ -41,7 +41,9 @@ const setups: Record<string, { esm: string; cjs?: string; ts?: string }> = {
   redis: {
     esm: "import { Redis } from 'ioredis';\nimport { createDeferred } from 'cloud-defer';\nconst client = new Redis();\nconst deferred = createDeferred();\nconst id = 'order-1';\nconst sendReceipt = deferred.task('sendReceipt', (/** @type {string} */ orderId) => {});\n",
   },
-  shutdown: { esm: "import express from 'express';\nimport { createDeferred } from 'cloud-defer';\nconst deferred = createDeferred();\nconst app = express();\n" },
+  shutdown: {
+    esm: "import express from 'express';\nimport { createDeferred } from 'cloud-defer';\nconst deferred = createDeferred();\nconst app = express();\n",
+  },
   'cjs-deferred': { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\n" },
   datastore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Datastore } = require('@google-cloud/datastore');\n" },
   firestore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Firestore } = require('@google-cloud/firestore');\n" },
@@ -65,7 +67,12 @@ const setups: Record<string, { esm: string; cjs?: string; ts?: string }> = {
   },
 };
 
-const docs = ['README.md', ...readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const docs = [
+  'README.md',
+  ...readdirSync(path.join(repoRoot, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const blocks = docs.flatMap(blocksOf);
 const CODE = new Set(['js', 'javascript', 'cjs', 'mjs', 'ts', 'typescript']);
 
@@ -99,7 +106,12 @@ describe('README and docs code blocks', () => {
       try {
         execFileSync(process.execPath, ['--check', file], { cwd: app, stdio: 'pipe' });
       } catch (err) {
-        failures.push(`${block.doc}:${block.line}: ${String((err as { stderr?: Buffer }).stderr ?? err).split('\n').slice(0, 5).join('\n')}`);
+        failures.push(
+          `${block.doc}:${block.line}: ${String((err as { stderr?: Buffer }).stderr ?? err)
+            .split('\n')
+            .slice(0, 5)
+            .join('\n')}`,
+        );
       }
     }
     assert.deepEqual(failures, []);
@@ -108,7 +120,11 @@ describe('README and docs code blocks', () => {
   for (const resolution of ['nodenext', 'bundler'] as const) {
     it(`every JavaScript and TypeScript block type-checks with tsc --strict (${resolution})`, function () {
       this.timeout(180_000);
-      const out = typeCheck(app, written.map((w) => w.file), resolution);
+      const out = typeCheck(
+        app,
+        written.map((w) => w.file),
+        resolution,
+      );
       const located = out.replace(/doc-\d+\.\w+/g, (f) => {
         const w = written.find((x) => x.file === f)!;
         return `${w.block.doc}:${w.block.line} (${f})`;

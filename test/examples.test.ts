@@ -39,7 +39,11 @@ describe('examples', () => {
     await new Promise((resolve) => busy.once('listening', resolve));
     const port = String((busy.address() as { port: number }).port);
     try {
-      const child = spawn(process.execPath, ['examples/express/app.cjs'], { cwd: root, env: { ...process.env, PORT: port }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['examples/express/app.cjs'], {
+        cwd: root,
+        env: { ...process.env, PORT: port },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       child.stdout.on('data', (c: Buffer) => (output += c.toString()));
       child.stderr.on('data', (c: Buffer) => (output += c.toString()));

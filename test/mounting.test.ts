@@ -100,7 +100,7 @@ describe('mounting: Express', () => {
     app = undefined;
   });
 
-  it("app.use(mw) at the root", async () => {
+  it('app.use(mw) at the root', async () => {
     app = await mounted({}, (d) => expressApp((a) => a.use(deferredMiddleware(d))));
     await assertServed(app, CONSOLE);
   });
@@ -143,7 +143,10 @@ describe('mounting: Express', () => {
 
   it('passing something that is not an engine fails at app.use time, not at request time', () => {
     const app = express();
-    assert.throws(() => app.use(deferredMiddleware({} as Deferred)), (err: Error & { code?: string }) => err.code === 'INVALID_OPTION' && /createDeferred/.test(err.message));
+    assert.throws(
+      () => app.use(deferredMiddleware({} as Deferred)),
+      (err: Error & { code?: string }) => err.code === 'INVALID_OPTION' && /createDeferred/.test(err.message),
+    );
     assert.throws(() => app.use(deferredMiddleware('default' as unknown as Deferred)), { code: 'INVALID_OPTION' });
   });
 });
@@ -185,7 +188,7 @@ describe('mounting: Koa', () => {
     await assertServed(app, `/prefix${CONSOLE}`);
   });
 
-  it('@koa/router: nested routers (prefix /api, then /v1) and the middleware\'s own .routes()', async () => {
+  it("@koa/router: nested routers (prefix /api, then /v1) and the middleware's own .routes()", async () => {
     app = await mounted({ mountPath: '/api/v1' }, (d) =>
       koaApp((a) => {
         const outer = new Router({ prefix: '/api' });

@@ -22,7 +22,7 @@ describe('unknown option keys', () => {
     assert.throws(() => createDeferred({ queus: [] } as never), refused('queus', 'queues'));
   });
 
-  it("task(name, fn, { queu }) is refused, naming \"queue\"", () => {
+  it('task(name, fn, { queu }) is refused, naming "queue"', () => {
     assert.throws(() => deferred.task('t', () => {}, { queu: 'x' } as never), refused('queu', 'queue'));
   });
 

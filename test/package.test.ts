@@ -9,7 +9,10 @@ const node = (args: string[]) => execFileSync(process.execPath, args, { cwd: roo
 
 describe('package cloud-defer', () => {
   it('require() and import both work, with the same module instance', () => {
-    const cjs = node(['-e', "const m = require('cloud-defer'); console.log(typeof m.createDeferred, typeof m.deferredMiddleware, typeof m.PermanentTaskFailure, typeof m.currentTask)"]);
+    const cjs = node([
+      '-e',
+      "const m = require('cloud-defer'); console.log(typeof m.createDeferred, typeof m.deferredMiddleware, typeof m.PermanentTaskFailure, typeof m.currentTask)",
+    ]);
     assert.equal(cjs.trim(), 'function function function function');
     const esm = node([
       '--input-type=module',

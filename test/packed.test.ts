@@ -34,7 +34,12 @@ describe('the packed package', () => {
   });
 
   it('every image and relative link in README.md and docs/*.md resolves to a shipped file', () => {
-    const docs = ['README.md', ...readdirSync(path.join(installed, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const docs = [
+      'README.md',
+      ...readdirSync(path.join(installed, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
     for (const doc of docs) {
       const text = readFileSync(path.join(installed, doc), 'utf8');
       for (const [, target] of text.matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)) {

@@ -14,7 +14,22 @@ describe('typed task handles', () => {
     const output = await new Promise<string>((resolve) => {
       execFile(
         process.execPath,
-        [tsc, '--ignoreConfig', '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--skipLibCheck', fixture],
+        [
+          tsc,
+          '--ignoreConfig',
+          '--noEmit',
+          '--strict',
+          '--module',
+          'nodenext',
+          '--moduleResolution',
+          'nodenext',
+          '--target',
+          'es2022',
+          '--types',
+          'node',
+          '--skipLibCheck',
+          fixture,
+        ],
         { cwd: root },
         (_err, stdout, stderr) => resolve(stdout + stderr),
       );
@@ -23,6 +38,10 @@ describe('typed task handles', () => {
     const expected = lines.flatMap((line, i) => (line.includes('// BAD') ? [i + 1] : []));
     const reported = [...output.matchAll(/typed-defer\.ts\((\d+),\d+\): error TS\d+/g)].map((m) => Number(m[1]));
     assert.equal(expected.length, 5);
-    assert.deepEqual([...new Set(reported)].sort((a, b) => a - b), expected, output);
+    assert.deepEqual(
+      [...new Set(reported)].sort((a, b) => a - b),
+      expected,
+      output,
+    );
   });
 });

@@ -13,7 +13,19 @@ import { commitWith, readOnly, where, type AdapterContext, type EntityData, type
 import { sortKey } from './listing-keys.js';
 
 const MAX_LIMIT = 1000;
-const ITERATION_UNINDEXED = ['id', 'callbackTask', 'finalizeTask', 'queue', 'shardCount', 'shardsDone', 'status', 'createdAt', 'updatedAt', 'finishedAt', 'deleteMarker'];
+const ITERATION_UNINDEXED = [
+  'id',
+  'callbackTask',
+  'finalizeTask',
+  'queue',
+  'shardCount',
+  'shardsDone',
+  'status',
+  'createdAt',
+  'updatedAt',
+  'finishedAt',
+  'deleteMarker',
+];
 const SHARD_UNINDEXED = ['index', 'processed', 'errors', 'done', 'startedAt', 'finishedAt', 'lastError'];
 
 type IterationFields = Omit<IterationRecord, 'shards'> & { shardsDone: number };
@@ -84,7 +96,10 @@ export class DatastoreIterationStore implements IterationStore {
       const records: IterationRecord[] = [];
       let upper = query.cursor !== undefined ? sortKey(decodeCursor(query.cursor)) : undefined;
       for (;;) {
-        const q = this.ctx.query(this.ctx.kinds.iteration).order('lAll', { descending: true }).limit(limit + 1);
+        const q = this.ctx
+          .query(this.ctx.kinds.iteration)
+          .order('lAll', { descending: true })
+          .limit(limit + 1);
         if (upper !== undefined) where(q, 'lAll', '<', upper);
         const entities = await this.ctx.runQuery(q);
         for (const entity of entities) {

@@ -141,11 +141,14 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
     const count = Math.min(shards, total);
     const positions = Array.from({ length: count - 1 }, (_, i) => Math.floor(((i + 1) * total) / count));
     const points = await cursorsAt(spec, positions);
-    return Array.from({ length: points.length + 1 }, (_, i): DatastoreKeyRange => ({
-      ...spec,
-      ...(i > 0 ? { startCursor: points[i - 1]! } : {}),
-      ...(i < points.length ? { endCursor: points[i]! } : {}),
-    }));
+    return Array.from(
+      { length: points.length + 1 },
+      (_, i): DatastoreKeyRange => ({
+        ...spec,
+        ...(i > 0 ? { startCursor: points[i - 1]! } : {}),
+        ...(i < points.length ? { endCursor: points[i]! } : {}),
+      }),
+    );
   };
   const readByCursor = async (range: DatastoreKeyRange, after: string | undefined, limit: number): Promise<SourcePage> => {
     const from: CursorKey = after !== undefined ? (JSON.parse(after) as CursorKey) : { ...(range.startCursor ? { cursor: range.startCursor } : {}), skip: 0 };
@@ -168,7 +171,13 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
     kind: DATASTORE_QUERY,
     async split(spec, shards) {
       if (inequalityProperties(spec).length > 0) return splitByCursor(spec, shards);
-      const sample = await keysOf(datastore.createQuery(namespaceOf(spec) ?? '', spec.kind).select('__key__').order('__scatter__').limit(shards * OVERSAMPLING));
+      const sample = await keysOf(
+        datastore
+          .createQuery(namespaceOf(spec) ?? '', spec.kind)
+          .select('__key__')
+          .order('__scatter__')
+          .limit(shards * OVERSAMPLING),
+      );
       const keys = sample.length >= shards ? sample.sort(compareKeyPaths) : await keysOf(queryOf(spec).select('__key__').order('__key__').limit(ENUMERATE_CAP));
       if (keys.length === 0) return [];
       const count = Math.min(shards, keys.length);
@@ -179,16 +188,21 @@ export function datastoreQuerySource(datastore: Datastore): IterationSource<Data
         // Equal points would make an empty shard; the first key starts no range (shard 0 does).
         if (compareKeyPaths(point, previous) > 0) points.push(point);
       }
-      return Array.from({ length: points.length + 1 }, (_, i): DatastoreKeyRange => ({
-        ...spec,
-        ...(i > 0 ? { start: points[i - 1]! } : {}),
-        ...(i < points.length ? { end: points[i]! } : {}),
-      }));
+      return Array.from(
+        { length: points.length + 1 },
+        (_, i): DatastoreKeyRange => ({
+          ...spec,
+          ...(i > 0 ? { start: points[i - 1]! } : {}),
+          ...(i < points.length ? { end: points[i]! } : {}),
+        }),
+      );
     },
     async read(range, after, limit): Promise<SourcePage> {
       if (inequalityProperties(range).length > 0) return readByCursor(range, after, limit);
       const namespace = namespaceOf(range);
-      const q = queryOf(range).order('__key__').limit(limit + 1);
+      const q = queryOf(range)
+        .order('__key__')
+        .limit(limit + 1);
       if (range.select === 'key' || range.select === 'id') q.select('__key__');
       if (after !== undefined) where(q, '__key__', '>', fromKeyPath(datastore, namespace, JSON.parse(after) as KeyPath));
       else if (range.start) where(q, '__key__', '>=', fromKeyPath(datastore, namespace, range.start));

@@ -4,16 +4,7 @@
  * AdapterContext.transact. Retention: an expired record reads as absent; sweep.ts removes it.
  */
 import { canTransition, isFinished, MAX_HISTORY, type TaskRecord, type TaskStatus } from '../../src/core/records.js';
-import type {
-  AcquireLeaseInput,
-  CreateTaskResult,
-  LeaseOutcome,
-  OutboxEntry,
-  SettleInput,
-  StateStore,
-  TaskPage,
-  TaskQuery,
-} from '../../src/core/stores.js';
+import type { AcquireLeaseInput, CreateTaskResult, LeaseOutcome, OutboxEntry, SettleInput, StateStore, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { commitWith, readOnly, where, type AdapterContext } from './context.js';
 import { GRPC, grpcCode } from './errors.js';
 import { listTasks } from './listing.js';

@@ -57,11 +57,17 @@ export async function sweepExpired(ctx: AdapterContext, limit: number): Promise<
     return swept;
   });
   await sweepKind(ctx.kinds.payload, async (keys) => {
-    await deletePayloads(ctx, keys.map((key) => key.name!));
+    await deletePayloads(
+      ctx,
+      keys.map((key) => key.name!),
+    );
     return keys.length;
   });
   await sweepKind(ctx.kinds.iteration, async (keys) => {
-    await deleteIterations(ctx, keys.map((key) => key.name!));
+    await deleteIterations(
+      ctx,
+      keys.map((key) => key.name!),
+    );
     return keys.length;
   });
   return removed;

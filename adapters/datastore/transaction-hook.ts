@@ -69,7 +69,10 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
     const state = this.stateOf(tx);
     const refuseIfCommitted = (): void => {
       if (state.commitStarted || (tx as TransactionShape).skipCommit === true) {
-        throw new CloudDeferError('INVALID_STATE', 'This Datastore transaction has already been committed or rolled back; start a new one to defer in a transaction.');
+        throw new CloudDeferError(
+          'INVALID_STATE',
+          'This Datastore transaction has already been committed or rolled back; start a new one to defer in a transaction.',
+        );
       }
     };
     refuseIfCommitted();

@@ -44,7 +44,10 @@ export function referenceDocId(reference: string): string {
 /** Task, payload and iteration ids become document ids as they are; refuse the few Firestore cannot hold. */
 export function checkDocId(id: string, what: string): string {
   if (!id || id.includes('/') || id === '.' || id === '..' || /^__.*__$/.test(id) || Buffer.byteLength(id, 'utf8') > 1500) {
-    throw new CloudDeferError('INVALID_OPTION', `${what} "${id.slice(0, 80)}" cannot be a Firestore document id (no "/", not "." or "..", not __x__, at most 1500 bytes).`);
+    throw new CloudDeferError(
+      'INVALID_OPTION',
+      `${what} "${id.slice(0, 80)}" cannot be a Firestore document id (no "/", not "." or "..", not __x__, at most 1500 bytes).`,
+    );
   }
   return id;
 }

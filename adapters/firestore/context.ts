@@ -9,15 +9,7 @@
  * - transact(): firestore.runTransaction, for the few changes whose decision reads a document
  *   that is not written (a reference's holder), with more attempts than the client's default.
  */
-import type {
-  CollectionReference,
-  DocumentReference,
-  DocumentSnapshot,
-  Firestore,
-  Precondition,
-  Transaction,
-  WriteBatch,
-} from '@google-cloud/firestore';
+import type { CollectionReference, DocumentReference, DocumentSnapshot, Firestore, Precondition, Transaction, WriteBatch } from '@google-cloud/firestore';
 import type { CollectionNames } from './collections.js';
 import { checkDocId, referenceDocId } from './collections.js';
 import { GRPC, grpcCode, toStoreError } from './errors.js';

@@ -27,7 +27,10 @@ export class FirestoreIterationDocuments implements DocumentStore {
     if (key.kind === 'iteration') return iterations.doc(checkDocId(key.id, 'Iteration id'));
     if (key.kind === 'shard') {
       const cut = key.id.lastIndexOf('/');
-      return iterations.doc(checkDocId(key.id.slice(0, cut), 'Iteration id')).collection('shards').doc(key.id.slice(cut + 1));
+      return iterations
+        .doc(checkDocId(key.id.slice(0, cut), 'Iteration id'))
+        .collection('shards')
+        .doc(key.id.slice(cut + 1));
     }
     throw new CloudDeferError('INVALID_OPTION', `The Firestore iteration documents do not keep "${key.kind}" documents.`);
   }
@@ -77,7 +80,12 @@ export class FirestoreIterationDocuments implements DocumentStore {
 
   listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
     return this.ctx.guard('list iterations', () =>
-      newestFirstPage(this.ctx, this.ctx.collection(this.ctx.names.iterations), query, (snapshot) => this.decode(snapshot)?.value as IterationHeader | undefined),
+      newestFirstPage(
+        this.ctx,
+        this.ctx.collection(this.ctx.names.iterations),
+        query,
+        (snapshot) => this.decode(snapshot)?.value as IterationHeader | undefined,
+      ),
     );
   }
 

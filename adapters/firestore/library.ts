@@ -17,14 +17,16 @@ export function loadLibrary(firestore: Firestore, given: FirestoreLibrary | unde
     try {
       library = require('@google-cloud/firestore') as FirestoreLibrary;
     } catch (error) {
-      throw new CloudDeferError('INVALID_OPTION', 'cloud-defer/firestore needs @google-cloud/firestore: npm install @google-cloud/firestore.', { cause: error });
+      throw new CloudDeferError('INVALID_OPTION', 'cloud-defer/firestore needs @google-cloud/firestore: npm install @google-cloud/firestore.', {
+        cause: error,
+      });
     }
   }
   if (!(firestore instanceof library.Firestore)) {
     throw new CloudDeferError(
       'INVALID_OPTION',
       'The Firestore client given to firestoreStores() comes from another copy of @google-cloud/firestore than the one cloud-defer loads ' +
-        '(firebase-admin, or two installed versions). Pass that copy as `library`, e.g. library: require(\'firebase-admin/firestore\').',
+        "(firebase-admin, or two installed versions). Pass that copy as `library`, e.g. library: require('firebase-admin/firestore').",
     );
   }
   return library;

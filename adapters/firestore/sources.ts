@@ -54,13 +54,7 @@ export interface FirestoreQuerySpec {
 }
 
 /** An inequality field's value at a cursor, as plain data (a Timestamp keeps its nanoseconds). */
-export type CursorValue =
-  | string
-  | number
-  | boolean
-  | null
-  | { readonly timestamp: readonly [seconds: number, nanoseconds: number] }
-  | { readonly nan: true };
+export type CursorValue = string | number | boolean | null | { readonly timestamp: readonly [seconds: number, nanoseconds: number] } | { readonly nan: true };
 
 /**
  * One shard: documents of the query from startAt (included) to endBefore (excluded), either end
@@ -83,10 +77,7 @@ export function inequalityFields(spec: FirestoreQuerySpec): string[] {
 }
 
 /** deferIteration(firestoreQuery('users', { where: [['plan', '==', 'pro']] }), ...) */
-export function firestoreQuery(
-  collection: string | CollectionReference,
-  options: Omit<FirestoreQuerySpec, 'collection'> = {},
-): SourceSpec<FirestoreQuerySpec> {
+export function firestoreQuery(collection: string | CollectionReference, options: Omit<FirestoreQuerySpec, 'collection'> = {}): SourceSpec<FirestoreQuerySpec> {
   const path = typeof collection === 'string' ? collection : collection.path;
   const segments = path.split('/');
   if (!path || segments.some((s) => !s) || (options.collectionGroup ? segments.length !== 1 : segments.length % 2 !== 1)) {
@@ -116,7 +107,10 @@ export function firestoreQuerySource(firestore: Firestore, library?: FirestoreLi
     if (typeof value === 'number' && Number.isNaN(value)) return { nan: true };
     if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
     if (value instanceof lib.Timestamp) return { timestamp: [value.seconds, value.nanoseconds] };
-    throw new CloudDeferError('INVALID_OPTION', `deferIteration cannot keep a cursor on "${field}": its value is neither a string, number, boolean, null nor a timestamp. Filter with an inequality on a scalar or timestamp field.`);
+    throw new CloudDeferError(
+      'INVALID_OPTION',
+      `deferIteration cannot keep a cursor on "${field}": its value is neither a string, number, boolean, null nor a timestamp. Filter with an inequality on a scalar or timestamp field.`,
+    );
   };
   const fromCursorValue = (value: CursorValue): unknown => {
     if (value === null || typeof value !== 'object') return value;
@@ -145,7 +139,9 @@ export function firestoreQuerySource(firestore: Firestore, library?: FirestoreLi
 
   /** Evenly spaced cursors of the query's own documents, in the query's order. */
   const scannedPoints = async (spec: FirestoreQuerySpec, shards: number): Promise<Array<{ values: CursorValue[]; path: string }>> => {
-    const snapshot = await queryOf({ ...spec, select: 'path' }).limit(SCAN_CAP).get();
+    const snapshot = await queryOf({ ...spec, select: 'path' })
+      .limit(SCAN_CAP)
+      .get();
     const count = Math.min(shards, snapshot.size);
     const points: Array<{ values: CursorValue[]; path: string }> = [];
     for (let i = 1; i < count; i += 1) points.push(cursorOf(spec, snapshot.docs[Math.floor((i * snapshot.size) / count)]!));
@@ -187,7 +183,7 @@ export function firestoreQuerySource(firestore: Firestore, library?: FirestoreLi
       let query = queryOf(range);
       if (after !== undefined) {
         // Keys are the path alone (name order) or [values, path] as JSON (value order).
-        const cursor = byValue ? (JSON.parse(after) as [CursorValue[], string]) : [[], after] as const;
+        const cursor = byValue ? (JSON.parse(after) as [CursorValue[], string]) : ([[], after] as const);
         query = query.startAfter(...cursorArgs(cursor[0], cursor[1]));
       } else if (range.startAt !== undefined) query = query.startAt(...cursorArgs(range.startAtValues, range.startAt));
       if (range.endBefore !== undefined) query = query.endBefore(...cursorArgs(range.endBeforeValues, range.endBefore));

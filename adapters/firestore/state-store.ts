@@ -12,16 +12,7 @@
 import type { DocumentReference, Query, WriteBatch } from '@google-cloud/firestore';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { canTransition, isFinished, MAX_HISTORY, type TaskRecord, type TaskStatus } from '../../src/core/records.js';
-import type {
-  AcquireLeaseInput,
-  CreateTaskResult,
-  LeaseOutcome,
-  OutboxEntry,
-  SettleInput,
-  StateStore,
-  TaskPage,
-  TaskQuery,
-} from '../../src/core/stores.js';
+import type { AcquireLeaseInput, CreateTaskResult, LeaseOutcome, OutboxEntry, SettleInput, StateStore, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { liveRecord, recordToDocument, recordUpdate } from './codec.js';
 import { checkDocId } from './collections.js';
 import { unchangedSince, type AdapterContext, type CasDecision } from './context.js';
@@ -185,12 +176,7 @@ export class FirestoreStateStore implements StateStore {
    * with the value to return and, to write, the next record. With `retention`, the record's
    * reference claim is read too and follows a move of its expiresAt in the same batch.
    */
-  private change<T>(
-    action: string,
-    id: string,
-    retention: boolean,
-    decide: (record: TaskRecord | undefined) => { value: T; next?: TaskRecord },
-  ): Promise<T> {
+  private change<T>(action: string, id: string, retention: boolean, decide: (record: TaskRecord | undefined) => { value: T; next?: TaskRecord }): Promise<T> {
     const ref = this.ctx.task(id);
     const read = async () => {
       const snapshot = await ref.get();

@@ -105,7 +105,10 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
       claims = !holds(holder, staged.record.createdAt);
     }
     if (state.committed || state.committing || state.attempt !== attempt) {
-      throw new CloudDeferError('INVALID_STATE', 'This Firestore transaction attempt has already committed or ended; defer inside the transaction function and await it.');
+      throw new CloudDeferError(
+        'INVALID_STATE',
+        'This Firestore transaction attempt has already committed or ended; defer inside the transaction function and await it.',
+      );
     }
     if (reference !== undefined && !claims) return; // held (by another task, or by an earlier defer of this attempt)
     if (reference !== undefined) state.references.add(reference);
@@ -122,7 +125,7 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
       if (error instanceof Error && /reads to be executed before all writes/.test(error.message)) {
         throw new CloudDeferError(
           'INVALID_STATE',
-          'A defer with a reference reads the reference in the transaction, and Firestore wants every read before the first write: defer before the transaction\'s own writes.',
+          "A defer with a reference reads the reference in the transaction, and Firestore wants every read before the first write: defer before the transaction's own writes.",
           { cause: error },
         );
       }
@@ -191,7 +194,11 @@ async function runAll(work: ReadonlyArray<() => Promise<void>>): Promise<void> {
   }
   if (failures.length === 0) return;
   // A string code: the client must not take this for a retryable failure and run the function again.
-  throw new CloudDeferError('ENQUEUE_FAILED', `${failures.length} deferred enqueue(s) failed after the Firestore transaction committed; sweepOutbox() will retry them.`, {
-    cause: failures.length === 1 ? failures[0] : new AggregateError(failures),
-  });
+  throw new CloudDeferError(
+    'ENQUEUE_FAILED',
+    `${failures.length} deferred enqueue(s) failed after the Firestore transaction committed; sweepOutbox() will retry them.`,
+    {
+      cause: failures.length === 1 ? failures[0] : new AggregateError(failures),
+    },
+  );
 }

@@ -33,8 +33,8 @@ export function toStoreError(client: RedisClient, action: string, error: unknown
   return new CloudDeferError(
     'STORE_UNAVAILABLE',
     `cloud-defer could not ${action}: ${describeServer(client)} did not answer (client status "${client.status}": ${message}). ` +
-      'Check that the server is running and reachable from this process, and the client\'s host, port, password and TLS options; ' +
-      'how long a command waits for a connection is set by the client\'s own maxRetriesPerRequest, enableOfflineQueue and retryStrategy.',
+      "Check that the server is running and reachable from this process, and the client's host, port, password and TLS options; " +
+      "how long a command waits for a connection is set by the client's own maxRetriesPerRequest, enableOfflineQueue and retryStrategy.",
     { cause: error },
   );
 }

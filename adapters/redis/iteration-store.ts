@@ -86,13 +86,11 @@ export class RedisIterationStore implements IterationStore {
 
   async recordShardProgress(id: string, shardIndex: number, update: ShardProgressUpdate): Promise<void> {
     await this.ctx.guard('record shard progress', () =>
-      this.ctx.scripts.run('shardProgress', [this.key(id)], [
-        shardIndex,
-        update.processedDelta,
-        update.errorsDelta,
-        update.now,
-        update.lastError ? JSON.stringify(update.lastError) : '',
-      ]),
+      this.ctx.scripts.run(
+        'shardProgress',
+        [this.key(id)],
+        [shardIndex, update.processedDelta, update.errorsDelta, update.now, update.lastError ? JSON.stringify(update.lastError) : ''],
+      ),
     );
   }
 

@@ -122,7 +122,10 @@ export class KeyLayout {
     readonly cluster: boolean,
   ) {
     if (!prefix || /[{}]/.test(prefix)) {
-      throw new CloudDeferError('INVALID_OPTION', `The Redis key prefix must be non-empty and free of "{" and "}" (got "${prefix}"): braces would change the keys' hash slots.`);
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `The Redis key prefix must be non-empty and free of "{" and "}" (got "${prefix}"): braces would change the keys' hash slots.`,
+      );
     }
   }
 

@@ -1,16 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { canTransition, isFinished, MAX_HISTORY, type TaskRecord, type TaskStatus } from '../../src/core/records.js';
-import type {
-  AcquireLeaseInput,
-  CreateTaskResult,
-  LeaseOutcome,
-  OutboxEntry,
-  SettleInput,
-  StateStore,
-  TaskPage,
-  TaskQuery,
-} from '../../src/core/stores.js';
+import type { AcquireLeaseInput, CreateTaskResult, LeaseOutcome, OutboxEntry, SettleInput, StateStore, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { encodeError, encodeField, fieldsToRecord, type RecordBookkeeping } from './codec.js';
 import type { AdapterContext } from './context.js';
 import { createTaskCall, parseCreateTaskReply } from './create-task.js';
@@ -69,9 +60,7 @@ export class RedisStateStore implements StateStore {
 
   async findByReference(reference: string): Promise<TaskRecord | undefined> {
     if (!reference) return undefined;
-    const reply = await this.ctx.guard('read a task reference', () =>
-      this.ctx.scripts.run('findByReference', [this.ctx.layout.reference(reference)], []),
-    );
+    const reply = await this.ctx.guard('read a task reference', () => this.ctx.scripts.run('findByReference', [this.ctx.layout.reference(reference)], []));
     return fieldsToRecord(reply as string[])?.record;
   }
 

@@ -110,7 +110,11 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
         await hook.afterExec(results, state.commits);
         return results;
       });
-      if (callback) done.then((results) => callback(null, results), (error: Error) => callback(error));
+      if (callback)
+        done.then(
+          (results) => callback(null, results),
+          (error: Error) => callback(error),
+        );
       return done;
     };
   }

@@ -153,7 +153,11 @@ export class ConsoleApi {
         if (action !== undefined) break;
         only('GET');
         if (id === undefined) return json(200, await this.iterations(query));
-        return json(200, { iteration: await this.iteration(id), tasks: await this.iterationTasks(id), itemTotal: (await this.settings.deferred.iterationItemTotal(id)) ?? null });
+        return json(200, {
+          iteration: await this.iteration(id),
+          tasks: await this.iterationTasks(id),
+          itemTotal: (await this.settings.deferred.iterationItemTotal(id)) ?? null,
+        });
     }
     throw notFound();
   }
@@ -227,7 +231,8 @@ export class ConsoleApi {
     }
     const limitText = query.get('limit');
     const limit = limitText === null ? defaultLimit : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new ConsoleApiError(400, 'BAD_REQUEST', `limit must be a whole number from 1 to ${maxLimit}.`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit)
+      throw new ConsoleApiError(400, 'BAD_REQUEST', `limit must be a whole number from 1 to ${maxLimit}.`);
     const taskName = filterText(query, 'taskName');
     const reference = filterText(query, 'reference');
     const cursor = filterText(query, 'cursor');
@@ -336,7 +341,8 @@ export class ConsoleApi {
       throw new ConsoleApiError(400, 'NOT_PENDING', `Task ${id} is ${record.status}; only a queued or retrying task can be run now.`);
     }
     const held = await this.cloudTaskOf(record);
-    if (!held) throw new ConsoleApiError(409, 'NOT_IN_QUEUE', `Cloud Tasks holds no task for ${id} right now (it may be being dispatched); try again in a moment.`);
+    if (!held)
+      throw new ConsoleApiError(409, 'NOT_IN_QUEUE', `Cloud Tasks holds no task for ${id} right now (it may be being dispatched); try again in a moment.`);
     this.audit('run', principal, `task:${id}`);
     this.figures = undefined;
     const { transport } = await this.settings.deferred.ready();
@@ -358,7 +364,11 @@ export class ConsoleApi {
     if (action === 'delete-finished' && !statuses.every(isFinished)) {
       throw new ConsoleApiError(400, 'BAD_REQUEST', 'delete-finished deletes only succeeded, failed or cancelled records.');
     }
-    this.audit(action, principal, `bulk:${new URLSearchParams({ ...(queue ? { queue } : {}), ...(filters.taskName ? { taskName: filters.taskName } : {}), status: statuses.join(',') })}`);
+    this.audit(
+      action,
+      principal,
+      `bulk:${new URLSearchParams({ ...(queue ? { queue } : {}), ...(filters.taskName ? { taskName: filters.taskName } : {}), status: statuses.join(',') })}`,
+    );
     this.figures = undefined;
     const { deferred } = this.settings;
     const state = deferred.stores.state;
@@ -393,7 +403,11 @@ export class ConsoleApi {
             }
           } catch (err) {
             skipped += 1;
-            errors.push({ id: record.id, code: err instanceof CloudDeferError ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) });
+            errors.push({
+              id: record.id,
+              code: err instanceof CloudDeferError ? err.code : 'INTERNAL',
+              message: err instanceof Error ? err.message : String(err),
+            });
           }
         }
         cursor = page.nextCursor;
@@ -419,7 +433,8 @@ export class ConsoleApi {
       return json(200, { iteration: id, ...(await deferred.cancelIteration(id)) });
     }
     const shard = Number(query.get('shard'));
-    if (query.get('shard') === null || !Number.isInteger(shard) || shard < 0) throw new ConsoleApiError(400, 'BAD_REQUEST', 'shard must be a shard index (a whole number >= 0).');
+    if (query.get('shard') === null || !Number.isInteger(shard) || shard < 0)
+      throw new ConsoleApiError(400, 'BAD_REQUEST', 'shard must be a shard index (a whole number >= 0).');
     this.audit('skip-item', principal, `iteration:${id}/shard:${shard}`);
     return json(200, { iteration: id, shard, ...(await deferred.skipIterationItem(id, shard)) });
   }
@@ -452,7 +467,8 @@ function splitCursor(cursor: string | undefined): [number, string | undefined] {
   if (!cursor) return [0, undefined];
   const colon = cursor.indexOf(':');
   const index = Number(cursor.slice(0, colon));
-  if (colon < 1 || !Number.isInteger(index) || index < 0 || index > 5) throw new ConsoleApiError(400, 'BAD_REQUEST', 'cursor is not one a bulk action returned.');
+  if (colon < 1 || !Number.isInteger(index) || index < 0 || index > 5)
+    throw new ConsoleApiError(400, 'BAD_REQUEST', 'cursor is not one a bulk action returned.');
   return [index, cursor.slice(colon + 1) || undefined];
 }
 

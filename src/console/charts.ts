@@ -93,7 +93,14 @@ function summarise(window: StatsWindow, to: number, buckets: CounterBucket[]): W
     from,
     to: end,
     series,
-    totals: { runs: succeeded + failures + retries, succeeded, failures, retries, ...(p50 !== undefined ? { p50Ms: p50 } : {}), ...(p95 !== undefined ? { p95Ms: p95 } : {}) },
+    totals: {
+      runs: succeeded + failures + retries,
+      succeeded,
+      failures,
+      retries,
+      ...(p50 !== undefined ? { p50Ms: p50 } : {}),
+      ...(p95 !== undefined ? { p95Ms: p95 } : {}),
+    },
   };
 }
 

@@ -123,12 +123,16 @@ export class ConsoleHandler {
     if (rest === '' || rest === '/' || rest === '/index.html' || rest.startsWith('/assets/')) {
       if (!read) return text(405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
       // Relative URLs on the page need the trailing slash; a relative Location works under any mount point.
-      if (rest === '') return text(302, 'Found', { Location: `${this.path.slice(this.path.lastIndexOf('/') + 1)}/${request.query ? `?${request.query}` : ''}` });
+      if (rest === '')
+        return text(302, 'Found', { Location: `${this.path.slice(this.path.lastIndexOf('/') + 1)}/${request.query ? `?${request.query}` : ''}` });
       return this.asset(rest.startsWith('/assets/') ? rest.slice('/assets/'.length) : 'index.html', request);
     }
     if (!rest.startsWith('/api/')) return text(404, 'Not Found');
     try {
-      const segments = rest.slice('/api/'.length).split('/').map((s) => decodeURIComponent(s));
+      const segments = rest
+        .slice('/api/'.length)
+        .split('/')
+        .map((s) => decodeURIComponent(s));
       if (segments.some((s) => s === '')) throw new ConsoleApiError(404, 'NOT_FOUND', 'Not found.');
       if (!read) this.checkAction(info);
       return await this.api.handle(info, segments, admitted.principal);

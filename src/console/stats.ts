@@ -60,14 +60,14 @@ export async function queueFigures(deferred: Deferred, queue: string, scanLimit:
   const [held, scans] = await Promise.all([deferred.queuedTasks(queue), Promise.all(statuses.map((s) => scan(deferred, queue, s, scanLimit)))]);
   const [queued, retrying, running, , failed] = scans;
   const pendingRecords = [...queued.records, ...retrying.records];
-  const etas = [
-    ...held.map((t) => t.scheduleTime).filter((t): t is number => t !== undefined),
-    ...pendingRecords.map((r) => r.eta),
-  ];
+  const etas = [...held.map((t) => t.scheduleTime).filter((t): t is number => t !== undefined), ...pendingRecords.map((r) => r.eta)];
   return {
     pending: pendingRecords.length,
     running: running.records.length,
-    executedLastMinute: attemptsEndedSince(scans.flatMap((s) => s.records), now - MINUTE_MS),
+    executedLastMinute: attemptsEndedSince(
+      scans.flatMap((s) => s.records),
+      now - MINUTE_MS,
+    ),
     failedLastHour: failed.records.filter((r) => (r.finishedAt ?? 0) >= now - HOUR_MS).length,
     ...(etas.length > 0 ? { oldestEta: Math.min(...etas) } : {}),
     inCloudTasks: held.length,

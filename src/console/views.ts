@@ -64,8 +64,7 @@ export interface IterationDetail extends IterationSummary {
   shards: ShardProgress[];
 }
 
-const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
-  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 export function taskSummary(record: TaskRecord): TaskSummary {
   return {

@@ -185,7 +185,10 @@ class Encoder {
 
   private object(value: object, st: EncodeState, depth: number): unknown {
     if (st.ancestors.includes(value)) {
-      throw unserializable(st, 'is a circular reference; arguments must be a tree (shared references are copied, cycles cannot be). Break the cycle or pass ids.');
+      throw unserializable(
+        st,
+        'is a circular reference; arguments must be a tree (shared references are copied, cycles cannot be). Break the cycle or pass ids.',
+      );
     }
     st.ancestors.push(value);
     try {
@@ -303,8 +306,10 @@ class Encoder {
       return `is ${withArticle(className(value))}, whose contents cannot be read; pass a Map, Set or plain data.`;
     }
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-      return `is ${withArticle(className(value))}; only Buffer and Uint8Array are supported. Convert it ` +
-        '(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) or register a codec with codec.register({...}).';
+      return (
+        `is ${withArticle(className(value))}; only Buffer and Uint8Array are supported. Convert it ` +
+        '(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) or register a codec with codec.register({...}).'
+      );
     }
     return `is an instance of ${className(value)}, which has no codec; register a codec with codec.register({...}) or pass plain data.`;
   }
@@ -384,10 +389,14 @@ class Decoder {
       case 'num':
         expectKeys(2);
         switch (v) {
-          case 'NaN': return NaN;
-          case 'Infinity': return Infinity;
-          case '-Infinity': return -Infinity;
-          case '-0': return -0;
+          case 'NaN':
+            return NaN;
+          case 'Infinity':
+            return Infinity;
+          case '-Infinity':
+            return -Infinity;
+          case '-0':
+            return -0;
         }
         throw invalid('"num" value must be NaN, Infinity, -Infinity or -0');
       case 'date':

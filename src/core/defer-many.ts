@@ -20,9 +20,7 @@ export interface DeferManyOptions extends DeferOptions {
 /** The arguments of one defer, or the arguments with options of its own (merged over the shared ones). */
 export type DeferManyItem<A extends unknown[]> = A | { args: A; options?: DeferOptions };
 
-export type DeferManyResult =
-  | { ok: true; index: number; task: TaskInfo }
-  | { ok: false; index: number; error: Error };
+export type DeferManyResult = { ok: true; index: number; task: TaskInfo } | { ok: false; index: number; error: Error };
 
 export interface EnqueueRetry {
   retries: number;

@@ -76,7 +76,11 @@ function logFields(delivery: Delivery, task: { id?: string; taskName?: string; q
     attempt: delivery.retryCount,
     ...(delivery.cloudTaskName !== undefined ? { cloudTaskName: delivery.cloudTaskName } : {}),
     ...(delivery.trace
-      ? { traceId: delivery.trace.traceId, ...(delivery.trace.spanId ? { spanId: delivery.trace.spanId } : {}), ...(delivery.trace.sampled !== undefined ? { traceSampled: delivery.trace.sampled } : {}) }
+      ? {
+          traceId: delivery.trace.traceId,
+          ...(delivery.trace.spanId ? { spanId: delivery.trace.spanId } : {}),
+          ...(delivery.trace.sampled !== undefined ? { traceSampled: delivery.trace.sampled } : {}),
+        }
       : {}),
     ...extra,
   };
@@ -141,7 +145,10 @@ export class DeliveryRunner {
       lease = await this.acquire(envelope, delivery, owner, now);
     } catch (err) {
       this.rememberStrandedOwner(envelope.id, owner);
-      logger.warn('state store unavailable; asking Cloud Tasks to retry', logFields(delivery, { id: envelope.id, taskName: envelope.task }, { error: errorInfo(err) }));
+      logger.warn(
+        'state store unavailable; asking Cloud Tasks to retry',
+        logFields(delivery, { id: envelope.id, taskName: envelope.task }, { error: errorInfo(err) }),
+      );
       return { kind: 'unavailable', reason: errorInfo(err).message };
     }
     if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
@@ -151,7 +158,7 @@ export class DeliveryRunner {
     }
     if (lease.kind === 'missing') {
       if (envelope.payloadRef !== undefined && envelope.payloadRef !== envelope.id) {
-        logger.error('refused a delivery with no record whose envelope names another task\'s payload; not run', { taskId: envelope.id });
+        logger.error("refused a delivery with no record whose envelope names another task's payload; not run", { taskId: envelope.id });
         return { kind: 'refused', taskId: envelope.id, reason: 'ENVELOPE_MISMATCH' };
       }
       if (delivery.verified) return { kind: 'unavailable', reason: 'record vanished during acquisition' };
@@ -185,7 +192,12 @@ export class DeliveryRunner {
     const disagreement = envelopeDisagreement(envelope, record);
     if (disagreement) {
       logger.error(`refused a delivery whose envelope disagrees with task record ${record.id} (${disagreement}); not run`, logFields(delivery, record));
-      await finish('retrying', 200, now, new CloudDeferError('INVALID_ENVELOPE', `A delivery's envelope disagreed with this record (${disagreement}); it was refused and not run.`));
+      await finish(
+        'retrying',
+        200,
+        now,
+        new CloudDeferError('INVALID_ENVELOPE', `A delivery's envelope disagreed with this record (${disagreement}); it was refused and not run.`),
+      );
       return { kind: 'refused', taskId: record.id, reason: 'ENVELOPE_MISMATCH' };
     }
     const task = this.registry.get(record.taskName);
@@ -253,7 +265,10 @@ export class DeliveryRunner {
     }
     const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
     if (exhausted) {
-      logger.error(`task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`, logFields(delivery, record, { error: errorInfo(err) }));
+      logger.error(
+        `task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`,
+        logFields(delivery, record, { error: errorInfo(err) }),
+      );
       await finish('failed', 200, started, err);
       return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
     }
@@ -286,27 +301,29 @@ export class DeliveryRunner {
     if (lease.kind !== 'missing' || !delivery.verified || (payloadRef !== undefined && payloadRef !== id)) return lease;
     // No record (expired, or the store was wiped) on a verified delivery: rebuild it from the envelope so the run is still guarded.
     const eta = delivery.eta ?? now;
-    await this.calls.call(() =>
-      state.createTask(
-        {
-          id,
-          taskName,
-          queue: delivery.queueName ?? this.options.defaultQueue,
-          status: 'queued',
-          createdAt: now,
-          updatedAt: now,
-          eta,
-          attempts: 0,
-          executionCount: 0,
-          payloadSize: delivery.body.byteLength,
-          history: [],
-          version: 1,
-          expiresAt: now + this.options.retentionMs,
-          ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
-        },
-        now,
-      ),
-    ).catch(() => undefined);
+    await this.calls
+      .call(() =>
+        state.createTask(
+          {
+            id,
+            taskName,
+            queue: delivery.queueName ?? this.options.defaultQueue,
+            status: 'queued',
+            createdAt: now,
+            updatedAt: now,
+            eta,
+            attempts: 0,
+            executionCount: 0,
+            payloadSize: delivery.body.byteLength,
+            history: [],
+            version: 1,
+            expiresAt: now + this.options.retentionMs,
+            ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
+          },
+          now,
+        ),
+      )
+      .catch(() => undefined);
     return this.calls.call(() => state.acquireLease(id, input));
   }
 

@@ -10,16 +10,7 @@ import type { IterationRecord, IterationStore, ShardProgress, ShardProgressUpdat
 import * as lifecycle from './lifecycle.js';
 import type { ReferenceHold, TransitionPatch } from './lifecycle.js';
 import type { TaskRecord, TaskStatus } from './records.js';
-import type {
-  AcquireLeaseInput,
-  CreateTaskResult,
-  LeaseOutcome,
-  OutboxEntry,
-  SettleInput,
-  StateStore,
-  TaskPage,
-  TaskQuery,
-} from './stores.js';
+import type { AcquireLeaseInput, CreateTaskResult, LeaseOutcome, OutboxEntry, SettleInput, StateStore, TaskPage, TaskQuery } from './stores.js';
 
 /** An iteration's own document: the record without its shards (each shard is a document) and the count of shards done. */
 export type IterationHeader = Omit<IterationRecord, 'shards'> & { shardsDone?: number };
@@ -137,7 +128,12 @@ export class DocumentStateStore implements StateStore {
     return this.decide('create a task', async () => {
       const reference = record.reference;
       const [existing, hold] = (await this.docs.read(
-        reference === undefined ? [{ kind: 'task', id: record.id }] : [{ kind: 'task', id: record.id }, { kind: 'ref', id: reference }],
+        reference === undefined
+          ? [{ kind: 'task', id: record.id }]
+          : [
+              { kind: 'task', id: record.id },
+              { kind: 'ref', id: reference },
+            ],
       )) as [Read<'task'>, Read<'ref'>?];
       const holder = hold?.value.held ? await this.readOne('task', hold.value.taskId) : undefined;
       const decision = lifecycle.createWithReference(record, now, {
@@ -287,8 +283,16 @@ export class DocumentIterationStore implements IterationStore {
       const next: IterationHeader = { ...header.value, shardCount, status: 'running', updatedAt: now };
       return [
         put('iteration', id, header, next, next.expiresAt),
-        ...Array.from({ length: shardCount }, (_, index) =>
-          ({ kind: 'shard', id: shardId(id, index), expect: 'absent', value: { index, processed: 0, errors: 0, done: false, iterationId: id }, expiresAt: next.expiresAt }) as DocumentWrite,
+        ...Array.from(
+          { length: shardCount },
+          (_, index) =>
+            ({
+              kind: 'shard',
+              id: shardId(id, index),
+              expect: 'absent',
+              value: { index, processed: 0, errors: 0, done: false, iterationId: id },
+              expiresAt: next.expiresAt,
+            }) as DocumentWrite,
         ),
       ];
     });
@@ -297,7 +301,10 @@ export class DocumentIterationStore implements IterationStore {
   /** Only the shard's own document is written: shards never contend with each other. */
   private async changeShard(id: string, index: number, what: string, change: (shard: ShardProgress) => ShardProgress | undefined): Promise<void> {
     await this.until(what, async () => {
-      const [header, shard] = (await this.docs.read([{ kind: 'iteration', id }, { kind: 'shard', id: shardId(id, index) }])) as [Read<'iteration'>, Read<'shard'>];
+      const [header, shard] = (await this.docs.read([
+        { kind: 'iteration', id },
+        { kind: 'shard', id: shardId(id, index) },
+      ])) as [Read<'iteration'>, Read<'shard'>];
       if (!header || !shard) return [];
       const next = change(shard.value);
       return next ? [put('shard', shardId(id, index), shard, { ...next, iterationId: id }, header.value.expiresAt)] : [];
@@ -321,7 +328,10 @@ export class DocumentIterationStore implements IterationStore {
   async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
     let tally = { allDone: false, shardsDone: 0 };
     await this.until('complete a shard', async () => {
-      const [header, shard] = (await this.docs.read([{ kind: 'iteration', id }, { kind: 'shard', id: shardId(id, shardIndex) }])) as [Read<'iteration'>, Read<'shard'>];
+      const [header, shard] = (await this.docs.read([
+        { kind: 'iteration', id },
+        { kind: 'shard', id: shardId(id, shardIndex) },
+      ])) as [Read<'iteration'>, Read<'shard'>];
       if (!header) {
         tally = { allDone: false, shardsDone: 0 };
         return [];

@@ -56,9 +56,22 @@ export interface DeferOptions {
 
 /** Typed against the interfaces, so a new option must be listed; unknown keys are refused. */
 const deferKeys: Record<keyof DeferOptions, true> = {
-  queue: true, eta: true, countdown: true, name: true, reference: true, uniqueUntil: true, onDuplicate: true,
-  service: true, version: true, instance: true, url: true, serviceAccountEmail: true, audience: true,
-  dispatchDeadline: true, maxAttempts: true, transaction: true,
+  queue: true,
+  eta: true,
+  countdown: true,
+  name: true,
+  reference: true,
+  uniqueUntil: true,
+  onDuplicate: true,
+  service: true,
+  version: true,
+  instance: true,
+  url: true,
+  serviceAccountEmail: true,
+  audience: true,
+  dispatchDeadline: true,
+  maxAttempts: true,
+  transaction: true,
 };
 const DEFER_OPTION_KEYS = Object.keys(deferKeys);
 const TASK_OPTION_KEYS = Object.keys({ queue: true, maxAttempts: true, aliases: true } satisfies Record<keyof TaskDefaults, true>);
@@ -159,7 +172,6 @@ export interface DrainResult {
 
 type SettledListener = (record: TaskRecord) => void;
 
-
 /** A Cloud Tasks task id derived from the record id, so a re-enqueue by the sweeper is de-duplicated. */
 export function outboxTaskName(taskId: string): string {
   return `cd-${createHash('sha256').update(taskId).digest('hex').slice(0, 32)}`;
@@ -222,11 +234,7 @@ export class DeferredEngine {
   }
 
   /** Defer a registered task (handle, function or name) with its arguments. */
-  defer<A extends unknown[]>(
-    task: DeferredTask<A> | ((...args: A) => unknown) | string,
-    args: A,
-    options: DeferOptions = {},
-  ): Promise<TaskInfo> {
+  defer<A extends unknown[]>(task: DeferredTask<A> | ((...args: A) => unknown) | string, args: A, options: DeferOptions = {}): Promise<TaskInfo> {
     try {
       assertOptionKeys('defer()', options, DEFER_OPTION_KEYS);
     } catch (err) {
@@ -388,10 +396,8 @@ export class DeferredEngine {
       );
     }
     const outbox: OutboxEntry = { taskId: record.id, createdAt: record.createdAt, request };
-    await hook.stage(
-      transaction,
-      { record, outbox, ...(payload ? { payload: { id: record.id, data: payload, ttlMs: payloadTtl } } : {}) },
-      () => this.enqueueOutboxEntry(outbox),
+    await hook.stage(transaction, { record, outbox, ...(payload ? { payload: { id: record.id, data: payload, ttlMs: payloadTtl } } : {}) }, () =>
+      this.enqueueOutboxEntry(outbox),
     );
     this.queuesUsed.add(record.queue);
     return this.info(record, { duplicate: false, pendingCommit: true });
@@ -446,9 +452,7 @@ export class DeferredEngine {
       await this.calls.bestEffort(() => stores.state.deleteTask(record.id));
       return;
     }
-    await this.calls.bestEffort(() =>
-      stores.state.transition(record.id, ['queued'], 'failed', { lastError: errorInfo(err) }, this.options.now()),
-    );
+    await this.calls.bestEffort(() => stores.state.transition(record.id, ['queued'], 'failed', { lastError: errorInfo(err) }, this.options.now()));
   }
 
   private etaOf(options: DeferOptions, now: number): number {
@@ -470,7 +474,10 @@ export class DeferredEngine {
       throw new CloudDeferError('INVALID_OPTION', `Queue "${queue}" is not a valid Cloud Tasks queue id: 1-100 letters, digits or hyphens.`);
     }
     if (options.name !== undefined && !CLOUD_TASK_ID.test(options.name)) {
-      throw new CloudDeferError('INVALID_OPTION', `Task name "${options.name}" is not a valid Cloud Tasks task id: 1-500 letters, digits, '_' or '-'. Hash longer keys.`);
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `Task name "${options.name}" is not a valid Cloud Tasks task id: 1-500 letters, digits, '_' or '-'. Hash longer keys.`,
+      );
     }
     if (options.maxAttempts !== undefined && !(Number.isInteger(options.maxAttempts) && (options.maxAttempts >= 1 || options.maxAttempts === -1))) {
       throw new CloudDeferError('INVALID_OPTION', 'maxAttempts must be a whole number >= 1, or -1 for unlimited.');
@@ -557,9 +564,7 @@ export class DeferredEngine {
 
   /** Cancel a task that has not run yet: it is acknowledged without running when delivered. */
   async cancel(id: string): Promise<TaskRecord | undefined> {
-    const record = await this.calls.call(() =>
-      this.options.stores.state.transition(id, PENDING_STATUSES, 'cancelled', {}, this.options.now()),
-    );
+    const record = await this.calls.call(() => this.options.stores.state.transition(id, PENDING_STATUSES, 'cancelled', {}, this.options.now()));
     if (record) {
       if (record.payloadRef) await this.calls.bestEffort(() => this.options.stores.payloads.delete(record.id));
       this.emitSettled(record);
@@ -582,7 +587,8 @@ export class DeferredEngine {
       args = this.options.codec.decodeArgs(Buffer.from(record.argsJson, 'utf8'));
     } else {
       const bytes = record.payloadRef ? await this.calls.call(() => this.options.stores.payloads.get(record.payloadRef!)) : undefined;
-      if (!bytes) throw new CloudDeferError('PAYLOAD_MISSING', `The arguments of task ${id} are no longer stored (large payloads are deleted once a task finishes).`);
+      if (!bytes)
+        throw new CloudDeferError('PAYLOAD_MISSING', `The arguments of task ${id} are no longer stored (large payloads are deleted once a task finishes).`);
       args = this.options.codec.decodeArgs(bytes);
     }
     return this.defer(record.taskName, args, {
@@ -606,7 +612,13 @@ export class DeferredEngine {
         const page = await this.listTasks({ queue, status, limit: 500, ...(cursor ? { cursor } : {}) });
         for (const record of page.records) {
           const purged = await this.calls.call(() =>
-            this.options.stores.state.transition(record.id, PENDING_STATUSES, 'cancelled', { lastError: { message: 'Purged from the queue', code: 'PURGED' } }, this.options.now()),
+            this.options.stores.state.transition(
+              record.id,
+              PENDING_STATUSES,
+              'cancelled',
+              { lastError: { message: 'Purged from the queue', code: 'PURGED' } },
+              this.options.now(),
+            ),
           );
           if (purged) {
             marked += 1;
@@ -698,7 +710,10 @@ export class DeferredEngine {
     const result = this.settleLog.since(since);
     if (options.throwOnFailure && result.failed.length > 0) {
       const first = result.failed[0]!;
-      throw new CloudDeferError('INVALID_STATE', `${result.failed.length} task(s) failed during drain; first: ${first.taskName} (${first.id}): ${first.lastError?.message ?? 'failed'}`);
+      throw new CloudDeferError(
+        'INVALID_STATE',
+        `${result.failed.length} task(s) failed during drain; first: ${first.taskName} (${first.id}): ${first.lastError?.message ?? 'failed'}`,
+      );
     }
     return result;
   }

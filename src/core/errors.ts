@@ -31,7 +31,10 @@ export class CloudDeferError extends Error {
 export class DuplicateTaskError extends CloudDeferError {
   readonly existingTaskId: string;
   constructor(reference: string, existingTaskId: string) {
-    super('DUPLICATE_REFERENCE', `A task with reference "${reference}" is already deferred (task ${existingTaskId}) and still unique; wait for it to finish or for uniqueUntil to pass.`);
+    super(
+      'DUPLICATE_REFERENCE',
+      `A task with reference "${reference}" is already deferred (task ${existingTaskId}) and still unique; wait for it to finish or for uniqueUntil to pass.`,
+    );
     this.name = 'DuplicateTaskError';
     this.existingTaskId = existingTaskId;
   }
@@ -138,7 +141,10 @@ export function errorInfo(err: unknown): ThrownValueInfo {
       if (typeof stack === 'string' && stack.length > 0) info.stack = stack.slice(0, MAX_STACK_CHARS);
       const errors = readSafely(err, 'errors');
       if (Array.isArray(errors) && errors.length > 0) {
-        info.message += ` (${errors.length} errors: ${errors.slice(0, 3).map((e) => errorInfo(e).message).join('; ')})`;
+        info.message += ` (${errors.length} errors: ${errors
+          .slice(0, 3)
+          .map((e) => errorInfo(e).message)
+          .join('; ')})`;
       }
       return info;
     }

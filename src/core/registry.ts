@@ -37,16 +37,25 @@ export class TaskRegistry {
       throw new CloudDeferError('INVALID_OPTION', `Task "${name}" needs a function to run.`);
     }
     if (this.byName.has(name)) {
-      throw new CloudDeferError('DUPLICATE_TASK_NAME', `A task named "${name}" is already registered${this.aliasNote(name)}; task names must be unique in one app.`);
+      throw new CloudDeferError(
+        'DUPLICATE_TASK_NAME',
+        `A task named "${name}" is already registered${this.aliasNote(name)}; task names must be unique in one app.`,
+      );
     }
     const aliases = defaults.aliases ?? [];
     if (!Array.isArray(aliases)) throw new CloudDeferError('INVALID_OPTION', `Task "${name}": aliases must be an array of former task names.`);
     for (const alias of aliases) {
       if (typeof alias !== 'string' || !TASK_NAME.test(alias)) {
-        throw new CloudDeferError('INVALID_OPTION', `Task "${name}": alias "${String(alias)}" is not a valid task name (1-200 letters, digits, '_', '-', '.', ':' or '/').`);
+        throw new CloudDeferError(
+          'INVALID_OPTION',
+          `Task "${name}": alias "${String(alias)}" is not a valid task name (1-200 letters, digits, '_', '-', '.', ':' or '/').`,
+        );
       }
       if (alias === name || this.byName.has(alias)) {
-        throw new CloudDeferError('DUPLICATE_TASK_NAME', `Task "${name}": the alias "${alias}" is already a registered name${this.aliasNote(alias)}; each name may lead to one task only.`);
+        throw new CloudDeferError(
+          'DUPLICATE_TASK_NAME',
+          `Task "${name}": the alias "${alias}" is already a registered name${this.aliasNote(alias)}; each name may lead to one task only.`,
+        );
       }
     }
     const task: RegisteredTask = { name, fn, defaults };

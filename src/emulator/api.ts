@@ -73,9 +73,7 @@ export function cloudTasksV2Handlers(engine: CloudTasksEngine): HandlerTable {
     TestIamPermissions: typed((r: IamRequest) => ({ permissions: engine.testIamPermissions(r.resource, r.permissions) })),
     ListTasks: typed((r: ListTasksRequest) => engine.listTasks(r.parent, r.responseView, r.pageSize, r.pageToken)),
     GetTask: typed((r: NameRequest) => engine.getTask(r.name, r.responseView)),
-    CreateTask: typed((r: CreateTaskRequest, context) =>
-      engine.createTask(r.parent, r.task, r.responseView, context.requestBytes),
-    ),
+    CreateTask: typed((r: CreateTaskRequest, context) => engine.createTask(r.parent, r.task, r.responseView, context.requestBytes)),
     DeleteTask: typed((r: NameRequest) => {
       engine.deleteTask(r.name);
       return {};
@@ -128,8 +126,10 @@ function maskFromV2beta3(paths: readonly string[]): string[] {
 /** google.cloud.tasks.v2beta3.CloudTasks, for Google's samples that still use it. */
 export function cloudTasksV2beta3Handlers(engine: CloudTasksEngine): HandlerTable {
   const v2 = cloudTasksV2Handlers(engine);
-  const queueReply = (handler: ApiHandler): ApiHandler => (request, context) =>
-    queueToV2beta3(handler(request, context) as QueueMessage);
+  const queueReply =
+    (handler: ApiHandler): ApiHandler =>
+    (request, context) =>
+      queueToV2beta3(handler(request, context) as QueueMessage);
   return {
     ...v2,
     ListQueues: (request, context) => {
@@ -137,9 +137,7 @@ export function cloudTasksV2beta3Handlers(engine: CloudTasksEngine): HandlerTabl
       return { ...reply, queues: reply.queues.map(queueToV2beta3) };
     },
     GetQueue: queueReply(v2.GetQueue!),
-    CreateQueue: typed((r: CreateQueueRequest & { queue?: V2beta3Queue | null }) =>
-      queueToV2beta3(engine.createQueue(r.parent, queueFromV2beta3(r.queue))),
-    ),
+    CreateQueue: typed((r: CreateQueueRequest & { queue?: V2beta3Queue | null }) => queueToV2beta3(engine.createQueue(r.parent, queueFromV2beta3(r.queue)))),
     UpdateQueue: typed((r: UpdateQueueRequest & { queue?: V2beta3Queue | null }) =>
       queueToV2beta3(engine.updateQueue(queueFromV2beta3(r.queue), maskFromV2beta3(r.updateMask?.paths ?? []))),
     ),

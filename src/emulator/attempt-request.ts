@@ -71,6 +71,7 @@ export function buildAttemptRequest(task: TaskRecord, context: AttemptContext): 
   const url = new URL(`${base.origin}${basePath}${target.relativeUri}`);
   // Off App Engine nothing strips forged X-AppEngine-* headers, so the emulator proves its own
   // dispatch: an ID token for App Engine's default account, audience the URL it posts to (without the query).
-  headers['Authorization'] = `Bearer ${context.signer.sign(appEngineServiceAccountEmail(task.queue.name.project), `${url.origin}${url.pathname}`, context.now)}`;
+  headers['Authorization'] =
+    `Bearer ${context.signer.sign(appEngineServiceAccountEmail(task.queue.name.project), `${url.origin}${url.pathname}`, context.now)}`;
   return { url, method: target.method, headers, body: target.body, deadlineMs };
 }

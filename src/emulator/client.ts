@@ -34,10 +34,7 @@ function emulatorAuthClient(): OAuth2Client {
  * not work with the client, hence host and port given apart, with insecure channel credentials
  * (gRPC) or the plain http protocol (REST).
  */
-export function createEmulatorClient(
-  target: string | { address: string },
-  options: EmulatorClientOptions = {},
-): CloudTasksClient {
+export function createEmulatorClient(target: string | { address: string }, options: EmulatorClientOptions = {}): CloudTasksClient {
   const { host, port } = parseEmulatorAddress(typeof target === 'string' ? target : target.address);
   if (options.fallback) {
     return new CloudTasksClient({

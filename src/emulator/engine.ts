@@ -16,15 +16,7 @@ import {
 } from './errors.js';
 import { IamPolicies, type DeniedPermissions, type PolicyMessage } from './iam.js';
 import { QueueRecord, TaskRecord } from './model.js';
-import {
-  formatLocationName,
-  formatQueueName,
-  generateTaskId,
-  parseLocationName,
-  parseQueueName,
-  parseTaskName,
-  type LocationName,
-} from './names.js';
+import { formatLocationName, formatQueueName, generateTaskId, parseLocationName, parseQueueName, parseTaskName, type LocationName } from './names.js';
 import type { QueueMessage, QueueStateName, TaskMessage, TaskViewName } from './proto-types.js';
 import { applyQueueUpdate, defaultQueueConfig, queueConfigFrom, validateQueueConfig, type QueueConfig } from './queue-config.js';
 import { taskInputFrom } from './task-input.js';
@@ -232,12 +224,7 @@ export class CloudTasksEngine {
 
   // ---- tasks -----------------------------------------------------------------------------------
 
-  createTask(
-    parent: string | undefined,
-    message: TaskMessage | null | undefined,
-    view: TaskViewName | undefined,
-    requestBytes: number,
-  ): TaskMessage {
+  createTask(parent: string | undefined, message: TaskMessage | null | undefined, view: TaskViewName | undefined, requestBytes: number): TaskMessage {
     const queue = this.queueNamed(parent);
     if (!message) throw invalidArgument('Task is required.');
     if (requestBytes > this.settings.maxTaskSizeBytes) throw invalidArgument(TASK_TOO_LARGE);
@@ -247,9 +234,7 @@ export class CloudTasksEngine {
       const taskName = parseTaskName(message.name);
       const taskQueue = formatQueueName(taskName);
       if (taskQueue !== queue.fullName) {
-        throw invalidArgument(
-          `The queue name from request ('${parent}') must be the same as the queue name in the named task ('${taskQueue}').`,
-        );
+        throw invalidArgument(`The queue name from request ('${parent}') must be the same as the queue name in the named task ('${taskQueue}').`);
       }
       taskId = taskName.taskId;
       if (queue.tasks.has(taskId) || this.isRecentlyGone(queue, taskId, now)) {
@@ -260,15 +245,7 @@ export class CloudTasksEngine {
       while (queue.tasks.has(taskId) || queue.tombstones.has(taskId));
     }
     const input = taskInputFrom(message, now);
-    const task = new TaskRecord(
-      queue,
-      taskId,
-      this.nextOrder++,
-      now,
-      input.scheduleTime,
-      input.dispatchDeadlineMs,
-      input.target,
-    );
+    const task = new TaskRecord(queue, taskId, this.nextOrder++, now, input.scheduleTime, input.dispatchDeadlineMs, input.target);
     queue.tasks.set(taskId, task);
     // The reply shows the task as created, before any dispatch this call may start.
     const reply = taskToMessage(task, view);

@@ -20,9 +20,9 @@ export interface PolicyMessage {
 /** Permissions TestIamPermissions refuses: a list, or a predicate over (queue name, permission). */
 export type DeniedPermissions = readonly string[] | ((queueName: string, permission: string) => boolean);
 
-const MEMBER = /^(user|serviceAccount|group|domain|principal|principalSet|deleted:user|deleted:serviceAccount|deleted:group):.+$|^(allUsers|allAuthenticatedUsers)$/;
-export const CONCURRENT_POLICY_CHANGE =
-  'There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.';
+const MEMBER =
+  /^(user|serviceAccount|group|domain|principal|principalSet|deleted:user|deleted:serviceAccount|deleted:group):.+$|^(allUsers|allAuthenticatedUsers)$/;
+export const CONCURRENT_POLICY_CHANGE = 'There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.';
 
 interface StoredPolicy {
   version: number;
@@ -62,7 +62,8 @@ export class IamPolicies {
       for (const member of binding.members ?? []) {
         if (!MEMBER.test(member)) throw invalidArgument(`Invalid member "${member}": expected e.g. user:alice@example.com or serviceAccount:…`);
       }
-      if ((binding.members ?? []).length > 0) bindings.push({ role: binding.role, members: [...(binding.members ?? [])], ...(binding.condition ? { condition: binding.condition } : {}) });
+      if ((binding.members ?? []).length > 0)
+        bindings.push({ role: binding.role, members: [...(binding.members ?? [])], ...(binding.condition ? { condition: binding.condition } : {}) });
     }
     const stored: StoredPolicy = {
       version: bindings.some((b) => b.condition) ? 3 : 1,
@@ -79,8 +80,7 @@ export class IamPolicies {
       if (!/^[a-z]+\.[A-Za-z]+\.[A-Za-z]+$/.test(permission)) {
         throw invalidArgument(`Permission ${permission} is not valid: wildcards and malformed names are refused.`);
       }
-      const refused =
-        typeof this.denied === 'function' ? this.denied(queueName, permission) : this.denied.includes(permission);
+      const refused = typeof this.denied === 'function' ? this.denied(queueName, permission) : this.denied.includes(permission);
       if (!refused) allowed.push(permission);
     }
     return allowed;

@@ -78,11 +78,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     appEngineRoutes,
     deniedPermissions: options.deniedPermissions,
     taskDedupWindowMs: nonNegative('taskDedupWindowMs', options.taskDedupWindowMs, DEFAULTS.taskDedupWindowMs),
-    queueNameReuseBlockMs: nonNegative(
-      'queueNameReuseBlockMs',
-      options.queueNameReuseBlockMs,
-      DEFAULTS.queueNameReuseBlockMs,
-    ),
+    queueNameReuseBlockMs: nonNegative('queueNameReuseBlockMs', options.queueNameReuseBlockMs, DEFAULTS.queueNameReuseBlockMs),
     maxTaskSizeBytes,
     unlimitedRate: options.unlimitedRate ?? false,
     defaultLocation: { project: projectId, location },
@@ -107,12 +103,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   let listener: Awaited<ReturnType<typeof listenShared>>;
   try {
-    listener = await listenShared(
-      host,
-      options.port ?? DEFAULTS.port,
-      server.createConnectionInjector(grpc.ServerCredentials.createInsecure()),
-      rest.listener,
-    );
+    listener = await listenShared(host, options.port ?? DEFAULTS.port, server.createConnectionInjector(grpc.ServerCredentials.createInsecure()), rest.listener);
   } catch (error) {
     engine.stop();
     server.forceShutdown();
@@ -127,9 +118,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
 
   const address = hostPort(dialHost(host), port);
-  logger.info?.(
-    `Cloud Tasks emulator listening on ${address}, gRPC and REST ` + `(projects/${projectId}/locations/${location})`,
-  );
+  logger.info?.(`Cloud Tasks emulator listening on ${address}, gRPC and REST ` + `(projects/${projectId}/locations/${location})`);
 
   let stopping: Promise<void> | undefined;
   return {

@@ -35,9 +35,7 @@ export async function startJwksServer(signer: OidcSigner, host: string, dialHost
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found');
       return;
     }
-    res
-      .writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'public, max-age=300' })
-      .end(JSON.stringify(body));
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'public, max-age=300' }).end(JSON.stringify(body));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -12,12 +12,7 @@ export interface SharedListener {
   close(): Promise<void>;
 }
 
-export async function listenShared(
-  host: string,
-  port: number,
-  injector: grpc.ConnectionInjector,
-  restListener: http.RequestListener,
-): Promise<SharedListener> {
+export async function listenShared(host: string, port: number, injector: grpc.ConnectionInjector, restListener: http.RequestListener): Promise<SharedListener> {
   const httpServer = http.createServer({ keepAlive: true }, restListener);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {

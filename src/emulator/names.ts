@@ -33,15 +33,12 @@ export function parseLocationName(name: string | undefined): LocationName {
 export function parseQueueName(name: string | undefined): QueueName {
   const match = QUEUE_NAME.exec(name ?? '');
   if (!match) {
-    throw invalidArgument(
-      'Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>".',
-    );
+    throw invalidArgument('Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>".');
   }
   const queueId = match[3]!;
   if (!QUEUE_ID.test(queueId)) {
     throw invalidArgument(
-      `Queue ID "${queueId}" can contain only letters ([A-Za-z]), numbers ([0-9]), or hyphens (-). ` +
-        'Queue ID must be between 1 and 100 characters.',
+      `Queue ID "${queueId}" can contain only letters ([A-Za-z]), numbers ([0-9]), or hyphens (-). ` + 'Queue ID must be between 1 and 100 characters.',
     );
   }
   return { project: match[1]!, location: match[2]!, queueId };
@@ -50,10 +47,7 @@ export function parseQueueName(name: string | undefined): QueueName {
 export function parseTaskName(name: string | undefined): TaskName {
   const match = TASK_NAME.exec(name ?? '');
   if (!match) {
-    throw invalidArgument(
-      'Task name must be formatted: ' +
-        '"projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>/tasks/<TASK_ID>".',
-    );
+    throw invalidArgument('Task name must be formatted: ' + '"projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>/tasks/<TASK_ID>".');
   }
   const queue = parseQueueName(`projects/${match[1]}/locations/${match[2]}/queues/${match[3]}`);
   const taskId = match[4]!;

@@ -1,15 +1,7 @@
 // OIDC tokens for HTTP targets: RS256 JWTs shaped like Google-signed ID tokens for a service account,
 // signed with a key pair generated when the emulator starts. Handlers verify them against the
 // emulator's JWKS (or PEM map) instead of Google's.
-import {
-  createHash,
-  createPublicKey,
-  generateKeyPairSync,
-  randomBytes,
-  sign,
-  type JsonWebKey,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 export const GOOGLE_ISSUER = 'https://accounts.google.com';
 const TOKEN_LIFETIME_SECONDS = 3600;

@@ -1,12 +1,6 @@
 // Queue settings: Cloud Tasks' defaults and limits, validation, and UpdateQueue's field masks.
 import { invalidArgument } from './errors.js';
-import {
-  durationToMs,
-  type AppEngineRoutingMessage,
-  type QueueMessage,
-  type RateLimitsMessage,
-  type RetryConfigMessage,
-} from './proto-types.js';
+import { durationToMs, type AppEngineRoutingMessage, type QueueMessage, type RateLimitsMessage, type RetryConfigMessage } from './proto-types.js';
 
 export interface RateLimitsConfig {
   maxDispatchesPerSecond: number;
@@ -199,9 +193,7 @@ export function validateQueueConfig(config: QueueConfig): void {
     throw invalidArgument('RateLimits.maxConcurrentDispatches cannot be negative.');
   }
   if (rateLimits.maxConcurrentDispatches > MAX_CONCURRENT_DISPATCHES) {
-    throw invalidArgument(
-      `RateLimits.maxConcurrentDispatches must be less than or equal to ${MAX_CONCURRENT_DISPATCHES}.`,
-    );
+    throw invalidArgument(`RateLimits.maxConcurrentDispatches must be less than or equal to ${MAX_CONCURRENT_DISPATCHES}.`);
   }
   if (retry.maxAttempts < -1) throw invalidArgument('RetryConfig.maxAttempts must be greater or equal to -1.');
   if (retry.maxDoublings < 0) throw invalidArgument('RetryConfig.maxDoublings cannot be negative.');

@@ -46,7 +46,7 @@ function durationMs(value: unknown, where: string): number {
   if (typeof value === 'number') return Math.round(value * 1000);
   const match = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/.exec(String(value));
   if (!match) throw new QueueFileError(`${where}: "${String(value)}" is not a duration (seconds, or 30s, 10m, 2h, 3d)`);
-  return Math.round(Number(match[1]) * (UNIT_SECONDS[match[2] || 's']!) * 1000);
+  return Math.round(Number(match[1]) * UNIT_SECONDS[match[2] || 's']! * 1000);
 }
 
 function numberOf(value: unknown, where: string): number {

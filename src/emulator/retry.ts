@@ -9,10 +9,7 @@ import type { RetryPolicy } from './queue-config.js';
 export function backoffDelayMs(policy: RetryPolicy, attemptsMade: number): number {
   const retryIndex = Math.max(0, attemptsMade - 1);
   const doublings = policy.maxDoublings;
-  const delay =
-    retryIndex <= doublings
-      ? policy.minBackoffMs * 2 ** retryIndex
-      : policy.minBackoffMs * 2 ** doublings * (1 + retryIndex - doublings);
+  const delay = retryIndex <= doublings ? policy.minBackoffMs * 2 ** retryIndex : policy.minBackoffMs * 2 ** doublings * (1 + retryIndex - doublings);
   return Math.min(delay, policy.maxBackoffMs);
 }
 
@@ -45,12 +42,7 @@ export function isThrottlingStatus(httpStatus: number, appEngine: boolean): bool
 }
 
 /** The delay after a failed attempt, with harder backoff on throttling and Retry-After honoured. */
-export function retryDelayMs(
-  policy: RetryPolicy,
-  attemptsMade: number,
-  throttled: boolean,
-  retryAfterMs: number | undefined,
-): number {
+export function retryDelayMs(policy: RetryPolicy, attemptsMade: number, throttled: boolean, retryAfterMs: number | undefined): number {
   let delay = backoffDelayMs(policy, attemptsMade);
   if (throttled) delay = Math.max(delay * 2, policy.minBackoffMs);
   if (retryAfterMs !== undefined) delay = Math.max(delay, retryAfterMs);

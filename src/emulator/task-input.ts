@@ -44,12 +44,7 @@ function bodyOf(body: Buffer | undefined): Buffer | null {
 }
 
 function isReservedHeader(lowerName: string): boolean {
-  return (
-    lowerName === 'host' ||
-    lowerName === 'content-length' ||
-    lowerName.startsWith('x-google-') ||
-    lowerName.startsWith('x-appengine-')
-  );
+  return lowerName === 'host' || lowerName === 'content-length' || lowerName.startsWith('x-google-') || lowerName.startsWith('x-appengine-');
 }
 
 /** Refuses what could not go on the wire, and headers over Cloud Tasks' 80 KB. */

@@ -252,9 +252,7 @@ export class TaskRunner {
     const policy = task.queue.config.retry;
     if (shouldGiveUp(policy, task.dispatchCount, task.firstDispatchTime, now)) {
       this.remove(task);
-      this.settings.logger.info?.(
-        `task ${task.queue.fullName}/tasks/${task.id} given up after ${task.dispatchCount} attempt(s)`,
-      );
+      this.settings.logger.info?.(`task ${task.queue.fullName}/tasks/${task.id} given up after ${task.dispatchCount} attempt(s)`);
       return;
     }
     // Recorded: after a failed RunTask the delay counts from the call, not from the answer.

@@ -34,7 +34,9 @@ export function canRunOnWorker(options: EmulatorOptions): boolean {
  */
 export async function startEmulatorWorker(options: EmulatorOptions = {}): Promise<EmulatorHandle> {
   if (!canRunOnWorker(options)) {
-    throw new TypeError('startEmulatorWorker needs the real clock and no function options (functionUrlBase, deniedPermissions): run those in-process with startEmulator');
+    throw new TypeError(
+      'startEmulatorWorker needs the real clock and no function options (functionUrlBase, deniedPermissions): run those in-process with startEmulator',
+    );
   }
   const { logger, clock: _clock, ...data } = options;
   const levels = LEVELS.filter((level) => typeof logger?.[level] === 'function');
@@ -108,14 +110,20 @@ async function runWorker(): Promise<void> {
     emulator = await startEmulator({ ...options, logger });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    port.postMessage({ kind: 'failed', message: error instanceof Error ? error.message : String(error), ...(typeof code === 'string' ? { code } : {}) } satisfies FromWorker);
+    port.postMessage({
+      kind: 'failed',
+      message: error instanceof Error ? error.message : String(error),
+      ...(typeof code === 'string' ? { code } : {}),
+    } satisfies FromWorker);
     return;
   }
   const { clock: _clock, idle: _idle, stop: _stop, rotateSigningKey: _rotate, ...handle } = emulator;
   port.postMessage({ kind: 'ready', handle } satisfies FromWorker);
   port.on('message', (message: ToWorker) => {
     if (message.kind === 'rotate') {
-      void emulator.rotateSigningKey().then(() => port.postMessage({ kind: 'done', id: message.id, keys: { jwks: emulator.jwks, pemCerts: emulator.pemCerts } } satisfies FromWorker));
+      void emulator
+        .rotateSigningKey()
+        .then(() => port.postMessage({ kind: 'done', id: message.id, keys: { jwks: emulator.jwks, pemCerts: emulator.pemCerts } } satisfies FromWorker));
       return;
     }
     const work = message.kind === 'idle' ? emulator.idle() : emulator.stop();

@@ -46,9 +46,7 @@ export type AuthOptions = OidcAuthOptions | AppEngineAuthOptions | NoAuthOptions
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
-export type AuthResult =
-  | { ok: true; via: 'oidc' | 'appEngine' | 'none'; principal?: string }
-  | { ok: false; status: 401 | 403; reason: string };
+export type AuthResult = { ok: true; via: 'oidc' | 'appEngine' | 'none'; principal?: string } | { ok: false; status: 401 | 403; reason: string };
 
 export const GOOGLE_ISSUERS = ['https://accounts.google.com', 'accounts.google.com'] as const;
 
@@ -189,4 +187,3 @@ function bearer(value: string | undefined): string | undefined {
   const match = /^Bearer\s+(.+)$/i.exec(value.trim());
   return match?.[1];
 }
-

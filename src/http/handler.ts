@@ -134,7 +134,10 @@ export class TaskHandler {
     const { settings } = this;
     if (request.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
     if (settings.hostAllowed && !settings.hostAllowed(header(request.headers, 'host'))) {
-      settings.logger.warn('refused a task request for another host (the embedded default serves this machine only)', { path: request.path, host: header(request.headers, 'host') });
+      settings.logger.warn('refused a task request for another host (the embedded default serves this machine only)', {
+        path: request.path,
+        host: header(request.headers, 'host'),
+      });
       return refusal(403, 'Forbidden');
     }
     // A check that throws refuses: an unproved request never reaches the engine.

@@ -58,8 +58,7 @@ async function serve(ctx: KoaLikeContext, route: Route): Promise<void> {
     remoteAddress: ctx.req.socket?.remoteAddress,
     query: ctx.querystring ?? '',
     secure: ctx.secure === true,
-    readBody: async (limit) =>
-      alreadyParsedBody(ctx.request.rawBody, limit) ?? alreadyParsedBody(ctx.request.body, limit) ?? readStream(ctx.req, limit),
+    readBody: async (limit) => alreadyParsedBody(ctx.request.rawBody, limit) ?? alreadyParsedBody(ctx.request.body, limit) ?? readStream(ctx.req, limit),
   });
   ctx.status = response.status;
   for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
@@ -76,7 +75,9 @@ type RouterConstructor = new () => {
 function buildRouter(engine: Deferred): KoaRouterLike {
   let Router: RouterConstructor;
   try {
-    Router = (require('@koa/router') as { Router?: RouterConstructor; default?: RouterConstructor }).Router ?? (require('@koa/router') as { default: RouterConstructor }).default;
+    Router =
+      (require('@koa/router') as { Router?: RouterConstructor; default?: RouterConstructor }).Router ??
+      (require('@koa/router') as { default: RouterConstructor }).default;
   } catch (err) {
     throw new Error('koaDeferred(...).router needs @koa/router: npm install @koa/router (or use .middleware with app.use / koa-mount).', { cause: err });
   }

@@ -46,8 +46,16 @@ export interface DeferIterationOptions<A extends unknown[]> {
 }
 
 const iterationKeys: Record<keyof DeferIterationOptions<unknown[]>, true> = {
-  args: true, shards: true, queue: true, deleteMarker: true, bufferTime: true, dispatchDeadline: true,
-  pageSize: true, retryCountdown: true, slowCallbackMs: true, transaction: true,
+  args: true,
+  shards: true,
+  queue: true,
+  deleteMarker: true,
+  bufferTime: true,
+  dispatchDeadline: true,
+  pageSize: true,
+  retryCountdown: true,
+  slowCallbackMs: true,
+  transaction: true,
 };
 const ITERATION_OPTION_KEYS = Object.keys(iterationKeys);
 
@@ -122,7 +130,10 @@ export class Iterations {
     this.store();
     const spec: SourceSpec = Array.isArray(source) ? { kind: ARRAY_SOURCE_KIND, spec: source } : (source as SourceSpec);
     if (!this.sources.has(spec.kind)) {
-      throw new CloudDeferError('INVALID_OPTION', `No iteration source of kind "${spec.kind}" is registered; pass an array, or register the source with deferred.registerSource(...).`);
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `No iteration source of kind "${spec.kind}" is registered; pass an array, or register the source with deferred.registerSource(...).`,
+      );
     }
     const shards = options.shards ?? 5;
     if (!Number.isInteger(shards) || shards < 1 || shards > 1000) {
@@ -258,7 +269,9 @@ export class Iterations {
           // An error on the first item of a run goes to the queue's retry policy; otherwise
           // continue from the failing item (it is retried, those before it are not).
           if (processedInRun === 0) throw err;
-          this.logger.warn(`iteration ${plan.iterationId} shard ${shardIndex}: callback failed; re-deferring from the failing item`, { error: errorInfo(err).message });
+          this.logger.warn(`iteration ${plan.iterationId} shard ${shardIndex}: callback failed; re-deferring from the failing item`, {
+            error: errorInfo(err).message,
+          });
           await this.continueShard(plan, shardIndex, range, cursor, plan.retryCountdown);
           return;
         }
@@ -347,7 +360,8 @@ export class Iterations {
     const item = page.items[0];
     if (!item) throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} has no item left to skip.`);
     // The cancel is the claim: a shard that started meanwhile is left alone.
-    if (!(await this.engine.cancel(waiting.id))) throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} started meanwhile; nothing was skipped.`);
+    if (!(await this.engine.cancel(waiting.id)))
+      throw new CloudDeferError('INVALID_STATE', `Shard ${shardIndex} of ${id} started meanwhile; nothing was skipped.`);
     const previous = record.shards.find((s) => s.index === shardIndex)?.lastError?.message;
     await store.recordShardProgress(id, shardIndex, {
       processedDelta: 0,

@@ -4,7 +4,6 @@ import { cloudLoggingLogger, onGoogleCloud, type CloudLoggingOptions } from './c
 
 export type LoggerOption = Logger | FieldsFirstLogger | false | 'console' | 'cloud-logging';
 
-
 /** Use a `(fields, message)` logger (pino, bunyan). pino is recognised without it. */
 export function fieldsFirst(logger: FieldsFirstLogger): Logger {
   return {

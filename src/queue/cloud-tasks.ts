@@ -1,14 +1,7 @@
 /** The queue transport over the official @google-cloud/tasks client (Cloud Tasks or an emulator). */
 import type { CloudTasksClient, protos } from '@google-cloud/tasks';
 import { CloudDeferError } from '../core/errors.js';
-import type {
-  EnqueueRequest,
-  QueueConfig,
-  QueueInfo,
-  QueuedTaskInfo,
-  QueueTransport,
-  RetryConfig,
-} from '../core/transport.js';
+import type { EnqueueRequest, QueueConfig, QueueInfo, QueuedTaskInfo, QueueTransport, RetryConfig } from '../core/transport.js';
 
 type ITask = protos.google.cloud.tasks.v2.ITask;
 type IQueue = protos.google.cloud.tasks.v2.IQueue;
@@ -60,9 +53,15 @@ function translate(err: unknown, what: string): Error {
   const message = err instanceof Error ? err.message : String(err);
   switch (grpcCode(err)) {
     case GRPC_ALREADY_EXISTS:
-      return new CloudDeferError('TASK_ALREADY_EXISTS', `${what}: already exists (${message}). A named task blocks its name for about an hour after it ran.`, { cause: err });
+      return new CloudDeferError('TASK_ALREADY_EXISTS', `${what}: already exists (${message}). A named task blocks its name for about an hour after it ran.`, {
+        cause: err,
+      });
     case GRPC_NOT_FOUND:
-      return new CloudDeferError('NOT_FOUND', `${what}: not found (${message}). Declare the queue in createDeferred({ queues: [...] }) or create it with gcloud.`, { cause: err });
+      return new CloudDeferError(
+        'NOT_FOUND',
+        `${what}: not found (${message}). Declare the queue in createDeferred({ queues: [...] }) or create it with gcloud.`,
+        { cause: err },
+      );
     case GRPC_INVALID_ARGUMENT:
     case GRPC_FAILED_PRECONDITION:
       return new CloudDeferError('INVALID_OPTION', `${what}: ${message}`, { cause: err });
@@ -100,9 +99,7 @@ export class CloudTasksTransport implements QueueTransport {
         httpMethod: 'POST',
         headers: request.headers,
         body,
-        ...(target.oidc
-          ? { oidcToken: { serviceAccountEmail: target.oidc.serviceAccountEmail, audience: target.oidc.audience ?? target.url } }
-          : {}),
+        ...(target.oidc ? { oidcToken: { serviceAccountEmail: target.oidc.serviceAccountEmail, audience: target.oidc.audience ?? target.url } } : {}),
       };
     } else {
       task.appEngineHttpRequest = {

@@ -26,7 +26,10 @@ interface StatsBody {
     approximate: boolean;
     pending: number;
     oldestPendingAgeMs?: number;
-    hour: { series: Array<{ succeeded: number; failed: number; retrying: number }>; totals: { runs: number; failures: number; retries: number; succeeded: number; p50Ms?: number; p95Ms?: number } };
+    hour: {
+      series: Array<{ succeeded: number; failed: number; retrying: number }>;
+      totals: { runs: number; failures: number; retries: number; succeeded: number; p50Ms?: number; p95Ms?: number };
+    };
     day: { series: Array<{ succeeded: number; failed: number; retrying: number }>; totals: { runs: number; failures: number; retries: number } };
   };
 }
@@ -67,9 +70,13 @@ for (const framework of ['express', 'koa'] as Framework[]) {
           console: { authorize },
         },
         (deferred) => {
-          deferred.task('boom', (n: number) => {
-            if (boomFails) throw new Error(`boom ${n}`);
-          }, { maxAttempts: 1 });
+          deferred.task(
+            'boom',
+            (n: number) => {
+              if (boomFails) throw new Error(`boom ${n}`);
+            },
+            { maxAttempts: 1 },
+          );
           deferred.task('stuck', (label: string) => {
             if (stuckFails) throw new Error(`not yet: ${label}`);
           });
@@ -95,24 +102,41 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       await app.close();
     });
 
-    const task = async (id: string) => (await ada.get(`/tasks/${id}`).expect(200)).body.task as Summary & {
-      canRunNow: boolean;
-      cloudTask?: { name: string; scheduleTime?: number; dispatchCount: number };
-      attempts: number;
-    };
+    const task = async (id: string) =>
+      (await ada.get(`/tasks/${id}`).expect(200)).body.task as Summary & {
+        canRunNow: boolean;
+        cloudTask?: { name: string; scheduleTime?: number; dispatchCount: number };
+        attempts: number;
+      };
 
     it('refuses every new action without authorisation (401/403) or without the CSRF token or same-origin proof (403), and changes nothing', async () => {
       const pending = await app.deferred.defer('remind', ['guard'], { queue: 'later', countdown: 3600 });
-      const actions = [`/tasks/${pending.id}/run`, '/bulk/rerun-failed?queue=later', '/bulk/cancel-pending?queue=later', '/bulk/delete-finished?queue=later',
-        '/iterations/it-none/cancel', '/iterations/it-none/skip?shard=0'];
+      const actions = [
+        `/tasks/${pending.id}/run`,
+        '/bulk/rerun-failed?queue=later',
+        '/bulk/cancel-pending?queue=later',
+        '/bulk/delete-finished?queue=later',
+        '/iterations/it-none/cancel',
+        '/iterations/it-none/skip?shard=0',
+      ];
       for (const path of actions) {
         await request(app.baseUrl).post(`${API}${path}`).expect(401);
         await request(app.baseUrl).post(`${API}${path}`).set('x-user', 'mallory').expect(403);
         const noToken = await ada.agent.post(`${API}${path}`).set('x-user', 'ada').set('Origin', app.baseUrl).set('Sec-Fetch-Site', 'same-origin').expect(403);
         assert.equal(noToken.body.error.code, 'CSRF', path);
-        const wrongToken = await ada.agent.post(`${API}${path}`).set('x-user', 'ada').set('Origin', app.baseUrl).set('X-Cloud-Defer-CSRF', 'x'.repeat(43)).expect(403);
+        const wrongToken = await ada.agent
+          .post(`${API}${path}`)
+          .set('x-user', 'ada')
+          .set('Origin', app.baseUrl)
+          .set('X-Cloud-Defer-CSRF', 'x'.repeat(43))
+          .expect(403);
         assert.equal(wrongToken.body.error.code, 'CSRF', path);
-        const crossSite = await ada.agent.post(`${API}${path}`).set('x-user', 'ada').set('Origin', 'https://evil.example').set('X-Cloud-Defer-CSRF', ada.token).expect(403);
+        const crossSite = await ada.agent
+          .post(`${API}${path}`)
+          .set('x-user', 'ada')
+          .set('Origin', 'https://evil.example')
+          .set('X-Cloud-Defer-CSRF', ada.token)
+          .expect(403);
         assert.equal(crossSite.body.error.code, 'CROSS_SITE', path);
       }
       for (const path of ['/queues/later/stats', `/tasks?q=${pending.id}`]) {
@@ -142,7 +166,11 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       const done = await info.wait({ timeoutMs: 15_000 });
       assert.equal(done.status, 'succeeded');
       assert.equal(done.attempts, 2);
-      assert.deepEqual(done.history.map((a) => a.retryCount! + 1), [1, 2], 'attempts numbered 1-based from X-CloudTasks-TaskRetryCount');
+      assert.deepEqual(
+        done.history.map((a) => a.retryCount! + 1),
+        [1, 2],
+        'attempts numbered 1-based from X-CloudTasks-TaskRetryCount',
+      );
       const after = await ada.post(`/tasks/${info.id}/run`).expect(400);
       assert.equal(after.body.error.code, 'NOT_PENDING');
       assert.equal((await task(info.id)).canRunNow, false);
@@ -224,12 +252,21 @@ for (const framework of ['express', 'koa'] as Framework[]) {
     it('skips the poison item a shard is stuck on (recorded), then finalize runs once; items progress is reported', async () => {
       visited.length = 0;
       finalized = 0;
-      const it = await app.deferred.deferIteration(['p0', 'poison', 'p2', 'p3'], visit, wrapUp, { shards: 1, queue: 'poison', deleteMarker: false, retryCountdown: 1 });
+      const it = await app.deferred.deferIteration(['p0', 'poison', 'p2', 'p3'], visit, wrapUp, {
+        shards: 1,
+        queue: 'poison',
+        deleteMarker: false,
+        retryCountdown: 1,
+      });
       await eventually(async () => ((await app.deferred.getIteration(it.id))?.shards[0]?.errors ?? 0) >= 1, 'the shard to hit the poison item', 20_000);
-      const skipped = await eventually(async () => {
-        const res = await ada.post(`/iterations/${it.id}/skip?shard=0`);
-        return res.status === 200 ? res.body : undefined;
-      }, 'a skip while the shard waits for its retry', 20_000);
+      const skipped = await eventually(
+        async () => {
+          const res = await ada.post(`/iterations/${it.id}/skip?shard=0`);
+          return res.status === 200 ? res.body : undefined;
+        },
+        'a skip while the shard waits for its retry',
+        20_000,
+      );
       assert.equal(skipped.skippedKey, '000000000001');
       await it.wait({ timeoutMs: 20_000 });
       await app.deferred.drain();
@@ -251,16 +288,31 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       const a = await app.deferred.defer('remind', ['grace-hopper'], { queue: 'later', countdown: 3600, reference: `${framework}-ref-1` });
       await app.deferred.defer('remind', ['alan'], { queue: 'later', countdown: 3600 });
       const byId = await ada.get(`/tasks?q=${a.id}`).expect(200);
-      assert.deepEqual(byId.body.tasks.map((t: Summary) => t.id), [a.id]);
+      assert.deepEqual(
+        byId.body.tasks.map((t: Summary) => t.id),
+        [a.id],
+      );
       const byRef = await ada.get(`/tasks?q=${framework}-ref-1`).expect(200);
-      assert.deepEqual(byRef.body.tasks.map((t: Summary) => t.id), [a.id]);
+      assert.deepEqual(
+        byRef.body.tasks.map((t: Summary) => t.id),
+        [a.id],
+      );
       const cloudName = (await task(a.id)).cloudTask!.name;
       const byCloudName = await ada.get(`/tasks?q=${encodeURIComponent(cloudName)}`).expect(200);
-      assert.deepEqual(byCloudName.body.tasks.map((t: Summary) => t.id), [a.id]);
+      assert.deepEqual(
+        byCloudName.body.tasks.map((t: Summary) => t.id),
+        [a.id],
+      );
       const byShortName = await ada.get(`/queues/later/tasks?q=${cloudName.split('/').pop()}`).expect(200);
-      assert.deepEqual(byShortName.body.tasks.map((t: Summary) => t.id), [a.id]);
+      assert.deepEqual(
+        byShortName.body.tasks.map((t: Summary) => t.id),
+        [a.id],
+      );
       const byArgs = await ada.get('/tasks?args=grace-hop').expect(200);
-      assert.deepEqual(byArgs.body.tasks.map((t: Summary) => t.id), [a.id]);
+      assert.deepEqual(
+        byArgs.body.tasks.map((t: Summary) => t.id),
+        [a.id],
+      );
       assert.equal(byArgs.body.search.complete, true);
       assert.ok(byArgs.body.search.scanned > 1);
       assert.deepEqual((await ada.get('/tasks?q=no-such-thing').expect(200)).body.tasks, []);
@@ -280,7 +332,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       assert.equal(stats.hour.totals.failures, 2);
       assert.equal(stats.hour.totals.succeeded, 3);
       assert.equal(stats.day.totals.runs, 5);
-      assert.equal(stats.hour.series.reduce((n, p) => n + p.succeeded + p.failed + p.retrying, 0), 5);
+      assert.equal(
+        stats.hour.series.reduce((n, p) => n + p.succeeded + p.failed + p.retrying, 0),
+        5,
+      );
       assert.ok(stats.hour.totals.p95Ms! >= 300, `p95 covers the 300 ms run (${stats.hour.totals.p95Ms})`);
       assert.ok(stats.hour.totals.p50Ms! <= stats.hour.totals.p95Ms!);
       assert.equal(stats.pending, 1);
@@ -295,9 +350,13 @@ describe('console stats without counters (rebuilt from the records, bounded)', f
   before(async () => {
     app = await startApp('express', { queues: [{ name: 'plain' }], counters: false, console: { authorize } }, (deferred) => {
       deferred.task('ok', () => undefined);
-      deferred.task('bad', () => {
-        throw new Error('bad');
-      }, { maxAttempts: 1 });
+      deferred.task(
+        'bad',
+        () => {
+          throw new Error('bad');
+        },
+        { maxAttempts: 1 },
+      );
     });
   });
   after(async () => {
@@ -329,9 +388,13 @@ describe('console stats on the Redis stores with Redis counters', function () {
       { stores: redisStores({ client, prefix }), counters: redisCounters({ client, prefix }), queues: [{ name: 'r' }], console: { authorize } },
       (deferred) => {
         deferred.task('ok', () => undefined);
-        deferred.task('bad', () => {
-          throw new Error('bad');
-        }, { maxAttempts: 1 });
+        deferred.task(
+          'bad',
+          () => {
+            throw new Error('bad');
+          },
+          { maxAttempts: 1 },
+        );
       },
     );
   });

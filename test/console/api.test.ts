@@ -35,7 +35,15 @@ interface QueueBody {
   paused: boolean;
   rateLimits?: { maxDispatchesPerSecond?: number };
   retryConfig?: { maxAttempts?: number };
-  figures: { pending: number; running: number; executedLastMinute: number; failedLastHour: number; oldestEta?: number; inCloudTasks: number; approximate: boolean };
+  figures: {
+    pending: number;
+    running: number;
+    executedLastMinute: number;
+    failedLastHour: number;
+    oldestEta?: number;
+    inCloudTasks: number;
+    approximate: boolean;
+  };
 }
 
 for (const framework of ['express', 'koa'] as Framework[]) {
@@ -159,7 +167,7 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       assert.equal(held.state, 'PAUSED');
       assert.equal(held.figures.inCloudTasks, 2);
       assert.equal(held.figures.running, 0);
-      assert.ok(Math.abs(held.figures.oldestEta! - first.eta.getTime()) < 2000, 'oldest ETA is the first task\'s');
+      assert.ok(Math.abs(held.figures.oldestEta! - first.eta.getTime()) < 2000, "oldest ETA is the first task's");
       assert.equal(held.figures.approximate, false);
       const mail = await eventually(async () => {
         const q = await queueOf('mail');
@@ -191,11 +199,18 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       // Newest first; tasks created in the same millisecond come in descending id order.
       const expected = await Promise.all(ids.map(async (id) => ({ id, createdAt: (await app.deferred.getTask(id))!.createdAt })));
       expected.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-      assert.deepEqual(collected.map((t) => t.id), expected.map((t) => t.id), 'every task once, newest first');
+      assert.deepEqual(
+        collected.map((t) => t.id),
+        expected.map((t) => t.id),
+        'every task once, newest first',
+      );
       const byName = await ada.get('/queues/listing/tasks?taskName=other').expect(200);
       assert.deepEqual(byName.body.tasks.map((t: { id: string }) => t.id).sort(), ids.slice(5).sort());
       const byRef = await ada.get(`/queues/listing/tasks?reference=${framework}-list-3`).expect(200);
-      assert.deepEqual(byRef.body.tasks.map((t: { id: string }) => t.id), [ids[3]]);
+      assert.deepEqual(
+        byRef.body.tasks.map((t: { id: string }) => t.id),
+        [ids[3]],
+      );
       const queued = await ada.get('/queues/listing/tasks?status=queued&limit=100').expect(200);
       assert.equal(queued.body.tasks.length, 7);
       assert.equal((await ada.get('/queues/listing/tasks?status=succeeded').expect(200)).body.tasks.length, 0);
@@ -210,7 +225,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
     it('one task: decoded arguments in a safe display form, ETA and timings, and no actions a pending task cannot take', async () => {
       const info = await app.deferred.defer(
         'greet',
-        [{ n: 12n, when: new Date(0), tags: new Set(['a']), map: new Map([['k', 1]]), bytes: Buffer.from('hello'), nothing: undefined, nan: NaN }, { $type: 'user data' }],
+        [
+          { n: 12n, when: new Date(0), tags: new Set(['a']), map: new Map([['k', 1]]), bytes: Buffer.from('hello'), nothing: undefined, nan: NaN },
+          { $type: 'user data' },
+        ],
         { queue: 'parked', countdown: 30 },
       );
       const { task } = (await ada.get(`/tasks/${info.id}`).expect(200)).body as TaskBody;
@@ -300,7 +318,7 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       await ada.post('/tasks/no-such-task/cancel').expect(404);
     });
 
-    it('pause and resume a queue; only the app\'s own queues', async () => {
+    it("pause and resume a queue; only the app's own queues", async () => {
       const paused = await ada.post('/queues/spare/pause').expect(200);
       assert.equal(paused.body.queue.paused, true);
       assert.equal((await queueOf('spare')).state, 'PAUSED');
@@ -387,7 +405,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       assert.equal(detail.body.iteration.status, 'succeeded');
       assert.equal(detail.body.iteration.shards.length, 3);
       assert.ok(detail.body.iteration.shards.every((s: { done: boolean }) => s.done));
-      assert.equal(detail.body.iteration.shards.reduce((n: number, s: { processed: number }) => n + s.processed, 0), 10);
+      assert.equal(
+        detail.body.iteration.shards.reduce((n: number, s: { processed: number }) => n + s.processed, 0),
+        10,
+      );
       await ada.get('/iterations/it-missing').expect(404);
     });
 

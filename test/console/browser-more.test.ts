@@ -81,9 +81,13 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
         deferred.task('syncInvoice', (id: string) => {
           if (stuckFails) throw new Error(`ledger unavailable for ${id}`);
         });
-        deferred.task('chargeCard', (order: number) => {
-          if (boomFails) throw new Error(`card declined for order ${order}`);
-        }, { maxAttempts: 1 });
+        deferred.task(
+          'chargeCard',
+          (order: number) => {
+            if (boomFails) throw new Error(`card declined for order ${order}`);
+          },
+          { maxAttempts: 1 },
+        );
         deferred.task('work', async (ms: number) => {
           await new Promise((r) => setTimeout(r, ms));
         });
@@ -174,7 +178,7 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
     await it.wait({ timeoutMs: 20_000 });
     await page.goto(`${app.baseUrl}${CONSOLE}/#/tasks?queue=walk`);
     await page.getByText(/internal task\(s\) of iterations hidden/).waitFor();
-    assert.equal(await page.locator('tbody tr').count(), 0, 'no row of the iteration\'s own tasks');
+    assert.equal(await page.locator('tbody tr').count(), 0, "no row of the iteration's own tasks");
     await page.getByLabel('Show internal tasks').check();
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.getByRole('link', { name: 'cloud-defer.iteration.finalize' }).waitFor();
@@ -216,14 +220,18 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
     await skip.waitFor({ timeout: LIVE_TIMEOUT });
     await shoot('iteration-stuck', 'iteration-stuck');
     // The shard may be between retries or mid-run; a skip is accepted only while it waits.
-    await eventually(async () => {
-      await page.evaluate(`document.getElementById('status').textContent = ''`);
-      await skip.click();
-      await confirm('Skip item');
-      await until(`document.getElementById('status').textContent !== ''`, 'the answer to the skip');
-      const status = (await page.getByRole('status').textContent()) ?? '';
-      return status.includes('skipped') ? status : undefined;
-    }, 'a skip while the shard waits', 20_000);
+    await eventually(
+      async () => {
+        await page.evaluate(`document.getElementById('status').textContent = ''`);
+        await skip.click();
+        await confirm('Skip item');
+        await until(`document.getElementById('status').textContent !== ''`, 'the answer to the skip');
+        const status = (await page.getByRole('status').textContent()) ?? '';
+        return status.includes('skipped') ? status : undefined;
+      },
+      'a skip while the shard waits',
+      20_000,
+    );
     await it.wait({ timeoutMs: 20_000 });
     await app.deferred.drain();
     assert.equal(finalized, 1, 'finalize ran once');
@@ -242,7 +250,10 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
     await app.deferred.defer('remind', ['later'], { queue: 'chart', countdown: 600 });
     const client = await signIn(app.baseUrl);
     const { stats } = (await client.get('/queues/chart/stats').expect(200)).body as {
-      stats: { hour: { totals: { runs: number; failures: number; retries: number }; series: Array<{ succeeded: number; failed: number }> }; day: { totals: { runs: number } } };
+      stats: {
+        hour: { totals: { runs: number; failures: number; retries: number }; series: Array<{ succeeded: number; failed: number }> };
+        day: { totals: { runs: number } };
+      };
     };
     assert.equal(stats.hour.totals.runs, 8);
     assert.equal(stats.hour.totals.failures, 3);
@@ -257,7 +268,10 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
       const sum = (kind) => [...svg.querySelectorAll('rect[data-kind=' + kind + ']')].reduce((n, r) => n + Number(r.getAttribute('data-count')), 0);
       return { succeeded: sum('succeeded'), failed: sum('failed'), label: svg.getAttribute('aria-label') };
     })()`)) as { succeeded: number; failed: number; label: string };
-    assert.equal(drawn.succeeded, stats.hour.series.reduce((n, p) => n + p.succeeded, 0));
+    assert.equal(
+      drawn.succeeded,
+      stats.hour.series.reduce((n, p) => n + p.succeeded, 0),
+    );
     assert.equal(drawn.failed, 3);
     assert.match(drawn.label, /5 succeeded, 0 retried, 3 failed/);
     assert.match((await page.locator('#oldest-pending').textContent()) ?? '', /^\d+ (ms|s)$/);
@@ -291,7 +305,10 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
       assert.ok(box, name);
       assert.ok(box.x >= 0 && box.x + box.width <= 390, `${name} is on screen (x ${box.x}, width ${box.width})`);
     }
-    const { scrollWidth, innerWidth } = (await page.evaluate('({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth })')) as { scrollWidth: number; innerWidth: number };
+    const { scrollWidth, innerWidth } = (await page.evaluate('({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth })')) as {
+      scrollWidth: number;
+      innerWidth: number;
+    };
     assert.ok(scrollWidth <= innerWidth, `no sideways scrolling (${scrollWidth} > ${innerWidth})`);
     await shoot('phone-overview', 'phone-overview');
     await page.getByRole('button', { name: 'Pause queue bulk' }).click();
@@ -316,12 +333,13 @@ describe('console in a real browser: zones, Run now, bulk, internal tasks, itera
     await probe.waitForLoadState('networkidle');
     await fresh.close();
     const page = loaded.filter((r) => !r.url.includes('/api/'));
-    assert.ok(page.every((r) => r.url.startsWith(app.baseUrl)), 'everything from the app itself');
+    assert.ok(
+      page.every((r) => r.url.startsWith(app.baseUrl)),
+      'everything from the app itself',
+    );
     assert.deepEqual(page.map((r) => new URL(r.url).pathname.split('/').pop()).sort(), ['', 'console.css', 'console.js']);
     const total = loaded.reduce((n, r) => n + r.bytes, 0);
     assert.ok(total < 60 * 1024, `page, assets and API answers: ${total} bytes gzipped`);
     assert.deepEqual(pageErrors, [], 'no script errors or content-policy violations');
   });
 });
-
-

@@ -31,7 +31,12 @@ describe('console in a real browser (headless Chromium)', function () {
   let publishReport: DeferredTask<[]>;
   const pageErrors: string[] = [];
   let failedId = '';
-  const views = (): Array<[string, string]> => [['#/', 'Queues'], ['#/tasks', 'Tasks'], [`#/task/${failedId}`, `Task ${failedId}`], ['#/iterations', 'Iterations']];
+  const views = (): Array<[string, string]> => [
+    ['#/', 'Queues'],
+    ['#/tasks', 'Tasks'],
+    [`#/task/${failedId}`, `Task ${failedId}`],
+    ['#/iterations', 'Iterations'],
+  ];
 
   const shoot = async (name: string, docName?: string): Promise<void> => {
     const file = path.join(ARTIFACTS, `console-${name}.png`);
@@ -58,7 +63,9 @@ describe('console in a real browser (headless Chromium)', function () {
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is missing at ${CHROMIUM}: the console's browser tests need it. Install it with \`apt-get install -y chromium\` (CI installs it), or set CHROMIUM_PATH.`);
+      throw new Error(
+        `Chromium is missing at ${CHROMIUM}: the console's browser tests need it. Install it with \`apt-get install -y chromium\` (CI installs it), or set CHROMIUM_PATH.`,
+      );
     }
     mkdirSync(ARTIFACTS, { recursive: true });
     if (process.env.UPDATE_SCREENSHOTS === '1') mkdirSync(DOC_SHOTS, { recursive: true });
@@ -125,16 +132,16 @@ describe('console in a real browser (headless Chromium)', function () {
     await row('chargeCard').waitFor();
     assert.equal(await page.getByLabel('Status').inputValue(), 'failed');
     assert.equal(await page.locator('tbody tr').count(), 1);
-    assert.match(await row('chargeCard').textContent() ?? '', /card declined for order-7/);
+    assert.match((await row('chargeCard').textContent()) ?? '', /card declined for order-7/);
     await shoot('tasks', 'tasks');
   });
 
   it('opens the failed task and reads its error, stack and arguments', async () => {
     await page.getByRole('link', { name: 'chargeCard', exact: true }).click();
     await page.locator('#last-error').waitFor();
-    assert.match(await page.locator('#last-error').textContent() ?? '', /Error: card declined for order-7/);
-    assert.match(await page.getByLabel('Stack trace').textContent() ?? '', /^Error: card declined for order-7\n\s+at /);
-    assert.match(await page.getByLabel('Arguments as JSON').textContent() ?? '', /"\$type": "BigInt",\s+"value": "1999"/);
+    assert.match((await page.locator('#last-error').textContent()) ?? '', /Error: card declined for order-7/);
+    assert.match((await page.getByLabel('Stack trace').textContent()) ?? '', /^Error: card declined for order-7\n\s+at /);
+    assert.match((await page.getByLabel('Arguments as JSON').textContent()) ?? '', /"\$type": "BigInt",\s+"value": "1999"/);
     assert.equal(await badge().textContent(), 'failed');
     await shoot('task-detail', 'task-detail');
   });
@@ -146,7 +153,7 @@ describe('console in a real browser (headless Chromium)', function () {
     await dialog.waitFor();
     assert.equal(await dialog.getByRole('heading').textContent(), 'Rerun chargeCard?');
     await dialog.getByRole('button', { name: 'Rerun' }).click();
-    await until(`!location.hash.includes(${JSON.stringify(failedId)})`, 'the rerun task\'s page');
+    await until(`!location.hash.includes(${JSON.stringify(failedId)})`, "the rerun task's page");
     await page.getByRole('status').filter({ hasText: 'Rerun deferred as task' }).waitFor();
     await until(statusIs('succeeded'), 'the rerun to succeed');
     const newId = decodeURIComponent(new URL(page.url()).hash.replace('#/task/', ''));
@@ -203,8 +210,8 @@ describe('console in a real browser (headless Chromium)', function () {
     await iteration.wait({ timeoutMs: 30_000 });
     await until(progressIs(`Progress of ${iteration.id}`, 100), 'the progress bar at 100%');
     const row = page.getByRole('row').filter({ has: bar });
-    assert.match(await row.textContent() ?? '', /100% · 3\/3 shards/);
-    assert.match(await row.textContent() ?? '', /succeeded/);
+    assert.match((await row.textContent()) ?? '', /100% · 3\/3 shards/);
+    assert.match((await row.textContent()) ?? '', /succeeded/);
     await shoot('iterations', 'iterations');
     await page.getByRole('link', { name: iteration.id }).click();
     await page.getByRole('progressbar', { name: 'Shard 2' }).waitFor();

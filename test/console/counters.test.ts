@@ -35,7 +35,15 @@ describe('task counters (memory, Redis, Firestore and Datastore emulators)', fun
   const kinds: Array<[string, () => TaskCounters]> = [
     ['memory', () => memoryCounters()],
     ['redis', () => redisCounters({ client, prefix: `${prefix}-${randomUUID().slice(0, 6)}` })],
-    ['datastore', () => datastoreCounters({ datastore: ds.datastore, kindPrefix: `Cdc${randomUUID().slice(0, 6).replace(/-/g, '')}`, ...(ds.namespace ? { namespace: ds.namespace } : {}) })],
+    [
+      'datastore',
+      () =>
+        datastoreCounters({
+          datastore: ds.datastore,
+          kindPrefix: `Cdc${randomUUID().slice(0, 6).replace(/-/g, '')}`,
+          ...(ds.namespace ? { namespace: ds.namespace } : {}),
+        }),
+    ],
     ['firestore', () => firestoreCounters({ firestore: fs.firestore, collectionPrefix: `${fs.prefix}cdc${randomUUID().slice(0, 6)}` })],
   ];
   for (const [kind, make] of kinds) {
@@ -57,7 +65,10 @@ describe('task counters (memory, Redis, Firestore and Datastore emulators)', fun
       assert.equal(durationQuantile(now[0]!.durations, 0.5), 10);
       assert.equal(durationQuantile(now[0]!.durations, 0.95), 1000);
       const both = await counters.read('q', 'minute', minute - 60_000, minute + 60_000);
-      assert.deepEqual(both.map((b) => b.start), [minute - 60_000, minute]);
+      assert.deepEqual(
+        both.map((b) => b.start),
+        [minute - 60_000, minute],
+      );
       const hour = Math.floor(minute / 3_600_000) * 3_600_000;
       const hours = await counters.read('q', 'hour', hour - 3_600_000, hour + 3_600_000);
       const total = hours.reduce((n, b) => n + b.succeeded + b.failed + b.retrying, 0);
@@ -67,7 +78,12 @@ describe('task counters (memory, Redis, Firestore and Datastore emulators)', fun
   }
 
   it('datastore: expired counter entities are swept (Datastore has no expiry of its own)', async () => {
-    const counters = datastoreCounters({ datastore: ds.datastore, kindPrefix: `Cdx${randomUUID().slice(0, 6).replace(/-/g, '')}`, sweepEveryMs: 0, ...(ds.namespace ? { namespace: ds.namespace } : {}) });
+    const counters = datastoreCounters({
+      datastore: ds.datastore,
+      kindPrefix: `Cdx${randomUUID().slice(0, 6).replace(/-/g, '')}`,
+      sweepEveryMs: 0,
+      ...(ds.namespace ? { namespace: ds.namespace } : {}),
+    });
     const old = Date.now() - 9 * 86_400_000; // both buckets past their retention
     await counters.record({ queue: 'q', outcome: 'succeeded', durationMs: 1, at: old });
     await counters.record({ queue: 'q', outcome: 'succeeded', durationMs: 1, at: Date.now() });

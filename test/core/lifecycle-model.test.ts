@@ -23,10 +23,7 @@ type Action =
   | { kind: 'cancel' }
   | { kind: 'rerun' };
 
-type Step =
-  | { kind: 'read'; caller: number }
-  | { kind: 'act'; caller: number; action: Action }
-  | { kind: 'tick'; ms: number };
+type Step = { kind: 'read'; caller: number } | { kind: 'act'; caller: number; action: Action } | { kind: 'tick'; ms: number };
 
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.constant({ kind: 'acquire' } as const),
@@ -71,7 +68,13 @@ function modelStep(m: Model, action: Action, owner: string, now: number): Model 
       return m.status === 'running' && m.owner === owner ? next({ status: 'retrying', owner: undefined, leaseUntil: undefined }) : undefined;
     case 'settle':
       if (m.status !== 'running' || m.owner !== owner) return undefined;
-      return next({ status: action.status, owner: undefined, leaseUntil: undefined, history: Math.min(m.history + 1, 20), held: !DONE.includes(action.status) });
+      return next({
+        status: action.status,
+        owner: undefined,
+        leaseUntil: undefined,
+        history: Math.min(m.history + 1, 20),
+        held: !DONE.includes(action.status),
+      });
     case 'cancel':
       return PENDING.includes(m.status) ? next({ status: 'cancelled', held: false }) : undefined;
     case 'rerun':
@@ -129,7 +132,8 @@ function runSequence(steps: readonly Step[]): void {
     const next = decide(snapshot.record, step.action, owner, now);
     if (!next) {
       // A refusal writes nothing; on a current read it must be the model's refusal too.
-      if (snapshot.version === doc.version) assert.equal(modelStep(model, step.action, owner, now), undefined, `${step.action.kind} refused but the model allows it`);
+      if (snapshot.version === doc.version)
+        assert.equal(modelStep(model, step.action, owner, now), undefined, `${step.action.kind} refused but the model allows it`);
       continue;
     }
     if (snapshot.version !== doc.version) {
@@ -165,6 +169,9 @@ function runSequence(steps: readonly Step[]): void {
 describe('lifecycle: model-based, concurrent callers', function () {
   this.timeout(120_000);
   it(`${RUNS.toLocaleString('en')} random sequences from ${CALLERS} callers agree with the reference model`, function () {
-    fc.assert(fc.property(fc.array(stepArb, { minLength: 1, maxLength: 60 }), (steps) => runSequence(steps)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 60 }), (steps) => runSequence(steps)),
+      { numRuns: RUNS },
+    );
   });
 });

@@ -122,7 +122,11 @@ describe('lifecycle: settle, transition, cancel', function () {
     for (let i = 0; i < 25; i += 1) {
       const taken = lifecycle.acquireLease(record, { ...lease, now: T0 + i * 10 });
       assert.equal(taken.kind, 'acquired');
-      record = lifecycle.settle(taken.kind === 'acquired' ? taken.record : record, { ...settleInput('retrying'), now: T0 + i * 10 + 1, attempt: { at: i, statusCode: 500, outcome: 'retrying', durationMs: 1 } })!;
+      record = lifecycle.settle(taken.kind === 'acquired' ? taken.record : record, {
+        ...settleInput('retrying'),
+        now: T0 + i * 10 + 1,
+        attempt: { at: i, statusCode: 500, outcome: 'retrying', durationMs: 1 },
+      })!;
     }
     assert.equal(record.history.length, 20);
     assert.equal(record.history[0]?.at, 5);

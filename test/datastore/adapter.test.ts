@@ -17,7 +17,22 @@ const MIB = 1024 * 1024;
 const ENTITY_LIMIT = 1_048_572;
 
 function record(id: string, now: number, fields: Partial<TaskRecord> = {}): TaskRecord {
-  return { id, taskName: 'adapter.task', queue: 'default', status: 'queued', createdAt: now, updatedAt: now, eta: now, attempts: 0, executionCount: 0, payloadSize: 1, history: [], version: 1, expiresAt: now + 60_000, ...fields };
+  return {
+    id,
+    taskName: 'adapter.task',
+    queue: 'default',
+    status: 'queued',
+    createdAt: now,
+    updatedAt: now,
+    eta: now,
+    attempts: 0,
+    executionCount: 0,
+    payloadSize: 1,
+    history: [],
+    version: 1,
+    expiresAt: now + 60_000,
+    ...fields,
+  };
 }
 
 /** A client whose transactions' commits fail with ABORTED while `failures.left` lasts. */
@@ -135,12 +150,28 @@ describe('Datastore adapter', function () {
       const raw = rawDatastore(h.datastore, stores.namespace);
       const base = clock;
       for (let start = 0; start < 250; start += 50) {
-        await Promise.all(Array.from({ length: 50 }, (_, k) => stores.state.createTask(record(`old-${start + k}`, base, { expiresAt: base + 10, reference: `ref-${start + k}` }), base)));
+        await Promise.all(
+          Array.from({ length: 50 }, (_, k) =>
+            stores.state.createTask(record(`old-${start + k}`, base, { expiresAt: base + 10, reference: `ref-${start + k}` }), base),
+          ),
+        );
       }
       await stores.state.createTask(record('kept', base, { expiresAt: base + 3_600_000 }), base);
       await stores.payloads.put('old-payload-1', randomBytes(1_500_000), 10);
       await stores.payloads.put('old-payload-2', Buffer.from('x'), 10);
-      await stores.iterations.createIteration({ id: 'old-iteration', callbackTask: 'c', finalizeTask: 'f', queue: 'default', shardCount: 0, status: 'splitting', createdAt: base, updatedAt: base, shards: [], deleteMarker: false, expiresAt: base + 10 });
+      await stores.iterations.createIteration({
+        id: 'old-iteration',
+        callbackTask: 'c',
+        finalizeTask: 'f',
+        queue: 'default',
+        shardCount: 0,
+        status: 'splitting',
+        createdAt: base,
+        updatedAt: base,
+        shards: [],
+        deleteMarker: false,
+        expiresAt: base + 10,
+      });
       await stores.iterations.startIteration('old-iteration', 3, base);
       clock = base + 20;
       // ref-0's holder expired; a new task takes the reference over before the sweep runs.
@@ -154,7 +185,10 @@ describe('Datastore adapter', function () {
       const tasks = (await raw.entities(stores.kinds.task)).map((e) => e.key.name).sort();
       assert.deepEqual(tasks, ['kept', 'new-holder']);
       assert.equal((await stores.state.findByReference('ref-0'))?.id, 'new-holder', 'a reference taken over is kept');
-      assert.deepEqual((await raw.entities(stores.kinds.reference)).map((e) => e.data.taskId), ['new-holder']);
+      assert.deepEqual(
+        (await raw.entities(stores.kinds.reference)).map((e) => e.data.taskId),
+        ['new-holder'],
+      );
       for (const kind of [stores.kinds.payload, stores.kinds.payloadChunk, stores.kinds.iteration, stores.kinds.iterationShard]) {
         assert.deepEqual(await raw.entities(kind), [], `${kind} emptied`);
       }

@@ -41,7 +41,10 @@ describe('engine on Datastore stores', function () {
     assert.equal((await h.raw.rawTask(info.id))?.status, 'succeeded', 'the entity says succeeded');
     assert.equal((await app.deferred.findTask({ reference: 'order-1' }))?.id, info.id);
     const page = await app.deferred.listTasks({ status: 'succeeded', queue: 'default', taskName: 'count' });
-    assert.deepEqual(page.records.map((r) => r.id), [info.id]);
+    assert.deepEqual(
+      page.records.map((r) => r.id),
+      [info.id],
+    );
   });
 
   describe(`the sweep path (${DEFAULT_SWEEP_PATH})`, () => {
@@ -59,7 +62,22 @@ describe('engine on Datastore stores', function () {
       for (let i = 0; i < 3; i += 1) {
         const id = `expired-${i}-${Date.now()}`;
         await h.stores.state.createTask(
-          { id, taskName: 'count', queue: 'default', status: 'succeeded', createdAt: past, updatedAt: past, eta: past, attempts: 1, executionCount: 1, payloadSize: 0, history: [], version: 1, expiresAt: past + 1, reference: `gone-${id}` },
+          {
+            id,
+            taskName: 'count',
+            queue: 'default',
+            status: 'succeeded',
+            createdAt: past,
+            updatedAt: past,
+            eta: past,
+            attempts: 1,
+            executionCount: 1,
+            payloadSize: 0,
+            history: [],
+            version: 1,
+            expiresAt: past + 1,
+            reference: `gone-${id}`,
+          },
           past,
         );
         ids.push(id);
@@ -73,18 +91,29 @@ describe('engine on Datastore stores', function () {
       const res = await request(app.server).post(DEFAULT_SWEEP_PATH);
       assert.equal(res.status, 401);
       const kept = await h.raw.entities(h.stores.kinds.task);
-      assert.ok(ids.every((id) => kept.some((e) => e.key.name === id)), 'the expired records are still stored');
+      assert.ok(
+        ids.every((id) => kept.some((e) => e.key.name === id)),
+        'the expired records are still stored',
+      );
     });
 
     it('with a valid token, removes expired records, their references and payloads', async () => {
       const ids = await expiredEntities();
-      const res = await request(app.server).post(DEFAULT_SWEEP_PATH).set('Authorization', await realToken());
+      const res = await request(app.server)
+        .post(DEFAULT_SWEEP_PATH)
+        .set('Authorization', await realToken());
       assert.equal(res.status, 200);
       assert.ok(res.body.expired >= ids.length + 1, `expired: ${JSON.stringify(res.body)}`);
       const left = new Set((await h.raw.entities(h.stores.kinds.task)).map((e) => e.key.name));
-      assert.ok(ids.every((id) => !left.has(id)), 'expired records deleted');
+      assert.ok(
+        ids.every((id) => !left.has(id)),
+        'expired records deleted',
+      );
       for (const id of ids) assert.equal(await h.raw.rawReference(`gone-${id}`), undefined, 'their references deleted');
-      assert.deepEqual((await h.raw.entities(h.stores.kinds.payload)).filter((e) => e.key.name === `payload-${ids[0]}`), []);
+      assert.deepEqual(
+        (await h.raw.entities(h.stores.kinds.payload)).filter((e) => e.key.name === `payload-${ids[0]}`),
+        [],
+      );
       assert.ok(left.size > 0, 'live records are kept');
     });
   });
@@ -126,7 +155,10 @@ describe('outbox sweeper on Datastore (enqueue cut after commit)', function () {
     await app.deferred.drain({ timeoutMs: 50_000 });
     for (const id of ids) assert.equal((await app.deferred.getTask(id))?.status, 'succeeded');
     assert.equal(runsById.size, 100);
-    assert.ok([...runsById.values()].every((n) => n === 1), 'each ran exactly once');
+    assert.ok(
+      [...runsById.values()].every((n) => n === 1),
+      'each ran exactly once',
+    );
     assert.deepEqual(await app.deferred.sweepOutbox({ graceMs: 0 }), { enqueued: 0 }, 'the outbox is empty');
   });
 });

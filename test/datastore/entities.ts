@@ -14,8 +14,10 @@ export async function fillKind(datastore: Datastore, ids: readonly string[], nam
     batches.push(() => datastore.save(entities));
   }
   let next = 0;
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < batches.length) await batches[next++]!();
-  }));
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < batches.length) await batches[next++]!();
+    }),
+  );
   return kind;
 }

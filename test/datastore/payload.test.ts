@@ -61,7 +61,10 @@ describe('Datastore payloads: a put cut off half-way', function () {
     const data = randomBytes(2 * MB + 1);
     await stores.payloads.put('p-partial', data, 60_000);
     const [chunks] = (await h.datastore.runQuery(
-      h.datastore.createQuery(stores.namespace ?? '', stores.kinds.payloadChunk).hasAncestor(h.datastore.key({ namespace: stores.namespace, path: [stores.kinds.payload, 'p-partial'] })).select('__key__'),
+      h.datastore
+        .createQuery(stores.namespace ?? '', stores.kinds.payloadChunk)
+        .hasAncestor(h.datastore.key({ namespace: stores.namespace, path: [stores.kinds.payload, 'p-partial'] }))
+        .select('__key__'),
     )) as [Array<Record<symbol, unknown>>, unknown];
     assert.equal(chunks.length, 2);
     await h.datastore.delete(chunks[1]![h.datastore.KEY] as Parameters<Datastore['delete']>[0]);

@@ -12,8 +12,21 @@ type Entity = Record<string, unknown>;
 
 const STRING_FIELDS = ['id', 'taskName', 'queue', 'cloudTaskName', 'status', 'reference', 'argsJson', 'payloadRef', 'iterationId', 'leaseOwner'] as const;
 const NUMBER_FIELDS = [
-  'uniqueUntil', 'createdAt', 'updatedAt', 'eta', 'startedAt', 'finishedAt', 'attempts', 'executionCount',
-  'maxAttempts', 'durationMs', 'payloadSize', 'shardIndex', 'leaseUntil', 'version', 'expiresAt',
+  'uniqueUntil',
+  'createdAt',
+  'updatedAt',
+  'eta',
+  'startedAt',
+  'finishedAt',
+  'attempts',
+  'executionCount',
+  'maxAttempts',
+  'durationMs',
+  'payloadSize',
+  'shardIndex',
+  'leaseUntil',
+  'version',
+  'expiresAt',
 ] as const;
 
 export interface RawDatastore extends RawBackend {

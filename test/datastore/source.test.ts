@@ -56,7 +56,11 @@ describe('Datastore iteration source', function () {
     assert.equal(ranges.length, 5);
     const perRange = (await walk(datastore, ranges, 37)) as string[][];
     assert.deepEqual(perRange.flat(), items, 'ranges in order, each in key order, every entity once');
-    if (!env.external) assert.ok(perRange.every((values) => values.length > 50), `balanced enough: ${perRange.map((v) => v.length)}`);
+    if (!env.external)
+      assert.ok(
+        perRange.every((values) => values.length > 50),
+        `balanced enough: ${perRange.map((v) => v.length)}`,
+      );
   });
 
   it('splits evenly over the keys read in key order when sampling returns too few keys', async () => {
@@ -64,7 +68,10 @@ describe('Datastore iteration source', function () {
     const spec = datastoreQuery(await fillKind(datastore, items), { select: 'id' }).spec;
     const ranges = await datastoreQuerySource(withoutScatter(datastore)).split(spec, 4);
     const perRange = (await walk(datastore, ranges, 10)) as string[][];
-    assert.deepEqual(perRange.map((values) => values.length), [25, 25, 25, 25]);
+    assert.deepEqual(
+      perRange.map((values) => values.length),
+      [25, 25, 25, 25],
+    );
     assert.deepEqual(perRange.flat(), items);
   });
 
@@ -78,11 +85,23 @@ describe('Datastore iteration source', function () {
   it('applies equality and range filters to every range, and hands out entities, keys or ids', async () => {
     const items = ids(60);
     const kind = await fillKind(datastore, items);
-    const base: DatastoreQuerySpec = { kind, filters: [['n', '>=', 10], ['n', '<', 50]] };
+    const base: DatastoreQuerySpec = {
+      kind,
+      filters: [
+        ['n', '>=', 10],
+        ['n', '<', 50],
+      ],
+    };
     const source = datastoreQuerySource(datastore);
     const entities = (await walk(datastore, await source.split(base, 3), 7)).flat() as Array<Record<string | symbol, unknown>>;
-    assert.deepEqual(entities.map((e) => e.n), Array.from({ length: 40 }, (_, i) => 10 + i));
-    assert.ok(entities.every((e) => (e[datastore.KEY] as Key).name === items[e.n as number]), 'entities carry their keys');
+    assert.deepEqual(
+      entities.map((e) => e.n),
+      Array.from({ length: 40 }, (_, i) => 10 + i),
+    );
+    assert.ok(
+      entities.every((e) => (e[datastore.KEY] as Key).name === items[e.n as number]),
+      'entities carry their keys',
+    );
     const keys = (await walk(datastore, await source.split({ ...base, select: 'key' }, 2), 100)).flat() as Key[];
     assert.ok(keys.every((key) => datastore.isKey(key)) && keys.length === 40);
     // Google's legacy emulator (2.3.1) has no IN (nor OR); the legacy databases in the cloud do.
@@ -96,7 +115,14 @@ describe('Datastore iteration source', function () {
     const items = ids(50);
     const kind = await fillKind(datastore, items);
     const source = datastoreQuerySource(datastore);
-    const spec: DatastoreQuerySpec = { kind, select: 'id', filters: [['n', '>', 4], ['n', '<=', 44]] };
+    const spec: DatastoreQuerySpec = {
+      kind,
+      select: 'id',
+      filters: [
+        ['n', '>', 4],
+        ['n', '<=', 44],
+      ],
+    };
     const ranges = await source.split(spec, 3);
     assert.equal(ranges.length, 3);
     assert.deepEqual((await walk(datastore, ranges, 6)).flat(), items.slice(5, 45), 'every shard, each once, in order');
@@ -105,16 +131,39 @@ describe('Datastore iteration source', function () {
       const whole = (await walk(datastore, [range], 100)).flat();
       for (let i = 0; i < page.items.length; i += 1) {
         const rest = await source.read(range, page.items[i]!.key, 100);
-        assert.deepEqual(rest.items.map((item) => item.value), whole.slice(i + 1), `resuming after item ${i}`);
+        assert.deepEqual(
+          rest.items.map((item) => item.value),
+          whole.slice(i + 1),
+          `resuming after item ${i}`,
+        );
       }
     }
   });
 
   it('orders keys as Datastore does: ids before names, ids by value, names by UTF-8 bytes, parents first', async () => {
     const kind = `Mixed${Date.now()}`;
-    const paths: Array<Array<string | number>> = [[kind, 'b'], [kind, 100], [kind, 'B'], [kind, 7], [kind, 'é'], [kind, 'z'], [kind, 2 ** 40], [kind, 'a', kind, 1]];
-    await datastore.save(paths.map((path) => ({ key: datastore.key({ namespace: datastore.namespace, path: path.map((p) => (typeof p === 'number' ? datastore.int(p) : p)) }), data: { v: 1 } })));
-    const [rows] = (await datastore.runQuery(datastore.createQuery(datastore.namespace ?? '', kind).select('__key__').order('__key__'))) as [object[], unknown];
+    const paths: Array<Array<string | number>> = [
+      [kind, 'b'],
+      [kind, 100],
+      [kind, 'B'],
+      [kind, 7],
+      [kind, 'é'],
+      [kind, 'z'],
+      [kind, 2 ** 40],
+      [kind, 'a', kind, 1],
+    ];
+    await datastore.save(
+      paths.map((path) => ({
+        key: datastore.key({ namespace: datastore.namespace, path: path.map((p) => (typeof p === 'number' ? datastore.int(p) : p)) }),
+        data: { v: 1 },
+      })),
+    );
+    const [rows] = (await datastore.runQuery(
+      datastore
+        .createQuery(datastore.namespace ?? '', kind)
+        .select('__key__')
+        .order('__key__'),
+    )) as [object[], unknown];
     const inServiceOrder = rows.map((row) => toKeyPath((row as Record<symbol, Key>)[datastore.KEY]!));
     const sorted = [...inServiceOrder].reverse().sort(compareKeyPaths);
     assert.deepEqual(sorted, inServiceOrder);
@@ -123,7 +172,7 @@ describe('Datastore iteration source', function () {
     assert.deepEqual(walked.map(toKeyPath), inServiceOrder, 'numeric ids, names and child keys walk in that order');
   });
 
-  it('deferIteration over 10,000 entities (2,000 on Google\'s emulator) with 5 shards touches each once and finalizes once', async () => {
+  it("deferIteration over 10,000 entities (2,000 on Google's emulator) with 5 shards touches each once and finalizes once", async () => {
     // Google's emulator writes and reads far slower than ours.
     const count = env.google ? 2_000 : 10_000;
     const items = ids(count, 'ten');
@@ -144,16 +193,26 @@ describe('Datastore iteration source', function () {
       });
     });
     try {
-      const info = await app.deferred.deferIteration<string>(datastoreQuery(kind, { select: 'id' }), visit, done, { shards: 5, pageSize: 500, deleteMarker: false });
+      const info = await app.deferred.deferIteration<string>(datastoreQuery(kind, { select: 'id' }), visit, done, {
+        shards: 5,
+        pageSize: 500,
+        deleteMarker: false,
+      });
       await app.deferred.drain({ timeoutMs: 50_000 });
       await info.wait({ timeoutMs: 10_000 });
       assert.equal(seen.size, count);
-      assert.ok([...seen.values()].every((n) => n === 1), 'each entity once');
+      assert.ok(
+        [...seen.values()].every((n) => n === 1),
+        'each entity once',
+      );
       assert.deepEqual(shards, new Set([0, 1, 2, 3, 4]));
       assert.equal(finalized, 1);
       const record = await app.deferred.getIteration(info.id);
       assert.equal(record?.status, 'succeeded');
-      assert.equal(record?.shards.reduce((sum, shard) => sum + shard.processed, 0), count);
+      assert.equal(
+        record?.shards.reduce((sum, shard) => sum + shard.processed, 0),
+        count,
+      );
     } finally {
       await app.close();
     }

@@ -19,14 +19,18 @@ describe('transactional defer on Datastore', function () {
 
   before(async () => {
     h = await openDatastoreHarness();
-    app = await startWatchedApp(h.stores, (d) => {
-      d.task('work', (label: string) => {
-        runs.push(label);
-      });
-      d.task('big', (blob: string) => {
-        sizes.push(blob.length);
-      });
-    }, ['default', 'held']);
+    app = await startWatchedApp(
+      h.stores,
+      (d) => {
+        d.task('work', (label: string) => {
+          runs.push(label);
+        });
+        d.task('big', (blob: string) => {
+          sizes.push(blob.length);
+        });
+      },
+      ['default', 'held'],
+    );
   });
   after(async () => {
     await app?.close();
@@ -79,7 +83,10 @@ describe('transactional defer on Datastore', function () {
     assert.equal(await h.raw.rawOutbox(info.id), undefined);
     assert.ok(!enqueuedIds().includes(info.id));
     assert.deepEqual(runs, []);
-    await assert.rejects(app.deferred.defer('work', ['late'], { transaction: tx }), (err: unknown) => err instanceof CloudDeferError && err.code === 'INVALID_STATE');
+    await assert.rejects(
+      app.deferred.defer('work', ['late'], { transaction: tx }),
+      (err: unknown) => err instanceof CloudDeferError && err.code === 'INVALID_STATE',
+    );
   });
 
   it('a commit that fails (contention) enqueues nothing and leaves no record', async () => {
@@ -88,7 +95,10 @@ describe('transactional defer on Datastore', function () {
     // (optimistic databases), or one is chosen to abort (pessimistic ones, as a deadlock).
     const [a, b] = [await begin(), await begin()];
     const infos = [];
-    for (const [tx, label] of [[a, 'o-3a'], [b, 'o-3b']] as const) {
+    for (const [tx, label] of [
+      [a, 'o-3a'],
+      [b, 'o-3b'],
+    ] as const) {
       const [order] = await tx.get(userKey('o-3'));
       infos.push(await app.deferred.defer('work', [label], { transaction: tx }));
       tx.save({ key: userKey('o-3'), data: { total: Number(order.total) + 1 } });
@@ -154,7 +164,10 @@ describe('transactional defer on Datastore', function () {
     const deferB = await app.deferred.defer('work', ['b'], { queue: 'held', transaction: b, reference: 'invoice-2' });
     const outcomes = await Promise.allSettled([a.commit(), b.commit()]);
     assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, 'exactly one commits');
-    assert.ok(outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: number }).code === 10), 'the other is ABORTED');
+    assert.ok(
+      outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: number }).code === 10),
+      'the other is ABORTED',
+    );
     const winner = (await h.stores.state.findByReference('invoice-2'))?.id;
     assert.ok(winner === deferA.id || winner === deferB.id);
     const loser = winner === deferA.id ? deferB.id : deferA.id;
@@ -166,7 +179,10 @@ describe('transactional defer on Datastore', function () {
 
   it('refuses a read-only transaction and a transaction of another client', async () => {
     const readOnly = h.datastore.transaction({ readOnly: true });
-    await assert.rejects(app.deferred.defer('work', ['x'], { transaction: readOnly }), (err: unknown) => err instanceof CloudDeferError && err.code === 'INVALID_OPTION');
+    await assert.rejects(
+      app.deferred.defer('work', ['x'], { transaction: readOnly }),
+      (err: unknown) => err instanceof CloudDeferError && err.code === 'INVALID_OPTION',
+    );
     const foreign = h.newClient().transaction();
     await assert.rejects(app.deferred.defer('work', ['x'], { transaction: foreign }), /not one the datastore stores can join/);
   });

@@ -1,18 +1,7 @@
 /** App Engine HTTP targets: sent to appEngineBaseUrl with X-AppEngine-* headers and routing reported. */
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import {
-  advanceUntilRequests,
-  PARENT,
-  PROJECT,
-  queuePath,
-  seconds,
-  startTestContext,
-  TargetServer,
-  toMs,
-  uniqueQueueId,
-  type TestContext,
-} from './helpers.js';
+import { advanceUntilRequests, PARENT, PROJECT, queuePath, seconds, startTestContext, TargetServer, toMs, uniqueQueueId, type TestContext } from './helpers.js';
 import { ManualClock, startEmulator, createEmulatorClient } from '../../src/emulator/index.js';
 
 describe('emulator: App Engine targets', () => {
@@ -78,7 +67,10 @@ describe('emulator: App Engine targets', () => {
     assert.equal(h['x-custom'], 'kept');
     assert.equal(h['x-cloudtasks-queuename'], undefined, 'no X-CloudTasks-* headers on App Engine targets');
     // Off App Engine the headers prove nothing: the emulator signs the dispatch (App Engine's default account, audience the URL).
-    const claims = JSON.parse(Buffer.from((h['authorization'] ?? '').replace(/^Bearer /, '').split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+    const claims = JSON.parse(Buffer.from((h['authorization'] ?? '').replace(/^Bearer /, '').split('.')[1] ?? '', 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
     assert.equal(claims['email'], `${PROJECT}@appspot.gserviceaccount.com`);
     assert.equal(claims['aud'], `${ctx.target.baseUrl}/_ah/queue/deferred`);
   });

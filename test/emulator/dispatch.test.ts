@@ -3,17 +3,7 @@ import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  assertGrpcError,
-  deferred,
-  PARENT,
-  queuePath,
-  seconds,
-  startTestContext,
-  toMs,
-  uniqueQueueId,
-  type TestContext,
-} from './helpers.js';
+import { assertGrpcError, deferred, PARENT, queuePath, seconds, startTestContext, toMs, uniqueQueueId, type TestContext } from './helpers.js';
 
 describe('emulator: HTTP target dispatch', () => {
   let ctx: TestContext;
@@ -248,6 +238,10 @@ describe('emulator: HTTP target dispatch', () => {
     await ctx.emulator.idle();
     await ctx.clock.advance(60_000);
     await ctx.emulator.idle();
-    assert.deepEqual(ctx.target.requests.map((r) => r.url), ['/new'], 'only the task created after the purge ran');
+    assert.deepEqual(
+      ctx.target.requests.map((r) => r.url),
+      ['/new'],
+      'only the task created after the purge ran',
+    );
   });
 });

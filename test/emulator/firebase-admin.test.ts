@@ -76,10 +76,7 @@ describe('emulator: firebase-admin task queues', () => {
 
   it('enqueues with every option; the task reaches the Express handler with a verifiable token', async () => {
     const queue = getFunctions(app).taskQueue('sendInvoice');
-    await queue.enqueue(
-      { invoice: 42 },
-      { id: 'invoice-42', scheduleDelaySeconds: 30, dispatchDeadlineSeconds: 120, headers: { 'X-Tenant': 'acme' } },
-    );
+    await queue.enqueue({ invoice: 42 }, { id: 'invoice-42', scheduleDelaySeconds: 30, dispatchDeadlineSeconds: 120, headers: { 'X-Tenant': 'acme' } });
     const client = createEmulatorClient(emulator);
     try {
       const name = `projects/${PROJECT}/locations/us-central1/queues/sendInvoice/tasks/invoice-42`;
@@ -102,9 +99,7 @@ describe('emulator: firebase-admin task queues', () => {
     assert.equal(first!.headers['x-cloudtasks-queuename'], 'sendInvoice');
     assert.equal(first!.headers['x-cloudtasks-taskname'], 'invoice-42');
     const token = String(first!.headers.authorization).replace(/^Bearer /, '');
-    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(token, emulator.pemCerts, `${baseUrl}/functions/sendInvoice`, [
-      emulator.issuer,
-    ]);
+    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(token, emulator.pemCerts, `${baseUrl}/functions/sendInvoice`, [emulator.issuer]);
     assert.equal(ticket.getPayload()?.email, SERVICE_ACCOUNT);
   });
 
@@ -124,10 +119,7 @@ describe('emulator: firebase-admin task queues', () => {
     await queue.delete('never-existed');
     const client = createEmulatorClient(emulator);
     try {
-      await assertGrpcError(
-        client.getTask({ name: `projects/${PROJECT}/locations/us-central1/queues/deletions/tasks/to-delete` }),
-        status.NOT_FOUND,
-      );
+      await assertGrpcError(client.getTask({ name: `projects/${PROJECT}/locations/us-central1/queues/deletions/tasks/to-delete` }), status.NOT_FOUND);
     } finally {
       await client.close();
     }
@@ -148,9 +140,14 @@ describe('emulator: firebase-admin task queues', () => {
     const before = delivered.length;
     await getFunctions(app).taskQueue(`locations/us-central1/functions/formA`).enqueue({ form: 'A' });
     await getFunctions(app).taskQueue(`projects/${PROJECT}/locations/us-central1/functions/formB`).enqueue({ form: 'B' });
-    await getFunctions(app).taskQueue('formC').enqueue({ form: 'C' }, { uri: `${baseUrl}/functions/explicit` });
+    await getFunctions(app)
+      .taskQueue('formC')
+      .enqueue({ form: 'C' }, { uri: `${baseUrl}/functions/explicit` });
     await waitForDeliveries(before + 3);
-    const paths = delivered.slice(before).map((d) => d.path).sort();
+    const paths = delivered
+      .slice(before)
+      .map((d) => d.path)
+      .sort();
     assert.deepEqual(paths, ['/functions/explicit', '/functions/formA', '/functions/formB']);
   });
 });

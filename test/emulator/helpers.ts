@@ -4,14 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CloudTasksClient } from '@google-cloud/tasks';
-import {
-  createEmulatorClient,
-  ManualClock,
-  startEmulator,
-  type Clock,
-  type EmulatorHandle,
-  type EmulatorOptions,
-} from '../../src/emulator/index.js';
+import { createEmulatorClient, ManualClock, startEmulator, type Clock, type EmulatorHandle, type EmulatorOptions } from '../../src/emulator/index.js';
 
 export interface RecordedRequest {
   method: string;
@@ -157,11 +150,7 @@ export function uniqueQueueId(prefix = 'q'): string {
  * Moves the manual clock on in `stepMs` steps, letting every attempt finish after each step, until
  * the target has seen `count` requests (or `maxMs` of emulated time passed).
  */
-export async function advanceUntilRequests(
-  context: TestContext,
-  count: number,
-  { stepMs = 1000, maxMs = 24 * 3600 * 1000 } = {},
-): Promise<void> {
+export async function advanceUntilRequests(context: TestContext, count: number, { stepMs = 1000, maxMs = 24 * 3600 * 1000 } = {}): Promise<void> {
   await context.emulator.idle();
   for (let elapsed = 0; context.target.requests.length < count; elapsed += stepMs) {
     if (elapsed >= maxMs) assert.fail(`only ${context.target.requests.length} of ${count} requests after ${maxMs} ms`);

@@ -33,17 +33,16 @@ describe('emulator: IAM methods', () => {
         policy: { bindings: [{ role: 'roles/cloudtasks.enqueuer', members: [ENQUEUER] }], etag: empty.etag },
       });
       const [read] = await client.getIamPolicy({ resource });
-      assert.deepEqual(read.bindings?.map((b) => [b.role, b.members]), [['roles/cloudtasks.enqueuer', [ENQUEUER]]]);
+      assert.deepEqual(
+        read.bindings?.map((b) => [b.role, b.members]),
+        [['roles/cloudtasks.enqueuer', [ENQUEUER]]],
+      );
       assert.deepEqual(Buffer.from(read.etag as Uint8Array), Buffer.from(set.etag as Uint8Array));
       assert.notDeepEqual(Buffer.from(read.etag as Uint8Array), Buffer.from(empty.etag as Uint8Array), 'a new etag per change');
       const [other] = await client.getIamPolicy({ resource: otherQueue });
       assert.deepEqual(other.bindings, [], 'policies are per queue');
 
-      await assertGrpcError(
-        client.setIamPolicy({ resource, policy: { bindings: [], etag: empty.etag } }),
-        grpc.status.ABORTED,
-        /concurrent policy changes/,
-      );
+      await assertGrpcError(client.setIamPolicy({ resource, policy: { bindings: [], etag: empty.etag } }), grpc.status.ABORTED, /concurrent policy changes/);
       await assertGrpcError(
         client.setIamPolicy({ resource, policy: { bindings: [{ role: 'roles/cloudtasks.viewer', members: ['alice'] }] } }),
         grpc.status.INVALID_ARGUMENT,
@@ -136,7 +135,10 @@ describe('emulator: v2beta3 through Google sample calls', () => {
       assert.equal(queue.type, 'PUSH');
       // listQueues sample.
       const [queues] = await client.listQueues({ parent: client.locationPath(PROJECT, LOCATION) });
-      assert.deepEqual(queues.map((q) => q.name), [client.queuePath(PROJECT, LOCATION, 'beta-queue')]);
+      assert.deepEqual(
+        queues.map((q) => q.name),
+        [client.queuePath(PROJECT, LOCATION, 'beta-queue')],
+      );
 
       // createHttpTask sample: base64 body given as a string, schedule time in seconds.
       const parent = client.queuePath(PROJECT, LOCATION, 'beta-queue');
@@ -170,7 +172,10 @@ describe('emulator: v2beta3 through Google sample calls', () => {
       assert.equal(queue.state, 'PAUSED');
       const [task] = await client.createTask({ parent: name, task: { httpRequest: { url: target.url('/beta-rest') } } });
       const [tasks] = await client.listTasks({ parent: name });
-      assert.deepEqual(tasks.map((t) => t.name), [task.name]);
+      assert.deepEqual(
+        tasks.map((t) => t.name),
+        [task.name],
+      );
     } finally {
       await client.close();
     }

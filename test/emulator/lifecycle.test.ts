@@ -4,12 +4,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { status } from '@grpc/grpc-js';
-import {
-  createEmulatorClient,
-  ManualClock,
-  parseEmulatorAddress,
-  startEmulator,
-} from '../../src/emulator/index.js';
+import { createEmulatorClient, ManualClock, parseEmulatorAddress, startEmulator } from '../../src/emulator/index.js';
 import { assertGrpcError, PARENT, queuePath, seconds, startTestContext, uniqueQueueId } from './helpers.js';
 
 describe('emulator: lifecycle', () => {
@@ -79,7 +74,11 @@ describe('emulator: lifecycle', () => {
       await ctx.emulator.idle();
       assert.equal(ctx.target.requests.length, 200);
       const arrivals = ctx.target.requests.map((r) => r.receivedAt - now);
-      assert.deepEqual([...arrivals].sort((a, b) => a - b), arrivals, 'dispatched in schedule order');
+      assert.deepEqual(
+        [...arrivals].sort((a, b) => a - b),
+        arrivals,
+        'dispatched in schedule order',
+      );
     } finally {
       await ctx.close();
     }
@@ -96,7 +95,10 @@ describe('emulator: lifecycle', () => {
     assert.deepEqual(fired, [['a', 1_100]]);
     assert.equal(clock.now(), 1_150);
     await clock.set(5_000);
-    assert.deepEqual(fired, [['a', 1_100], ['b', 1_200]]);
+    assert.deepEqual(fired, [
+      ['a', 1_100],
+      ['b', 1_200],
+    ]);
     assert.equal(clock.now(), 5_000);
   });
 
@@ -112,7 +114,16 @@ describe('emulator: lifecycle', () => {
       const cli = path.join(__dirname, '..', '..', 'src', 'cli.js');
       const child = spawn(
         process.execPath,
-        ['-e', 'require(process.argv[1]).main(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); })', cli, 'emulator', '--port', '0', '--project', 'cli-project'],
+        [
+          '-e',
+          'require(process.argv[1]).main(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); })',
+          cli,
+          'emulator',
+          '--port',
+          '0',
+          '--project',
+          'cli-project',
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

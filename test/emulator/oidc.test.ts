@@ -30,12 +30,7 @@ describe('emulator: OIDC tokens', () => {
 
   it('sends a Google-style ID token whose audience defaults to the target URL', async () => {
     const token = await tokenFor(ctx, { serviceAccountEmail: SERVICE_ACCOUNT }, '/secure?x=1');
-    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(
-      token,
-      ctx.emulator.pemCerts,
-      ctx.target.url('/secure?x=1'),
-      ISSUERS,
-    );
+    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(token, ctx.emulator.pemCerts, ctx.target.url('/secure?x=1'), ISSUERS);
     const claims = ticket.getPayload()!;
     assert.equal(claims.iss, 'https://accounts.google.com');
     assert.equal(claims.aud, ctx.target.url('/secure?x=1'));
@@ -55,10 +50,7 @@ describe('emulator: OIDC tokens', () => {
     const verifier = new OAuth2Client();
     const ticket = await verifier.verifySignedJwtWithCertsAsync(token, ctx.emulator.pemCerts, 'https://my-service.example', ISSUERS);
     assert.equal(ticket.getPayload()!.aud, 'https://my-service.example');
-    await assert.rejects(
-      verifier.verifySignedJwtWithCertsAsync(token, ctx.emulator.pemCerts, ctx.target.url('/secure'), ISSUERS),
-      /Wrong recipient/,
-    );
+    await assert.rejects(verifier.verifySignedJwtWithCertsAsync(token, ctx.emulator.pemCerts, ctx.target.url('/secure'), ISSUERS), /Wrong recipient/);
   });
 
   it('is rejected once tampered with', async () => {
@@ -78,12 +70,7 @@ describe('emulator: OIDC tokens', () => {
     const jwks = (await (await fetch(ctx.emulator.jwksUri)).json()) as { keys: Array<Record<string, string>> };
     assert.deepEqual(jwks, ctx.emulator.jwks);
     const pemFromJwk = createPublicKey({ key: jwks.keys[0]!, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
-    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(
-      token,
-      { [jwks.keys[0]!['kid']!]: pemFromJwk },
-      ctx.target.url('/secure'),
-      ISSUERS,
-    );
+    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(token, { [jwks.keys[0]!['kid']!]: pemFromJwk }, ctx.target.url('/secure'), ISSUERS);
     assert.equal(ticket.getPayload()!.email, SERVICE_ACCOUNT);
 
     const viaEndpoint = new OAuth2Client({ endpoints: { oauth2FederatedSignonPemCertsUrl: ctx.emulator.pemCertsUri } });
@@ -123,7 +110,7 @@ describe('emulator: OIDC tokens', () => {
     }
   });
 
-  it('signs with a fresh key per emulator: another emulator\'s key does not verify it', async () => {
+  it("signs with a fresh key per emulator: another emulator's key does not verify it", async () => {
     const token = await tokenFor(ctx, { serviceAccountEmail: SERVICE_ACCOUNT });
     const other = await startTestContext();
     try {

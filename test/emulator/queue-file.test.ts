@@ -82,7 +82,7 @@ describe('emulator: queues from a file', () => {
     }
   });
 
-  it("creates App Engine queue.yaml queues with every field, and keeps their task names taken ~9 days", async () => {
+  it('creates App Engine queue.yaml queues with every field, and keeps their task names taken ~9 days', async () => {
     const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);
     const target = await TargetServer.start(clock);
     const emulator = await startEmulator({ clock, projectId: PROJECT, queues: file('queue.yaml', QUEUE_YAML), appEngineBaseUrl: target.baseUrl });
@@ -114,7 +114,10 @@ describe('emulator: queues from a file', () => {
       await clock.advance(2 * 86_400_000);
       await client.createTask({ parent: queuePath('default'), task: { name, appEngineHttpRequest: { relativeUri: '/once' } } });
 
-      const [updated] = await client.updateQueue({ queue: { name: queuePath('default'), rateLimits: { maxDispatchesPerSecond: 50 } }, updateMask: { paths: ['rate_limits.max_dispatches_per_second'] } });
+      const [updated] = await client.updateQueue({
+        queue: { name: queuePath('default'), rateLimits: { maxDispatchesPerSecond: 50 } },
+        updateMask: { paths: ['rate_limits.max_dispatches_per_second'] },
+      });
       assert.equal(updated.rateLimits?.maxBurstSize, 10, 'UpdateQueue resets the burst from the rate, as the proto says');
     } finally {
       await client.close();
@@ -166,9 +169,15 @@ describe('emulator: queues from a file', () => {
       await task('/to-worker', 'worker');
       await task('/to-worker-v2', 'worker', 'v2');
       await task('/to-worker-v9', 'worker', 'v9');
-      assert.deepEqual((await fallback.waitForRequests(1)).map((r) => r.url), ['/to-default']);
+      assert.deepEqual(
+        (await fallback.waitForRequests(1)).map((r) => r.url),
+        ['/to-default'],
+      );
       assert.deepEqual((await worker.waitForRequests(2)).map((r) => r.url).sort(), ['/to-worker', '/to-worker-v9']);
-      assert.deepEqual((await workerV2.waitForRequests(1)).map((r) => r.url), ['/to-worker-v2']);
+      assert.deepEqual(
+        (await workerV2.waitForRequests(1)).map((r) => r.url),
+        ['/to-worker-v2'],
+      );
     } finally {
       await ctx.close();
       await Promise.all([fallback.close(), worker.close(), workerV2.close()]);
@@ -179,7 +188,18 @@ describe('emulator: queues from a file', () => {
     const cli = path.join(__dirname, '..', '..', 'src', 'cli.js');
     const child = spawn(
       process.execPath,
-      ['-e', 'require(process.argv[1]).main(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); })', cli, 'emulator', '--port', '0', '--project', PROJECT, '--queues', file('cli-queue.yaml', QUEUE_YAML)],
+      [
+        '-e',
+        'require(process.argv[1]).main(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); })',
+        cli,
+        'emulator',
+        '--port',
+        '0',
+        '--project',
+        PROJECT,
+        '--queues',
+        file('cli-queue.yaml', QUEUE_YAML),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

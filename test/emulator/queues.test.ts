@@ -1,16 +1,7 @@
 /** Queue administration through the official client: create, read, list, update, pause, purge, delete. */
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import {
-  assertGrpcError,
-  PARENT,
-  queuePath,
-  seconds,
-  startTestContext,
-  toMs,
-  uniqueQueueId,
-  type TestContext,
-} from './helpers.js';
+import { assertGrpcError, PARENT, queuePath, seconds, startTestContext, toMs, uniqueQueueId, type TestContext } from './helpers.js';
 
 describe('emulator: queues', () => {
   let ctx: TestContext;
@@ -142,7 +133,10 @@ describe('emulator: queues', () => {
     assert.equal(pages, 3);
 
     const [paused] = await ctx.client.listQueues({ parent: location, filter: 'state: PAUSED' });
-    assert.deepEqual(paused.map((q) => q.name), [`${location}/queues/charlie`]);
+    assert.deepEqual(
+      paused.map((q) => q.name),
+      [`${location}/queues/charlie`],
+    );
     const [all] = await ctx.client.listQueues({ parent: location });
     assert.equal(all.length, 5, 'the client pages through everything');
   });
@@ -178,10 +172,7 @@ describe('emulator: queues', () => {
   it('UpdateQueue refuses unknown mask paths and out-of-range values', async () => {
     const name = queuePath(uniqueQueueId());
     await ctx.client.createQueue({ parent: PARENT, queue: { name } });
-    await assertGrpcError(
-      ctx.client.updateQueue({ queue: { name }, updateMask: { paths: ['rate_limits.no_such_field'] } }),
-      status.INVALID_ARGUMENT,
-    );
+    await assertGrpcError(ctx.client.updateQueue({ queue: { name }, updateMask: { paths: ['rate_limits.no_such_field'] } }), status.INVALID_ARGUMENT);
     await assertGrpcError(
       ctx.client.updateQueue({
         queue: { name, rateLimits: { maxDispatchesPerSecond: 1000 } },
@@ -207,11 +198,7 @@ describe('emulator: queues', () => {
     await ctx.client.createQueue({ parent: PARENT, queue: { name } });
     await ctx.client.deleteQueue({ name });
     await assertGrpcError(ctx.client.getQueue({ name }), status.NOT_FOUND);
-    await assertGrpcError(
-      ctx.client.createQueue({ parent: PARENT, queue: { name } }),
-      status.FAILED_PRECONDITION,
-      /existed too recently/,
-    );
+    await assertGrpcError(ctx.client.createQueue({ parent: PARENT, queue: { name } }), status.FAILED_PRECONDITION, /existed too recently/);
     await assertGrpcError(ctx.client.updateQueue({ queue: { name } }), status.FAILED_PRECONDITION);
     await ctx.clock.advance(7 * 24 * 3600 * 1000 - 1000);
     await assertGrpcError(ctx.client.createQueue({ parent: PARENT, queue: { name } }), status.FAILED_PRECONDITION);

@@ -114,15 +114,17 @@ describe('emulator: recorded Cloud Tasks behaviour', () => {
 
   it('HTTP target 3xx: the Location is followed and the redirect is not an attempt (recorded); App Engine does not follow', async () => {
     const q = await queue();
-    ctx.target.responder = (request) =>
-      request.url === '/old' ? { status: 302, headers: { Location: '/new' } } : { status: 200 };
+    ctx.target.responder = (request) => (request.url === '/old' ? { status: 302, headers: { Location: '/new' } } : { status: 200 });
     const [task] = await ctx.client.createTask({
       parent: q,
       task: { httpRequest: { url: ctx.target.url('/old'), body: Buffer.from('payload') } },
     });
     await ctx.target.waitForRequests(2);
     await ctx.emulator.idle();
-    assert.deepEqual(ctx.target.requests.map((r) => r.url), ['/old', '/new']);
+    assert.deepEqual(
+      ctx.target.requests.map((r) => r.url),
+      ['/old', '/new'],
+    );
     assert.equal(ctx.target.requests[1]!.body.toString(), 'payload');
     assert.equal(ctx.target.requests[1]!.headers['x-cloudtasks-taskretrycount'], '0', 'still the first attempt');
     await assertGrpcError(ctx.client.getTask({ name: task.name }), status.NOT_FOUND); // succeeded
@@ -166,6 +168,9 @@ describe('emulator: recorded Cloud Tasks behaviour', () => {
     await ctx.client.resumeQueue({ name: q });
     await ctx.target.waitForRequests(1);
     await ctx.emulator.idle();
-    assert.deepEqual(ctx.target.requests.map((r) => r.url), ['/fresh']);
+    assert.deepEqual(
+      ctx.target.requests.map((r) => r.url),
+      ['/fresh'],
+    );
   });
 });

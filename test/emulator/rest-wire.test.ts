@@ -109,11 +109,22 @@ describe('emulator: REST on the gRPC port', () => {
     assert.equal(unknown.status, 404);
     assert.equal((unknown.json['error'] as Record<string, unknown>)['status'], 'NOT_FOUND');
     const table: Array<[number, number]> = [
-      [status.INVALID_ARGUMENT, 400], [status.FAILED_PRECONDITION, 400], [status.OUT_OF_RANGE, 400],
-      [status.UNAUTHENTICATED, 401], [status.PERMISSION_DENIED, 403], [status.NOT_FOUND, 404],
-      [status.ALREADY_EXISTS, 409], [status.ABORTED, 409], [status.RESOURCE_EXHAUSTED, 429],
-      [status.CANCELLED, 499], [status.UNKNOWN, 500], [status.INTERNAL, 500], [status.DATA_LOSS, 500],
-      [status.UNIMPLEMENTED, 501], [status.UNAVAILABLE, 503], [status.DEADLINE_EXCEEDED, 504],
+      [status.INVALID_ARGUMENT, 400],
+      [status.FAILED_PRECONDITION, 400],
+      [status.OUT_OF_RANGE, 400],
+      [status.UNAUTHENTICATED, 401],
+      [status.PERMISSION_DENIED, 403],
+      [status.NOT_FOUND, 404],
+      [status.ALREADY_EXISTS, 409],
+      [status.ABORTED, 409],
+      [status.RESOURCE_EXHAUSTED, 429],
+      [status.CANCELLED, 499],
+      [status.UNKNOWN, 500],
+      [status.INTERNAL, 500],
+      [status.DATA_LOSS, 500],
+      [status.UNIMPLEMENTED, 501],
+      [status.UNAVAILABLE, 503],
+      [status.DEADLINE_EXCEEDED, 504],
     ];
     for (const [code, http] of table) assert.equal(httpStatusOfCode(code), http, status[code]);
   });

@@ -1,16 +1,7 @@
 /** RetryConfig as documented: the backoff curve, when a task is given up, and harder backoff on throttling. */
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import {
-  advanceUntilRequests,
-  assertGrpcError,
-  PARENT,
-  queuePath,
-  seconds,
-  startTestContext,
-  uniqueQueueId,
-  type TestContext,
-} from './helpers.js';
+import { advanceUntilRequests, assertGrpcError, PARENT, queuePath, seconds, startTestContext, uniqueQueueId, type TestContext } from './helpers.js';
 
 describe('emulator: retries', () => {
   let ctx: TestContext;
@@ -53,7 +44,11 @@ describe('emulator: retries', () => {
     await advanceUntilRequests(ctx, 9);
     assert.deepEqual(arrivalGaps(), [10, 20, 40, 80, 160, 240, 300, 300]);
     const etas = ctx.target.requests.map((r) => Number(r.headers['x-cloudtasks-tasketa']) * 1000);
-    assert.deepEqual(etas, ctx.target.requests.map((r) => r.receivedAt), 'each attempt at its ETA');
+    assert.deepEqual(
+      etas,
+      ctx.target.requests.map((r) => r.receivedAt),
+      'each attempt at its ETA',
+    );
     assert.equal(await attemptsInAll(300_000), 9, 'max_attempts 9, no max_retry_duration: given up after the 9th');
     await assertGrpcError(ctx.client.getTask({ name }), status.NOT_FOUND);
   });

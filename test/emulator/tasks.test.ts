@@ -1,17 +1,7 @@
 /** Task administration through the official client: create, read, list, delete, names and limits. */
 import * as assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import {
-  assertGrpcError,
-  PARENT,
-  queuePath,
-  seconds,
-  startTestContext,
-  taskPath,
-  toMs,
-  uniqueQueueId,
-  type TestContext,
-} from './helpers.js';
+import { assertGrpcError, PARENT, queuePath, seconds, startTestContext, taskPath, toMs, uniqueQueueId, type TestContext } from './helpers.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -94,11 +84,7 @@ describe('emulator: tasks', () => {
     await assertGrpcError(create({ httpRequest: { url: '' } }), status.INVALID_ARGUMENT, /url is required/);
     await assertGrpcError(create({ httpRequest: { url: 'ftp://example.com/x' } }), status.INVALID_ARGUMENT, /must start with 'http:\/\/' or 'https:\/\/'/);
     await assertGrpcError(create({}), status.INVALID_ARGUMENT);
-    await assertGrpcError(
-      create({ httpRequest: { url: ctx.target.url(), httpMethod: 'GET', body: Buffer.from('x') } }),
-      status.INVALID_ARGUMENT,
-      /body/,
-    );
+    await assertGrpcError(create({ httpRequest: { url: ctx.target.url(), httpMethod: 'GET', body: Buffer.from('x') } }), status.INVALID_ARGUMENT, /body/);
     await assertGrpcError(create({ httpRequest: { url: ctx.target.url() }, dispatchDeadline: seconds(10) }), status.INVALID_ARGUMENT, /dispatchDeadline/);
     await assertGrpcError(create({ httpRequest: { url: ctx.target.url() }, dispatchDeadline: seconds(31 * 60) }), status.INVALID_ARGUMENT);
     const [ok] = await create({ httpRequest: { url: ctx.target.url() }, dispatchDeadline: seconds(20 * 60) });
@@ -107,16 +93,8 @@ describe('emulator: tasks', () => {
     assert.equal(toMs(appEngine.dispatchDeadline), 2 * 3600 * 1000, 'App Engine allows up to 24 h 15 s');
     await assertGrpcError(create({ appEngineHttpRequest: { relativeUri: '/work' }, dispatchDeadline: seconds(25 * 3600) }), status.INVALID_ARGUMENT);
     await assertGrpcError(create({ appEngineHttpRequest: { relativeUri: 'no-slash' } }), status.INVALID_ARGUMENT);
-    await assertGrpcError(
-      create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Bad': 'line\nbreak' } } }),
-      status.INVALID_ARGUMENT,
-      /invalid header/,
-    );
-    await assertGrpcError(
-      create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Big': 'x'.repeat(81 * 1024) } } }),
-      status.INVALID_ARGUMENT,
-      /80KB/,
-    );
+    await assertGrpcError(create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Bad': 'line\nbreak' } } }), status.INVALID_ARGUMENT, /invalid header/);
+    await assertGrpcError(create({ httpRequest: { url: ctx.target.url(), headers: { 'X-Big': 'x'.repeat(81 * 1024) } } }), status.INVALID_ARGUMENT, /80KB/);
   });
 
   it('honours schedule_time up to 30 days ahead and refuses more', async () => {
@@ -178,10 +156,7 @@ describe('emulator: tasks', () => {
     await ctx.target.waitForRequests(before + 1);
     await ctx.emulator.idle();
     await assertGrpcError(ctx.client.getTask({ name }), status.NOT_FOUND, /existed recently/);
-    await assertGrpcError(
-      ctx.client.createTask({ parent: queueName, task: { name, httpRequest: { url: ctx.target.url('/ran') } } }),
-      status.ALREADY_EXISTS,
-    );
+    await assertGrpcError(ctx.client.createTask({ parent: queueName, task: { name, httpRequest: { url: ctx.target.url('/ran') } } }), status.ALREADY_EXISTS);
     await ctx.clock.advance(3600_000);
     await ctx.client.createTask({ parent: queueName, task: { name, httpRequest: { url: ctx.target.url('/ran') } } });
   });
@@ -214,7 +189,10 @@ describe('emulator: tasks', () => {
     assert.equal(seen.length, 5);
 
     const [full] = await ctx.client.listTasks({ parent: queue.name, responseView: 'FULL' });
-    assert.deepEqual(full.map((t) => Buffer.from(t.httpRequest!.body!).toString()).sort(), [0, 1, 2, 3, 4].map((i) => `body-${i}`));
+    assert.deepEqual(
+      full.map((t) => Buffer.from(t.httpRequest!.body!).toString()).sort(),
+      [0, 1, 2, 3, 4].map((i) => `body-${i}`),
+    );
     const [one] = await ctx.client.getTask({ name: seen[0], responseView: 'FULL' });
     assert.equal(one.view, 'FULL');
     assert.match(Buffer.from(one.httpRequest!.body!).toString(), /^body-\d$/);

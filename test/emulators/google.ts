@@ -41,7 +41,10 @@ let saidAbsent = false;
  * "datastore-legacy"). Off by default until they pass there (see docs/datastore.md).
  */
 export function googleSuites(): ReadonlySet<GoogleEmulatorMode> {
-  const listed = (process.env.CLOUD_DEFER_GOOGLE_SUITES ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+  const listed = (process.env.CLOUD_DEFER_GOOGLE_SUITES ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of listed) {
     if (!['firestore', 'datastore-mode', 'datastore-legacy'].includes(name)) {
       throw new Error(`CLOUD_DEFER_GOOGLE_SUITES: "${name}" is not one of firestore, datastore-mode, datastore-legacy.`);
@@ -112,7 +115,10 @@ async function start(mode: GoogleEmulatorMode): Promise<GoogleEmulator> {
   children.push(child);
   let output = '';
   return new Promise<GoogleEmulator>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`Google's ${mode} emulator did not start within ${START_TIMEOUT_MS} ms:\n${output.slice(-2000)}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new Error(`Google's ${mode} emulator did not start within ${START_TIMEOUT_MS} ms:\n${output.slice(-2000)}`)),
+      START_TIMEOUT_MS,
+    );
     const fail = (error: Error): void => {
       clearTimeout(timer);
       stopChild(child);

@@ -65,7 +65,10 @@ for (const { label, open } of firestoreBackends) {
       assert.deepEqual(await ids(c.where('v', '<=', 10)), ['high', 'low']);
       assert.deepEqual(await ids(c.where('v', '!=', 5)), ['low', 'nan'], '!= keeps NaN');
       assert.deepEqual(await ids(c.orderBy('v')), ['high', 'low', 'nan'].sort(), 'all three are ordered');
-      assert.deepEqual((await c.orderBy('v').get()).docs.map((doc) => doc.id), ['nan', 'low', 'high']);
+      assert.deepEqual(
+        (await c.orderBy('v').get()).docs.map((doc) => doc.id),
+        ['nan', 'low', 'high'],
+      );
     });
 
     it('refuses __name__ ordered before an inequality field, and takes it last', async () => {
@@ -74,7 +77,10 @@ for (const { label, open } of firestoreBackends) {
       await rejectsWith(c.where('n', '>', 0).orderBy(FieldPath.documentId()).get(), status.INVALID_ARGUMENT);
       await rejectsWith(c.orderBy(FieldPath.documentId()).orderBy('n').get(), status.INVALID_ARGUMENT);
       const ordered = await c.where('n', '>', 0).orderBy('n').orderBy(FieldPath.documentId()).get();
-      assert.deepEqual(ordered.docs.map((doc) => doc.id), ['b', 'a']);
+      assert.deepEqual(
+        ordered.docs.map((doc) => doc.id),
+        ['b', 'a'],
+      );
     });
 
     it('an aggregation over several fields counts only the documents that have every summed field', async () => {
@@ -141,7 +147,8 @@ for (const { label, open } of legacyBackends) {
     });
     after(async () => env?.stop());
 
-    const keys = (kind: string, count: number) => Array.from({ length: count }, (_, i) => datastore.key({ namespace: datastore.namespace, path: [kind, `e${i}`] }));
+    const keys = (kind: string, count: number) =>
+      Array.from({ length: count }, (_, i) => datastore.key({ namespace: datastore.namespace, path: [kind, `e${i}`] }));
 
     async function transactOver(count: number): Promise<void> {
       const kind = `Groups${Date.now()}${count}`;
@@ -167,7 +174,8 @@ for (const { label, open } of legacyBackends) {
       let clock = Date.now();
       const stores = datastoreStores({ datastore, namespace: `${env.namespace ?? 'cd'}-groups`, now: () => clock });
       const base = clock;
-      for (let i = 0; i < 40; i += 1) await stores.state.createTask(sampleRecord('parity', { id: `old-${i}`, createdAt: base, expiresAt: base + 10, reference: `ref-${i}` }), base);
+      for (let i = 0; i < 40; i += 1)
+        await stores.state.createTask(sampleRecord('parity', { id: `old-${i}`, createdAt: base, expiresAt: base + 10, reference: `ref-${i}` }), base);
       clock = base + 20;
       assert.equal(await stores.sweepExpired(100), 40);
       assert.equal(await stores.state.findByReference('ref-3'), undefined, 'the references are freed');
@@ -231,7 +239,10 @@ for (const { label, open } of pessimisticBackends) {
       // Google's emulator aborts both after its 2 s lock timeout; ours the first to time out (as the service lets one win).
       assert.ok(failures.length >= 1, 'at least one is aborted');
       for (const failure of failures) assert.equal((failure.reason as { code?: number }).code, status.ABORTED, String(failure.reason));
-      assert.ok(failures.some((f) => /lock timeout/i.test(String((f.reason as Error).message))), 'a lock timeout');
+      assert.ok(
+        failures.some((f) => /lock timeout/i.test(String((f.reason as Error).message))),
+        'a lock timeout',
+      );
       assert.ok(waited >= 1000, `they waited for the lock first (${waited} ms)`);
       const [entity] = (await datastore.get(key)) as [{ by: string }];
       const committed = outcomes.map((o, i) => (o.status === 'fulfilled' ? ['a', 'b'][i] : undefined)).filter(Boolean);

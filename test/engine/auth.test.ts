@@ -112,7 +112,11 @@ describe('task handler authentication', () => {
     assert.equal(res.status, 200);
     assert.equal((await app.deferred.getTask(id))?.status, 'succeeded');
     assert.equal(runs, 1);
-    const again = await request(app.server).post(app.deferred.handlerPath).set(taskHeaders(real)).set('Authorization', String(real.headers.authorization)).send(real.body);
+    const again = await request(app.server)
+      .post(app.deferred.handlerPath)
+      .set(taskHeaders(real))
+      .set('Authorization', String(real.headers.authorization))
+      .send(real.body);
     assert.equal(again.status, 200, 'a duplicate delivery is acknowledged');
     assert.equal(runs, 1, 'and not run again');
   });
@@ -135,7 +139,11 @@ describe('task handler authentication', () => {
     try {
       await stale.deferred.defer('count', [], { url: local.url, audience: stale.handlerUrl });
       const real = await eventually(() => local.requests[0], 'the delivery');
-      const res = await request(stale.server).post(stale.deferred.handlerPath).set(taskHeaders(real)).set('Authorization', String(real.headers.authorization)).send(real.body);
+      const res = await request(stale.server)
+        .post(stale.deferred.handlerPath)
+        .set(taskHeaders(real))
+        .set('Authorization', String(real.headers.authorization))
+        .send(real.body);
       assert.equal(res.status, 403);
     } finally {
       await stale.close();
@@ -155,7 +163,10 @@ describe('authentication modes and the production guard', () => {
 
   it('on Cloud Run (K_SERVICE) refuses to start without a safe authentication mode', () => {
     process.env.K_SERVICE = 'my-service';
-    assert.throws(() => createDeferred({ logger: false }), (err: unknown) => err instanceof CloudDeferError && err.code === 'UNSAFE_CONFIGURATION');
+    assert.throws(
+      () => createDeferred({ logger: false }),
+      (err: unknown) => err instanceof CloudDeferError && err.code === 'UNSAFE_CONFIGURATION',
+    );
     assert.throws(() => createDeferred({ logger: false, auth: { mode: 'none' } }), { code: 'UNSAFE_CONFIGURATION' });
     assert.throws(() => createDeferred({ logger: false, auth: { mode: 'appEngine' } }), { code: 'UNSAFE_CONFIGURATION' });
     const ok = createDeferred({
@@ -268,7 +279,10 @@ describe('the record is the authority', () => {
       assert.match(res.text, /Refused \(NO_RECORD\)/);
       assert.deepEqual(ran, []);
       assert.equal(await open.deferred.getTask(id), undefined);
-      assert.ok(open.logger.lines.some((l) => l.level === 'warn' && /auth mode "none"/.test(l.message)), 'the start-up says so');
+      assert.ok(
+        open.logger.lines.some((l) => l.level === 'warn' && /auth mode "none"/.test(l.message)),
+        'the start-up says so',
+      );
     } finally {
       await open.close();
     }
@@ -303,7 +317,12 @@ describe('Host check on the embedded handler (DNS rebinding)', () => {
   async function deliverAs(host: string): Promise<request.Response> {
     const info = await app.deferred.defer('count', [], { url: recorder.url, audience: app.handlerUrl });
     const body = JSON.stringify({ v: 1, task: 'count', id: info.id, args: [] });
-    return request(app.server).post(app.deferred.handlerPath).set('Host', host).set('Authorization', token).set('Content-Type', 'application/octet-stream').send(Buffer.from(body));
+    return request(app.server)
+      .post(app.deferred.handlerPath)
+      .set('Host', host)
+      .set('Authorization', token)
+      .set('Content-Type', 'application/octet-stream')
+      .send(Buffer.from(body));
   }
 
   it('refuses another Host with 403 even with a valid token, and runs nothing', async () => {

@@ -35,7 +35,7 @@ describe('the embedded default', () => {
     }
   });
 
-  it('targets the app\'s own handler URL, from PORT by default', async () => {
+  it("targets the app's own handler URL, from PORT by default", async () => {
     process.env.PORT = '4321';
     const deferred = createDeferred({ logger: false, queues: [{ name: 'held' }] });
     deferred.task('noop', () => undefined);

@@ -24,7 +24,10 @@ describe('the embedded emulator thread', () => {
       // when the answer came; the app thread is blocked for the whole of that time.
       const child = spawn(
         process.execPath,
-        ['-e', `process.stdout.write('ready\\n'); setTimeout(async () => { const r = await fetch(${JSON.stringify(jwksUri)}); const keys = await r.json(); process.stdout.write(JSON.stringify({ at: Date.now(), keys: keys.keys.length }) + '\\n'); }, 300);`],
+        [
+          '-e',
+          `process.stdout.write('ready\\n'); setTimeout(async () => { const r = await fetch(${JSON.stringify(jwksUri)}); const keys = await r.json(); process.stdout.write(JSON.stringify({ at: Date.now(), keys: keys.keys.length }) + '\\n'); }, 300);`,
+        ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
       let output = '';
@@ -58,13 +61,19 @@ describe('the embedded emulator thread', () => {
     }
   });
 
-  it('forwards the emulator\'s log lines to the given logger', async () => {
+  it("forwards the emulator's log lines to the given logger", async () => {
     const lines: string[] = [];
     const deferred = createDeferred({ logger: false, emulator: { logger: { info: (m) => lines.push(m) } } });
     await deferred.ready();
     await deferred.close();
-    assert.ok(lines.some((l) => /listening on/.test(l)), lines.join('\n'));
-    assert.ok(lines.some((l) => /stopped/.test(l)), 'stop is reported too');
+    assert.ok(
+      lines.some((l) => /listening on/.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => /stopped/.test(l)),
+      'stop is reported too',
+    );
   });
 
   it('stays on the app thread when a test drives it with a manual clock', async () => {
@@ -72,7 +81,7 @@ describe('the embedded emulator thread', () => {
     const deferred = createDeferred({ logger: false, emulator: { clock } });
     try {
       await deferred.ready();
-      assert.equal(deferred.emulator!.clock, clock, 'the manual clock is the emulator\'s own');
+      assert.equal(deferred.emulator!.clock, clock, "the manual clock is the emulator's own");
     } finally {
       await deferred.close();
     }

@@ -143,10 +143,9 @@ describe('defer options end to end', () => {
     assert.equal(second.id, first.id);
     const [afterSecond] = await client.listTasks({ parent: queuePath('held') });
     assert.equal(afterSecond.length, before.length, 'nothing enqueued');
-    await assert.rejects(
-      app.deferred.defer('record', ['r3'], { queue: 'held', reference: 'invoice-7', uniqueUntil: until, onDuplicate: 'throw' }),
-      { code: 'DUPLICATE_REFERENCE' },
-    );
+    await assert.rejects(app.deferred.defer('record', ['r3'], { queue: 'held', reference: 'invoice-7', uniqueUntil: until, onDuplicate: 'throw' }), {
+      code: 'DUPLICATE_REFERENCE',
+    });
     await clock.advance(60_001);
     const third = await app.deferred.defer('record', ['r4'], { queue: 'held', reference: 'invoice-7' });
     assert.equal(third.duplicate, false, 'after uniqueUntil a new task is accepted');

@@ -29,10 +29,14 @@ for (const framework of ['express', 'koa'] as Framework[]) {
           calls.push({ name: 'flaky', args: [], context: currentTask() });
           if (failuresLeft-- > 0) throw new Error('database timeout');
         });
-        deferred.task('alwaysFails', () => {
-          calls.push({ name: 'alwaysFails', args: [], context: currentTask() });
-          throw new Error('still broken');
-        }, { maxAttempts: 2 });
+        deferred.task(
+          'alwaysFails',
+          () => {
+            calls.push({ name: 'alwaysFails', args: [], context: currentTask() });
+            throw new Error('still broken');
+          },
+          { maxAttempts: 2 },
+        );
       });
     });
     after(() => app.close());
@@ -52,7 +56,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       assert.ok(record.finishedAt! >= record.createdAt);
       assert.ok(typeof record.durationMs === 'number');
       await app.deferred.drain();
-      assert.deepEqual(calls.map((c) => c.args), [['Ada', 2]]);
+      assert.deepEqual(
+        calls.map((c) => c.args),
+        [['Ada', 2]],
+      );
     });
 
     it('exposes currentTask() inside the task and undefined outside', async () => {
@@ -88,7 +95,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       assert.equal(record.status, 'succeeded');
       assert.equal(calls.length, 2);
       assert.equal(calls[1]!.context!.attempt, 1, 'the retry count reaches the task');
-      assert.deepEqual(app.logger.lines.filter((l) => l.level === 'error'), []);
+      assert.deepEqual(
+        app.logger.lines.filter((l) => l.level === 'error'),
+        [],
+      );
       assert.equal(record.history[0]!.statusCode, 503, 'SingularTaskFailure answers 503 on HTTP targets');
     });
 
@@ -99,10 +109,16 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       const record = await info.wait();
       assert.equal(record.status, 'succeeded');
       assert.equal(record.attempts, 3);
-      assert.deepEqual(record.history.map((h) => h.statusCode), [500, 500, 200]);
+      assert.deepEqual(
+        record.history.map((h) => h.statusCode),
+        [500, 500, 200],
+      );
       assert.equal(record.history[0]!.error?.message, 'database timeout');
       assert.equal(app.logger.lines.filter((l) => l.level === 'error').length, 2);
-      assert.deepEqual(calls.map((c) => c.context!.attempt), [0, 1, 2]);
+      assert.deepEqual(
+        calls.map((c) => c.context!.attempt),
+        [0, 1, 2],
+      );
     });
 
     it('a task that keeps failing stops at its maxAttempts: failed and acknowledged', async () => {
@@ -111,7 +127,10 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       const record = await info.wait();
       assert.equal(record.status, 'failed');
       assert.equal(record.attempts, 2);
-      assert.deepEqual(record.history.map((h) => h.statusCode), [500, 200]);
+      assert.deepEqual(
+        record.history.map((h) => h.statusCode),
+        [500, 200],
+      );
       assert.equal(calls.length, 2, 'no third run: Cloud Tasks was told to stop');
     });
 

@@ -35,7 +35,10 @@ describe('task arguments end to end', () => {
   it('JSON plus Date, BigInt, Map, Set, Buffer, Uint8Array, undefined, -0, NaN, Infinity round-trip exactly', async () => {
     const args = [
       { when: new Date('2026-11-23T10:00:00.000Z'), big: 2n ** 70n, nested: { list: [1, 'two', null, undefined] } },
-      new Map<unknown, unknown>([['a', 1], [2, new Set(['x'])]]),
+      new Map<unknown, unknown>([
+        ['a', 1],
+        [2, new Set(['x'])],
+      ]),
       Buffer.from('buffer bytes'),
       new Uint8Array([1, 2, 3]),
       undefined,

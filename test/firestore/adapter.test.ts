@@ -33,14 +33,21 @@ describe('cloud-defer/firestore adapter', function () {
 
   it('refuses a client from another copy of the library, and names the way out', function () {
     const foreign = { Firestore: class {}, FieldValue: {}, FieldPath: {}, Timestamp: {} } as never;
-    assert.throws(() => firestoreStores({ firestore: h.firestore, library: foreign }), (error: unknown) => {
-      return error instanceof CloudDeferError && error.code === 'INVALID_OPTION' && /library/.test(error.message);
-    });
+    assert.throws(
+      () => firestoreStores({ firestore: h.firestore, library: foreign }),
+      (error: unknown) => {
+        return error instanceof CloudDeferError && error.code === 'INVALID_OPTION' && /library/.test(error.message);
+      },
+    );
     assert.throws(() => firestoreStores({ firestore: h.firestore, collectionPrefix: 'a/b' }), /collectionPrefix/);
   });
 
   it('stores a record as one document of the same fields plus an expireAt timestamp, and its reference claim by hash', async function () {
-    const record = taskRecord({ reference: 'order/42 ✉', lastError: { message: 'x' }, history: [{ at: 1, statusCode: 500, outcome: 'retrying', durationMs: 2.5 }] });
+    const record = taskRecord({
+      reference: 'order/42 ✉',
+      lastError: { message: 'x' },
+      history: [{ at: 1, statusCode: 500, outcome: 'retrying', durationMs: 2.5 }],
+    });
     await h.stores.state.createTask(record, record.createdAt);
     const snapshot = await doc('Tasks', record.id).get();
     const { expireAt, ...fields } = snapshot.data()!;
@@ -77,18 +84,30 @@ describe('cloud-defer/firestore adapter', function () {
     for (const record of records) await h.stores.state.createTask(record, base);
     for (const record of records.slice(0, 8)) await expire('Tasks', record.id);
     const page = await h.stores.state.listTasks({ queue, limit: 3 });
-    assert.deepEqual(page.records.map((r) => r.id), records.slice(8, 11).map((r) => r.id));
+    assert.deepEqual(
+      page.records.map((r) => r.id),
+      records.slice(8, 11).map((r) => r.id),
+    );
     const rest = await h.stores.state.listTasks({ queue, limit: 3, cursor: page.nextCursor });
-    assert.deepEqual(rest.records.map((r) => r.id), [records[11]!.id]);
+    assert.deepEqual(
+      rest.records.map((r) => r.id),
+      [records[11]!.id],
+    );
     assert.equal(rest.nextCursor, undefined);
   });
 
-  it('settle moves the reference claim\'s expireAt with the record\'s retention', async function () {
+  it("settle moves the reference claim's expireAt with the record's retention", async function () {
     const record = taskRecord({ reference: `ref-${Date.now()}-keep` });
     await h.stores.state.createTask(record, record.createdAt);
     const now = Date.now();
     await h.stores.state.acquireLease(record.id, { owner: 'w', now, leaseMs: 1000, executionCount: 1 });
-    await h.stores.state.settle(record.id, { owner: 'w', status: 'succeeded', now, attempt: { at: now, statusCode: 200, outcome: 'succeeded', durationMs: 1 }, expiresAt: now + 9 * HOUR });
+    await h.stores.state.settle(record.id, {
+      owner: 'w',
+      status: 'succeeded',
+      now,
+      attempt: { at: now, statusCode: 200, outcome: 'succeeded', durationMs: 1 },
+      expiresAt: now + 9 * HOUR,
+    });
     const claim = await doc('References', createHash('sha256').update(record.reference!).digest('hex')).get();
     assert.equal((claim.get('expireAt') as Timestamp).toMillis(), now + 9 * HOUR);
   });
@@ -145,7 +164,10 @@ describe('cloud-defer/firestore adapter', function () {
       const contenders = await h.contenders(10);
       const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(id, i, Date.now())));
       assert.equal(results.filter((r) => r.allDone).length, 1);
-      assert.deepEqual(results.map((r) => r.shardsDone).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(
+        results.map((r) => r.shardsDone).sort((a, b) => a - b),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       assert.deepEqual(await h.stores.iterations.completeShard(id, 3, Date.now()), { allDone: true, shardsDone: 10 });
       const record = await h.stores.iterations.getIteration(id);
       assert.ok(record?.shards.every((s) => s.done && typeof s.finishedAt === 'number'));
@@ -157,7 +179,14 @@ describe('cloud-defer/firestore adapter', function () {
       await h.stores.iterations.startIteration(id, 2, Date.now());
       const contenders = await h.contenders(20);
       await Promise.all(
-        contenders.map((stores, i) => stores.iterations!.recordShardProgress(id, 1, { processedDelta: 5, errorsDelta: i % 2, now: 1000 + i, ...(i === 19 ? { lastError: { message: 'last' } } : {}) })),
+        contenders.map((stores, i) =>
+          stores.iterations!.recordShardProgress(id, 1, {
+            processedDelta: 5,
+            errorsDelta: i % 2,
+            now: 1000 + i,
+            ...(i === 19 ? { lastError: { message: 'last' } } : {}),
+          }),
+        ),
       );
       const shard = (await h.stores.iterations.getIteration(id))!.shards[1]!;
       assert.deepEqual({ processed: shard.processed, errors: shard.errors, startedAt: shard.startedAt }, { processed: 100, errors: 10, startedAt: 1000 });
@@ -173,9 +202,15 @@ describe('cloud-defer/firestore adapter', function () {
       for (const [i, id] of ids.entries()) await h.stores.iterations.createIteration({ ...iteration(id), createdAt: Date.now() + 10_000 + i });
       await expire('Iterations', ids[1]!);
       const first = await h.stores.iterations.listIterations({ limit: 1 });
-      assert.deepEqual(first.records.map((r) => r.id), [ids[2]]);
+      assert.deepEqual(
+        first.records.map((r) => r.id),
+        [ids[2]],
+      );
       const second = await h.stores.iterations.listIterations({ limit: 1, cursor: first.nextCursor });
-      assert.deepEqual(second.records.map((r) => r.id), [ids[0]]);
+      assert.deepEqual(
+        second.records.map((r) => r.id),
+        [ids[0]],
+      );
     });
   });
 });

@@ -133,7 +133,6 @@ describe('engine on Firestore stores', function () {
   });
 });
 
-
 describe('outbox sweeper on Firestore (enqueue cut after the commit)', function () {
   let env: FirestoreForTests;
   let emulator: EmulatorHandle;
@@ -182,7 +181,10 @@ describe('outbox sweeper on Firestore (enqueue cut after the commit)', function 
     await app.deferred.drain({ timeoutMs: 60_000 });
     for (const id of ids) assert.equal((await app.deferred.getTask(id))?.status, 'succeeded');
     assert.equal(runsByN.size, 100);
-    assert.ok([...runsByN.values()].every((count) => count === 1), 'each ran exactly once');
+    assert.ok(
+      [...runsByN.values()].every((count) => count === 1),
+      'each ran exactly once',
+    );
     assert.deepEqual(await app.deferred.sweepOutbox({ graceMs: 0 }), { enqueued: 0 }, 'the outbox is empty');
   });
 });

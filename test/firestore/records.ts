@@ -17,7 +17,12 @@ export function stagedDefer(fields: Partial<TaskRecord> = {}, payloadBytes?: num
     outbox: {
       taskId: record.id,
       createdAt: record.createdAt,
-      request: { queue: 'default', bodyBase64: Buffer.from('{"task":"t"}').toString('base64'), headers: {}, target: { kind: 'appEngine', relativeUri: '/_ah/queue/deferred' } },
+      request: {
+        queue: 'default',
+        bodyBase64: Buffer.from('{"task":"t"}').toString('base64'),
+        headers: {},
+        target: { kind: 'appEngine', relativeUri: '/_ah/queue/deferred' },
+      },
     },
     ...(payloadBytes ? { payload: { id: record.id, data: Buffer.alloc(payloadBytes, 7), ttlMs: HOUR } } : {}),
   };

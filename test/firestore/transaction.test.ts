@@ -86,7 +86,10 @@ describe('firestore TransactionHook (runTransaction)', function () {
       for (const [i, s] of staged.entries()) await hook.stage(tx, s, counters[i]!.afterCommit);
     });
     for (const s of staged) await assertWritten(s);
-    assert.deepEqual(counters.map((c) => c.runs()), [1, 1, 1]);
+    assert.deepEqual(
+      counters.map((c) => c.runs()),
+      [1, 1, 1],
+    );
   });
 
   it('a transaction function that throws writes nothing and never runs afterCommit', async function () {
@@ -170,7 +173,6 @@ describe('firestore TransactionHook (runTransaction)', function () {
     await assertWritten(attempts[1]!.staged);
   });
 
-
   it('a reference held elsewhere makes the defer a no-op; twice in one transaction, the first takes it', async function () {
     const reference = `ref-${Date.now()}`;
     const holder = stagedDefer({ reference });
@@ -189,7 +191,10 @@ describe('firestore TransactionHook (runTransaction)', function () {
       await hook.stage(tx, first, runs[0]!.afterCommit);
       await hook.stage(tx, second, runs[1]!.afterCommit);
     });
-    assert.deepEqual(runs.map((r) => r.runs()), [1, 0]);
+    assert.deepEqual(
+      runs.map((r) => r.runs()),
+      [1, 0],
+    );
     await assertWritten(first);
     await assertNothingWritten(second);
     assert.equal((await h.stores.state.findByReference(fresh))?.id, first.record.id);
@@ -210,7 +215,10 @@ describe('firestore TransactionHook (runTransaction)', function () {
         }),
       ),
     );
-    assert.equal(runs.reduce((sum, count) => sum + count(), 0), 1);
+    assert.equal(
+      runs.reduce((sum, count) => sum + count(), 0),
+      1,
+    );
     const holder = await h.stores.state.findByReference(reference);
     assert.ok(holder && staged.some((s) => s.record.id === holder.id));
     for (const s of staged) if (s.record.id !== holder.id) assert.equal(await h.raw.rawTask(s.record.id), undefined);
@@ -233,7 +241,10 @@ describe('firestore TransactionHook (runTransaction)', function () {
   it('refuses a read-only transaction, and staging after the commit', async function () {
     await h.firestore.runTransaction(
       async (tx) => {
-        await assert.rejects(hook.stage(tx, stagedDefer(), async () => undefined), (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_OPTION');
+        await assert.rejects(
+          hook.stage(tx, stagedDefer(), async () => undefined),
+          (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_OPTION',
+        );
       },
       { readOnly: true },
     );
@@ -242,7 +253,10 @@ describe('firestore TransactionHook (runTransaction)', function () {
       kept = tx;
       await hook.stage(tx, stagedDefer(), async () => undefined);
     });
-    await assert.rejects(hook.stage(kept, stagedDefer(), async () => undefined), (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_STATE');
+    await assert.rejects(
+      hook.stage(kept, stagedDefer(), async () => undefined),
+      (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_STATE',
+    );
   });
 
   it('a failing afterCommit rejects runTransaction without running the function again; the commit stands', async function () {

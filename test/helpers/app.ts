@@ -39,11 +39,7 @@ export type Framework = 'express' | 'koa';
  * Starts the app first, then points the Deferred at its real port, then starts the engine (and its
  * embedded emulator), so every task goes emulator -> HTTP -> this app.
  */
-export async function startApp(
-  framework: Framework,
-  options: CreateDeferredOptions = {},
-  setup?: (deferred: Deferred) => void,
-): Promise<TestApp> {
+export async function startApp(framework: Framework, options: CreateDeferredOptions = {}, setup?: (deferred: Deferred) => void): Promise<TestApp> {
   const logger = recordingLogger();
   const deferred = createDeferred({ logger, ...options });
   setup?.(deferred);

@@ -15,7 +15,9 @@ let cached: string | undefined;
 export function freshApp(): string {
   if (cached) return cached;
   const dir = mkdtempSync(path.join(tmpdir(), 'cloud-defer-app-'));
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repoRoot, encoding: 'utf8' })) as Array<{ filename: string }>;
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repoRoot, encoding: 'utf8' })) as Array<{
+    filename: string;
+  }>;
   const modules = path.join(dir, 'node_modules');
   mkdirSync(modules);
   execFileSync('tar', ['-xzf', path.join(dir, packed[0]!.filename), '-C', modules]);
@@ -39,14 +41,22 @@ export type Resolution = 'nodenext' | 'bundler';
 
 /** Type-checks `files` (relative to the app) with tsc --strict; returns tsc's output ('' when clean). */
 export function typeCheck(app: string, files: string[], resolution: Resolution): string {
-  const config = resolution === 'nodenext'
-    ? { module: 'nodenext', moduleResolution: 'nodenext' }
-    : { module: 'esnext', moduleResolution: 'bundler' };
+  const config = resolution === 'nodenext' ? { module: 'nodenext', moduleResolution: 'nodenext' } : { module: 'esnext', moduleResolution: 'bundler' };
   const tsconfig = `tsconfig.${resolution}.json`;
   writeFileSync(
     path.join(app, tsconfig),
     JSON.stringify({
-      compilerOptions: { ...config, strict: true, noEmit: true, target: 'es2022', types: ['node'], skipLibCheck: true, allowJs: true, checkJs: true, esModuleInterop: true },
+      compilerOptions: {
+        ...config,
+        strict: true,
+        noEmit: true,
+        target: 'es2022',
+        types: ['node'],
+        skipLibCheck: true,
+        allowJs: true,
+        checkJs: true,
+        esModuleInterop: true,
+      },
       files,
     }),
   );

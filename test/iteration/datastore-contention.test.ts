@@ -40,10 +40,20 @@ describe('Datastore: concurrent shard completions', function () {
     const contenders = await h.contenders(SHARDS);
     const results = await Promise.allSettled(contenders.map((stores, i) => stores.iterations!.completeShard(id, i, Date.now())));
     const failed = results.filter((r) => r.status === 'rejected');
-    assert.equal(failed.length, 0, `${failed.length} of ${SHARDS} failed: ${failed.map((r) => String((r as PromiseRejectedResult).reason?.message)).slice(0, 2).join(' | ')}`);
+    assert.equal(
+      failed.length,
+      0,
+      `${failed.length} of ${SHARDS} failed: ${failed
+        .map((r) => String((r as PromiseRejectedResult).reason?.message))
+        .slice(0, 2)
+        .join(' | ')}`,
+    );
     const values = results.map((r) => (r as PromiseFulfilledResult<{ allDone: boolean; shardsDone: number }>).value);
     assert.equal(values.filter((r) => r.allDone).length, 1, 'exactly one completion finalizes');
     const record = await h.stores.iterations.getIteration(id);
-    assert.ok(record?.shards.every((s) => s.done), 'every shard recorded done');
+    assert.ok(
+      record?.shards.every((s) => s.done),
+      'every shard recorded done',
+    );
   });
 });

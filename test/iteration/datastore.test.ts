@@ -31,7 +31,12 @@ describeIteration({
     // IN is an equality filter: the built-in indexes serve it with the key range (see sources.ts).
     // Google's legacy emulator has no IN: a range there (walked by cursors, see sources.ts).
     const inList = numbers.length <= 30 && !googleSuites().has('datastore-legacy');
-    const filters: DatastoreFilter[] = inList ? [['n', 'IN', numbers]] : [['n', '>=', from], ['n', '<=', to]];
+    const filters: DatastoreFilter[] = inList
+      ? [['n', 'IN', numbers]]
+      : [
+          ['n', '>=', from],
+          ['n', '<=', to],
+        ];
     return datastoreQuery(await fillKind(await client(), ids), { select: 'id', filters });
   },
   cleanup: async () => {

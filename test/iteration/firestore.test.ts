@@ -37,7 +37,13 @@ describeIteration({
   },
   source: async (ids) => firestoreQuery(await collectionOf((await open()).firestore, ids), { select: 'id' }),
   filtered: async (ids, from, to) =>
-    firestoreQuery(await collectionOf((await open()).firestore, ids), { select: 'id', where: [['n', '>=', from], ['n', '<=', to]] }),
+    firestoreQuery(await collectionOf((await open()).firestore, ids), {
+      select: 'id',
+      where: [
+        ['n', '>=', from],
+        ['n', '<=', to],
+      ],
+    }),
   cleanup: async () => {
     if (env?.external) await env.clear();
     await env?.stop();

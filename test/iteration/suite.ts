@@ -84,7 +84,10 @@ export function describeIteration(harness: IterationHarness): void {
       const record = await app.deferred.getIteration(info.id);
       assert.equal(record?.status, 'succeeded');
       assert.equal(record?.shardCount, 5);
-      assert.equal(record?.shards.reduce((sum, s) => sum + s.processed, 0), 25);
+      assert.equal(
+        record?.shards.reduce((sum, s) => sum + s.processed, 0),
+        25,
+      );
       assert.ok(record?.shards.every((s) => s.done));
     });
 
@@ -118,7 +121,10 @@ export function describeIteration(harness: IterationHarness): void {
       for (const item of items) if (item !== items[7]) assert.equal(c.get(item), 1, item);
       assert.equal(finalized.length, 1);
       const record = await app.deferred.getIteration(info.id);
-      assert.equal(record?.shards.reduce((sum, s) => sum + s.errors, 0), 2);
+      assert.equal(
+        record?.shards.reduce((sum, s) => sum + s.errors, 0),
+        2,
+      );
       assert.match(record?.shards.find((s) => s.errors > 0)?.lastError?.message ?? '', /cannot touch/);
     });
 
@@ -128,7 +134,10 @@ export function describeIteration(harness: IterationHarness): void {
       await run(await harness.source(items), { shards: 2, dispatchDeadline: 15, bufferTime: 14.94 });
       const c = counts();
       assert.deepEqual([...c.keys()].sort(), items);
-      assert.ok([...c.values()].every((n) => n === 1), 'no item skipped or repeated');
+      assert.ok(
+        [...c.values()].every((n) => n === 1),
+        'no item skipped or repeated',
+      );
       for (const shard of [0, 1]) {
         const order = touched.filter((t) => t.shard === shard).map((t) => t.item);
         assert.deepEqual(order, [...order].sort(), `shard ${shard} in ascending key order`);
@@ -180,4 +189,3 @@ export function describeIteration(harness: IterationHarness): void {
     });
   });
 }
-

@@ -20,9 +20,13 @@ describe('task aliases: renamed tasks keep running', () => {
   before(async () => {
     // The new release: the task is now sendWelcomeEmail, and remembers its old name.
     next = await startApp('express', { stores }, (deferred) => {
-      deferred.task('sendWelcomeEmail', (to: string, locale: string) => {
-        ran.push({ args: [to, locale], name: currentTask()?.name });
-      }, { aliases: ['sendWelcome'] });
+      deferred.task(
+        'sendWelcomeEmail',
+        (to: string, locale: string) => {
+          ran.push({ args: [to, locale], name: currentTask()?.name });
+        },
+        { aliases: ['sendWelcome'] },
+      );
       deferred.task('report', () => undefined);
     });
     // The previous release, still deferring under the old name during the rollout.
@@ -58,7 +62,7 @@ describe('task aliases: renamed tasks keep running', () => {
     const message = record.lastError?.message ?? '';
     assert.match(message, /No task named "oldReport"/);
     assert.match(message, /registered: "report", "sendWelcomeEmail"/);
-    assert.doesNotMatch(message, /cloud-defer\.iteration/, 'the library\'s own tasks are not listed');
+    assert.doesNotMatch(message, /cloud-defer\.iteration/, "the library's own tasks are not listed");
     assert.match(message, /task\('newName', fn, \{ aliases: \['oldReport'\] \}\)/);
     const logged = next.logger.lines.find((l) => l.level === 'error' && l.fields?.taskId === info.id);
     assert.ok(logged, 'logged with the task id');
@@ -66,11 +70,14 @@ describe('task aliases: renamed tasks keep running', () => {
     assert.equal(logged.fields?.taskName, 'oldReport');
   });
 
-  it('refuses an alias that is already a task name or another task\'s alias, and invalid aliases', () => {
+  it("refuses an alias that is already a task name or another task's alias, and invalid aliases", () => {
     const deferred = createDeferred({ logger: false });
     deferred.task('a', () => undefined, { aliases: ['legacyA'] });
     assert.throws(() => deferred.task('b', () => undefined, { aliases: ['a'] }), { code: 'DUPLICATE_TASK_NAME' });
-    assert.throws(() => deferred.task('c', () => undefined, { aliases: ['legacyA'] }), (err: Error & { code?: string }) => err.code === 'DUPLICATE_TASK_NAME' && /alias of "a"/.test(err.message));
+    assert.throws(
+      () => deferred.task('c', () => undefined, { aliases: ['legacyA'] }),
+      (err: Error & { code?: string }) => err.code === 'DUPLICATE_TASK_NAME' && /alias of "a"/.test(err.message),
+    );
     assert.throws(() => deferred.task('legacyA', () => undefined), { code: 'DUPLICATE_TASK_NAME' });
     assert.throws(() => deferred.task('d', () => undefined, { aliases: ['has space'] }), { code: 'INVALID_OPTION' });
     assert.throws(() => deferred.task('e', () => undefined, { aliases: ['e'] }), { code: 'DUPLICATE_TASK_NAME' });

@@ -18,7 +18,8 @@ interface ChildRun {
 function runFixture(env: Record<string, string>): Promise<ChildRun> {
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !['K_SERVICE', 'GAE_ENV', 'KUBERNETES_SERVICE_HOST', 'CLOUD_TASKS_EMULATOR_HOST', 'CLOUD_TASKS_EMULATOR_JWKS_URI'].includes(k)) base[k] = v;
+    if (v !== undefined && !['K_SERVICE', 'GAE_ENV', 'KUBERNETES_SERVICE_HOST', 'CLOUD_TASKS_EMULATOR_HOST', 'CLOUD_TASKS_EMULATOR_JWKS_URI'].includes(k))
+      base[k] = v;
   }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [FIXTURE], { env: { ...base, METADATA_SERVER_DETECTION: 'none', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -57,7 +58,7 @@ describe('default logger on Google Cloud (child processes)', function () {
   });
   after(() => emulator.stop());
 
-  it('on GKE (KUBERNETES_SERVICE_HOST): every line is JSON; the failed attempts carry severity, labels, stack_trace and the delivery\'s trace', async () => {
+  it("on GKE (KUBERNETES_SERVICE_HOST): every line is JSON; the failed attempts carry severity, labels, stack_trace and the delivery's trace", async () => {
     const run = await runFixture({
       FIXTURE: 'deliver',
       KUBERNETES_SERVICE_HOST: '10.0.0.1',
@@ -82,7 +83,7 @@ describe('default logger on Google Cloud (child processes)', function () {
     }
   });
 
-  it('on Cloud Run (K_SERVICE): every line is JSON with severity, and a refused request\'s entry carries its trace', async () => {
+  it("on Cloud Run (K_SERVICE): every line is JSON with severity, and a refused request's entry carries its trace", async () => {
     const run = await runFixture({
       FIXTURE: 'refuse',
       K_SERVICE: 'checkout',

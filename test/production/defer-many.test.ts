@@ -15,9 +15,13 @@ describe('deferMany', () => {
 
     before(async () => {
       app = await startApp('express', { logger: false, queues: [{ name: 'bulk' }] }, (deferred) => {
-        deferred.task('tally', (n: number) => {
-          runs.set(n, (runs.get(n) ?? 0) + 1);
-        }, { queue: 'bulk' });
+        deferred.task(
+          'tally',
+          (n: number) => {
+            runs.set(n, (runs.get(n) ?? 0) + 1);
+          },
+          { queue: 'bulk' },
+        );
       });
     });
     after(() => app.close());
@@ -28,28 +32,38 @@ describe('deferMany', () => {
       const items = Array.from({ length: 10_000 }, (_, n) => [n] as [number]);
       const results = await app.deferred.deferMany('tally', items, { concurrency: 32 });
       assert.equal(results.length, 10_000);
-      assert.ok(results.every((r, i) => r.ok && r.index === i), 'one result per item, in order, all ok');
+      assert.ok(
+        results.every((r, i) => r.ok && r.index === i),
+        'one result per item, in order, all ok',
+      );
       const ids = new Set(results.map((r) => (r.ok ? r.task.id : '')));
       assert.equal(ids.size, 10_000, 'a task per item');
       await app.deferred.drain({ timeoutMs: 170_000 });
       assert.equal(runs.size, 10_000);
-      assert.ok([...runs.values()].every((count) => count === 1), 'no task ran twice');
+      assert.ok(
+        [...runs.values()].every((count) => count === 1),
+        'no task ran twice',
+      );
       const sample = results[4321]!;
       assert.ok(sample.ok);
       assert.equal((await app.deferred.getTask(sample.task.id))?.status, 'succeeded');
     });
 
-    it('checks each item\'s reference once: a repeated reference returns the first task, or an error for that item only', async () => {
+    it("checks each item's reference once: a repeated reference returns the first task, or an error for that item only", async () => {
       // Paused, so the first task is still unfinished (its reference held) when the others come.
       await app.deferred.pauseQueue('bulk');
-      const results = await app.deferred.deferMany('tally', [
-        { args: [1], options: { reference: 'invoice-1' } },
-        { args: [2], options: { reference: 'invoice-1' } },
-        { args: [3], options: { reference: 'invoice-1', onDuplicate: 'throw' } },
-        [4],
-        [(() => undefined) as unknown as number],
-        'not args' as unknown as [number],
-      ], { concurrency: 1 });
+      const results = await app.deferred.deferMany(
+        'tally',
+        [
+          { args: [1], options: { reference: 'invoice-1' } },
+          { args: [2], options: { reference: 'invoice-1' } },
+          { args: [3], options: { reference: 'invoice-1', onDuplicate: 'throw' } },
+          [4],
+          [(() => undefined) as unknown as number],
+          'not args' as unknown as [number],
+        ],
+        { concurrency: 1 },
+      );
       const [first, second, third, fourth, fifth, sixth] = results;
       assert.ok(first?.ok && !first.task.duplicate);
       assert.ok(second?.ok && second.task.duplicate && second.task.id === first.task.id);
@@ -83,12 +97,19 @@ describe('deferMany', () => {
       process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = emulator.jwksUri;
       try {
         app = await startApp('express', { logger: false, projectId: 'local-project', queues: [{ name: 'bulk' }] }, (deferred) => {
-          deferred.task('tally', (n: number) => {
-            runs.set(n, (runs.get(n) ?? 0) + 1);
-          }, { queue: 'bulk' });
+          deferred.task(
+            'tally',
+            (n: number) => {
+              runs.set(n, (runs.get(n) ?? 0) + 1);
+            },
+            { queue: 'bulk' },
+          );
         });
       } finally {
-        for (const [name, value] of [['CLOUD_TASKS_EMULATOR_HOST', saved.host], ['CLOUD_TASKS_EMULATOR_JWKS_URI', saved.jwks]] as const) {
+        for (const [name, value] of [
+          ['CLOUD_TASKS_EMULATOR_HOST', saved.host],
+          ['CLOUD_TASKS_EMULATOR_JWKS_URI', saved.jwks],
+        ] as const) {
           if (value === undefined) delete process.env[name];
           else process.env[name] = value;
         }
@@ -110,12 +131,15 @@ describe('deferMany', () => {
       const results = await pending;
       const failed = results.filter((r) => !r.ok);
       assert.ok(failed.length > 0, 'the cut reached some enqueues');
-      for (const r of failed) assert.equal((r.ok ? undefined : (r.error as Error & { code?: string }).code), 'ENQUEUE_FAILED');
+      for (const r of failed) assert.equal(r.ok ? undefined : (r.error as Error & { code?: string }).code, 'ENQUEUE_FAILED');
       await app.deferred.drain({ timeoutMs: 30_000 });
       const okCount = results.filter((r) => r.ok).length;
       const okItems = results.filter((r) => r.ok).map((r) => r.index);
       for (const n of okItems) assert.equal(runs.get(n), 1, `item ${n} reported ok ran once`);
-      assert.ok([...runs.values()].every((count) => count === 1), 'no item ran twice');
+      assert.ok(
+        [...runs.values()].every((count) => count === 1),
+        'no item ran twice',
+      );
       // A cut can lose the reply of a createTask the emulator did make: that item is reported
       // failed and still runs. Only the enqueues in flight at the cut (8 at a time) can be so.
       assert.ok(runs.size - okCount <= 8, `${runs.size - okCount} failed items ran`);
@@ -127,7 +151,10 @@ describe('deferMany', () => {
       const pending = app.deferred.deferMany('tally', items, { concurrency: 8, retries: 8, retryDelayMs: 100 });
       setTimeout(() => proxy.cut(300), 20);
       const results = await pending;
-      assert.deepEqual(results.filter((r) => !r.ok).map((r) => (r.ok ? '' : r.error.message)), []);
+      assert.deepEqual(
+        results.filter((r) => !r.ok).map((r) => (r.ok ? '' : r.error.message)),
+        [],
+      );
       await app.deferred.drain({ timeoutMs: 30_000 });
       assert.equal(runs.size, 400);
       assert.ok([...runs.values()].every((count) => count === 1));

@@ -31,7 +31,10 @@ export async function startDoctorEmulator(emulatorOptions: object = {}): Promise
   process.env.CLOUD_TASKS_EMULATOR_HOST = emulator.address;
   process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = emulator.jwksUri;
   const restoreEnv = (): void => {
-    for (const [name, value] of [['CLOUD_TASKS_EMULATOR_HOST', saved.host], ['CLOUD_TASKS_EMULATOR_JWKS_URI', saved.jwks]] as const) {
+    for (const [name, value] of [
+      ['CLOUD_TASKS_EMULATOR_HOST', saved.host],
+      ['CLOUD_TASKS_EMULATOR_JWKS_URI', saved.jwks],
+    ] as const) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
@@ -71,7 +74,11 @@ export interface OwnRedis {
 /** A redis-server of this test's own (shared Redis is never reconfigured). */
 export async function startOwnRedis(policy: string): Promise<OwnRedis> {
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', policy], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', policy],
+    { stdio: 'ignore' },
+  );
   const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 50 });
   // Refused connections until the server listens are expected; ping() reports them.
   client.on('error', () => undefined);

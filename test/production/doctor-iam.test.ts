@@ -15,7 +15,7 @@ const CONFIG: CreateDeferredOptions = {
   auth: { mode: 'oidc', serviceAccountEmail: SERVICE_ACCOUNT, jwks: { keys: [] } },
 };
 
-describe('doctor: IAM on the queues (needs the emulator\'s IAM methods)', function () {
+describe("doctor: IAM on the queues (needs the emulator's IAM methods)", function () {
   this.timeout(30_000);
   let env: DoctorEmulator;
 
@@ -42,7 +42,7 @@ describe('doctor: IAM on the queues (needs the emulator\'s IAM methods)', functi
   });
 });
 
-describe('doctor: a denied permission (needs the emulator\'s deniedPermissions option)', function () {
+describe("doctor: a denied permission (needs the emulator's deniedPermissions option)", function () {
   this.timeout(30_000);
   let env: DoctorEmulator;
 

@@ -23,7 +23,10 @@ const GOOD: CreateDeferredOptions = {
 /** The checks that do not need IAM on the emulator. */
 const nonIam = (report: DoctorReport) => report.checks.filter((c) => !c.id.startsWith('iam.'));
 
-async function doctorOf(options: CreateDeferredOptions, doctorOptions: Parameters<ReturnType<typeof createDeferred>['doctor']>[0] = { requestTimeoutSeconds: 900 }): Promise<DoctorReport> {
+async function doctorOf(
+  options: CreateDeferredOptions,
+  doctorOptions: Parameters<ReturnType<typeof createDeferred>['doctor']>[0] = { requestTimeoutSeconds: 900 },
+): Promise<DoctorReport> {
   const deferred = createDeferred(options);
   try {
     return await deferred.doctor(doctorOptions);
@@ -43,8 +46,21 @@ describe('doctor', function () {
 
   it('a correct set-up passes every check that does not need IAM, and changes nothing', async () => {
     const report = await doctorOf(GOOD);
-    assert.deepEqual(nonIam(report).filter((c) => c.status !== 'pass').map((c) => `${c.id}: ${c.detail}`), []);
-    for (const id of ['queue.exists:mail', 'queue.settings:mail', 'queue.exists:default', 'target.url', 'target.audience', 'deadline.requestTimeout', 'store.reachable']) {
+    assert.deepEqual(
+      nonIam(report)
+        .filter((c) => c.status !== 'pass')
+        .map((c) => `${c.id}: ${c.detail}`),
+      [],
+    );
+    for (const id of [
+      'queue.exists:mail',
+      'queue.settings:mail',
+      'queue.exists:default',
+      'target.url',
+      'target.audience',
+      'deadline.requestTimeout',
+      'store.reachable',
+    ]) {
       assert.equal(check(report, id).status, 'pass', id);
     }
     // Read only: doctor did not create the queue it was told about (ready() would have).
@@ -65,7 +81,10 @@ describe('doctor', function () {
   });
 
   it('a queue whose settings differ from queues: fails and names each field', async () => {
-    const report = await doctorOf({ ...GOOD, queues: [{ name: 'mail', rateLimits: { maxDispatchesPerSecond: 5 }, retryConfig: { maxAttempts: 10, minBackoffSeconds: 2 } }] });
+    const report = await doctorOf({
+      ...GOOD,
+      queues: [{ name: 'mail', rateLimits: { maxDispatchesPerSecond: 5 }, retryConfig: { maxAttempts: 10, minBackoffSeconds: 2 } }],
+    });
     assert.equal(report.ok, false);
     const settings = check(report, 'queue.settings:mail');
     assert.equal(settings.status, 'fail');
@@ -123,7 +142,10 @@ describe('doctor', function () {
     const port = await freePort();
     const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     try {
-      const report = await doctorOf({ ...GOOD, stores: redisStores({ client, prefix: `doctor-${Date.now()}`, sweepIntervalMs: 3_600_000 }) }, { requestTimeoutSeconds: 900, timeoutMs: 3000 });
+      const report = await doctorOf(
+        { ...GOOD, stores: redisStores({ client, prefix: `doctor-${Date.now()}`, sweepIntervalMs: 3_600_000 }) },
+        { requestTimeoutSeconds: 900, timeoutMs: 3000 },
+      );
       assert.equal(report.ok, false);
       const store = check(report, 'store.reachable');
       assert.equal(store.status, 'fail');
@@ -135,7 +157,10 @@ describe('doctor', function () {
   });
 
   it('Redis: a volatile-* eviction policy fails with the Memorystore setting; noeviction passes', async () => {
-    for (const [policy, expected] of [['volatile-lru', 'fail'], ['noeviction', 'pass']] as const) {
+    for (const [policy, expected] of [
+      ['volatile-lru', 'fail'],
+      ['noeviction', 'pass'],
+    ] as const) {
       const redis = await startOwnRedis(policy);
       try {
         const stores = redisStores({ client: redis.client, prefix: `doctor-${Date.now()}`, sweepIntervalMs: 3_600_000 });

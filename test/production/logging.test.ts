@@ -31,9 +31,13 @@ function jsonLines(): { stream: Writable; entries: Array<Record<string, unknown>
 }
 
 function registerFailingTasks(app: { task: TestApp['deferred']['task'] }): void {
-  app.task('chargeCard', () => {
-    throw new Error('card service timed out');
-  }, { maxAttempts: 2, queue: 'billing' });
+  app.task(
+    'chargeCard',
+    () => {
+      throw new Error('card service timed out');
+    },
+    { maxAttempts: 2, queue: 'billing' },
+  );
   app.task('closeAccount', () => {
     throw new PermanentTaskFailure('account already closed');
   });
@@ -66,7 +70,10 @@ describe('logging: pino and winston keep every task field', () => {
         assert.match(String(entry.msg), /chargeCard/);
         assertTaskFields(entry, charged.id, 'chargeCard', 'billing', 'card service timed out');
       }
-      assert.deepEqual(chargeEntries.map((e) => e.attempt), [0, 1]);
+      assert.deepEqual(
+        chargeEntries.map((e) => e.attempt),
+        [0, 1],
+      );
       const closeEntry = entries.find((e) => e.taskId === closed.id);
       assert.ok(closeEntry, 'the permanent failure is logged');
       assert.equal(closeEntry.level, 40, 'pino level warn');
@@ -176,7 +183,7 @@ describe('logging: the Cloud Logging JSON logger', () => {
     }
   });
 
-  it('maps traceId/spanId fields to Cloud Logging\'s trace fields, and survives unserialisable fields', () => {
+  it("maps traceId/spanId fields to Cloud Logging's trace fields, and survives unserialisable fields", () => {
     const lines: string[] = [];
     const logger = cloudLoggingLogger({ projectId: 'p1', write: (line) => lines.push(line), service: { service: 'api', version: 'r1' } });
     logger.warn('slow', { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceSampled: true, taskId: 't1', big: 10n });

@@ -55,7 +55,8 @@ describe('OpenTelemetry absent', function () {
   });
 
   it('with it installed, importing cloud-defer does not load it; creating an engine does', () => {
-    const script = "require('./src/index.js'); const before = Object.keys(require.cache).some((f) => f.includes('@opentelemetry')); require('./src/index.js').createDeferred({ logger: false }); const after = Object.keys(require.cache).some((f) => f.includes('@opentelemetry')); console.log(JSON.stringify({ before, after }));";
+    const script =
+      "require('./src/index.js'); const before = Object.keys(require.cache).some((f) => f.includes('@opentelemetry')); require('./src/index.js').createDeferred({ logger: false }); const after = Object.keys(require.cache).some((f) => f.includes('@opentelemetry')); console.log(JSON.stringify({ before, after }));";
     const out = execFileSync(process.execPath, ['-e', script], { cwd: BUILD, env: { ...process.env, METADATA_SERVER_DETECTION: 'none' }, encoding: 'utf8' });
     assert.deepEqual(JSON.parse(out.trim()), { before: false, after: true });
   });

@@ -33,10 +33,14 @@ describe('OpenTelemetry: traces from defer to run', () => {
       'express',
       { logger: cloudLoggingLogger({ projectId: 'trace-project', write: (line) => logLines.push(line) }), queues: [{ name: 'mail' }] },
       (deferred) => {
-        deferred.task('sendEmail', (_to: string) => {
-          const context = trace.getActiveSpan()?.spanContext();
-          seenInTask.push({ traceId: context?.traceId, spanId: context?.spanId });
-        }, { queue: 'mail' });
+        deferred.task(
+          'sendEmail',
+          (_to: string) => {
+            const context = trace.getActiveSpan()?.spanContext();
+            seenInTask.push({ traceId: context?.traceId, spanId: context?.spanId });
+          },
+          { queue: 'mail' },
+        );
         deferred.task('flaky', () => {
           if (flakyFailures-- > 0) throw new Error('upstream 502');
         });
@@ -136,7 +140,10 @@ describe('OpenTelemetry: traces from defer to run', () => {
     assert.ok(defer);
     assert.equal(deliveries.length, 2);
     for (const delivery of deliveries) assert.equal(parentOf(delivery), defer.spanContext().spanId);
-    assert.deepEqual(runs.map((r) => r.attributes['cloud_defer.attempt']), [0, 1]);
+    assert.deepEqual(
+      runs.map((r) => r.attributes['cloud_defer.attempt']),
+      [0, 1],
+    );
     assert.equal(runs[0]!.status.code, SpanStatusCode.ERROR);
     assert.equal(runs[0]!.events[0]?.name, 'exception');
     assert.notEqual(runs[1]!.status.code, SpanStatusCode.ERROR);
@@ -147,7 +154,7 @@ describe('OpenTelemetry: traces from defer to run', () => {
     assert.equal(entries[0]!.severity, 'ERROR');
   });
 
-  it('deferIteration: the start, every shard, the callbacks\' runs and finalize carry the iteration\'s trace', async () => {
+  it("deferIteration: the start, every shard, the callbacks' runs and finalize carry the iteration's trace", async () => {
     const tracer = trace.getTracer('test-app');
     let traceId = '';
     const iteration = await tracer.startActiveSpan('nightly job', async (span) => {
@@ -193,7 +200,10 @@ describe('OpenTelemetry: traces from defer to run', () => {
       await client.resumeQueue({ name: `${QUEUE_PARENT}/default` });
       await client.close();
       await info.wait({ timeoutMs: 10_000 });
-      assert.deepEqual(tracing.spans().map((s) => s.name), ['outer']);
+      assert.deepEqual(
+        tracing.spans().map((s) => s.name),
+        ['outer'],
+      );
     } finally {
       await plain.close();
     }
@@ -204,14 +214,26 @@ describe('OpenTelemetry: task metrics by queue and task', () => {
   it('counts deferred, runs, succeeded, failed and retried, and records run durations', async () => {
     const metrics = startMetrics();
     let failures = 1;
-    const app = await startApp('express', { logger: false, telemetry: openTelemetry({ meterProvider: metrics.meterProvider }), queues: [{ name: 'reports' }] }, (deferred) => {
-      deferred.task('buildReport', () => {
-        if (failures-- > 0) throw new Error('not yet');
-      }, { queue: 'reports' });
-      deferred.task('doomed', () => {
-        throw new Error('never works');
-      }, { maxAttempts: 1 });
-    });
+    const app = await startApp(
+      'express',
+      { logger: false, telemetry: openTelemetry({ meterProvider: metrics.meterProvider }), queues: [{ name: 'reports' }] },
+      (deferred) => {
+        deferred.task(
+          'buildReport',
+          () => {
+            if (failures-- > 0) throw new Error('not yet');
+          },
+          { queue: 'reports' },
+        );
+        deferred.task(
+          'doomed',
+          () => {
+            throw new Error('never works');
+          },
+          { maxAttempts: 1 },
+        );
+      },
+    );
     try {
       await app.deferred.defer('buildReport', []);
       await app.deferred.defer('buildReport', []);

@@ -13,7 +13,6 @@ import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix, whenReady } from './har
 import { rawTaskKey } from './raw.js';
 import { sampleRecord } from '../helpers/records.js';
 
-
 function record(stores: RedisStores, fields: Partial<TaskRecord> = {}): TaskRecord {
   return sampleRecord('adapter.task', fields, stores);
 }
@@ -71,7 +70,10 @@ describe('cloud-defer/redis adapter', function () {
   });
 
   it('refuses a key prefix with braces', function () {
-    assert.throws(() => redisStores({ client, prefix: 'a{b}' }), (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_OPTION');
+    assert.throws(
+      () => redisStores({ client, prefix: 'a{b}' }),
+      (error: unknown) => error instanceof CloudDeferError && error.code === 'INVALID_OPTION',
+    );
   });
 
   it('accepts ids it did not make on a single node, with a reference in another slot', async function () {
@@ -90,7 +92,10 @@ describe('cloud-defer/redis adapter', function () {
     const ghost = `${String(kept.createdAt + 5).padStart(15, '0')}:ghost_${randomUUID()}`;
     await Promise.all([raw.zadd(`${prefix}:idx:queue:${queue}`, 0, ghost), raw.zadd(`${prefix}:idx:status:queued`, 0, ghost)]);
     const page = await stores.state.listTasks({ queue });
-    assert.deepEqual(page.records.map((r) => r.id), [kept.id]);
+    assert.deepEqual(
+      page.records.map((r) => r.id),
+      [kept.id],
+    );
     assert.equal(await raw.zscore(`${prefix}:idx:queue:${queue}`, ghost), null, 'pruned from the index it read');
   });
 

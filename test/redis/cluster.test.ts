@@ -14,7 +14,6 @@ import { deleteKeys, openRedisHarness, testPrefix, whenReady } from './harness.j
 import { startLocalCluster, type LocalCluster } from './local-cluster.js';
 import { rawTaskKey, redisRawBackend } from './raw.js';
 
-
 describe('redis cluster', function () {
   this.timeout(120_000);
   let cluster: LocalCluster | undefined;
@@ -62,7 +61,11 @@ describe('redis cluster', function () {
     function staged(record: TaskRecord): StagedDefer {
       return {
         record: { ...record, payloadRef: record.id },
-        outbox: { taskId: record.id, createdAt: record.createdAt, request: { queue: 'default', bodyBase64: '', headers: {}, target: { kind: 'http', url: 'https://example.com/' } } },
+        outbox: {
+          taskId: record.id,
+          createdAt: record.createdAt,
+          request: { queue: 'default', bodyBase64: '', headers: {}, target: { kind: 'http', url: 'https://example.com/' } },
+        },
         payload: { id: record.id, data: Buffer.from('payload'), ttlMs: HOUR },
       };
     }
@@ -77,7 +80,7 @@ describe('redis cluster', function () {
       assert.equal(await keySlot(rawTaskKey(prefix, record.id)), await keySlot(`{${userTag}}`));
     });
 
-    it('refuses, with a clear error, a task id that is not in its reference\'s slot', async function () {
+    it("refuses, with a clear error, a task id that is not in its reference's slot", async function () {
       const record = newRecord({ reference: `r-${randomUUID()}` });
       record.id = `zz${randomUUID()}`;
       await assert.rejects(stores.state.createTask(record, record.createdAt), { code: 'INVALID_OPTION' });
@@ -88,7 +91,7 @@ describe('redis cluster', function () {
       const defer = staged(newRecord({ reference: `{${tag}}:receipt` }));
       let runs = 0;
       const tx = client.multi().set(`{${tag}}:status`, 'paid');
-      assert.ok(stores.transactions[0].accepts(tx), "a MULTI of the Cluster client");
+      assert.ok(stores.transactions[0].accepts(tx), 'a MULTI of the Cluster client');
       await stores.transactions[0].stage(tx, defer, async () => {
         runs += 1;
       });
@@ -101,7 +104,11 @@ describe('redis cluster', function () {
       assert.ok(await raw.rawPayload(defer.record.id));
       assert.ok((await stores.state.listOutbox(Date.now() + 1, 100)).some((entry) => entry.taskId === defer.record.id));
       const listed = await stores.state.listTasks({ reference: `{${tag}}:receipt` });
-      assert.deepEqual(listed.records.map((r) => r.id), [defer.record.id], 'indexed after EXEC');
+      assert.deepEqual(
+        listed.records.map((r) => r.id),
+        [defer.record.id],
+        'indexed after EXEC',
+      );
     });
 
     it('a MULTI spanning slots is refused by EXEC: nothing of the defer is written, afterCommit never runs', async function () {

@@ -98,7 +98,6 @@ describe('engine on Redis stores', () => {
   });
 });
 
-
 describe('outbox sweeper on Redis (enqueue cut after EXEC)', () => {
   const prefix = testPrefix();
   let client: Redis;
@@ -149,7 +148,10 @@ describe('outbox sweeper on Redis (enqueue cut after EXEC)', () => {
     await app.deferred.drain({ timeoutMs: 60_000 });
     for (const id of ids) assert.equal((await app.deferred.getTask(id))?.status, 'succeeded');
     assert.equal(runsById.size, 100);
-    assert.ok([...runsById.values()].every((n) => n === 1), 'each ran exactly once');
+    assert.ok(
+      [...runsById.values()].every((n) => n === 1),
+      'each ran exactly once',
+    );
     assert.deepEqual(await app.deferred.sweepOutbox({ graceMs: 0 }), { enqueued: 0 }, 'the outbox is empty');
   });
 });
@@ -170,7 +172,11 @@ class OwnRedis {
   constructor(readonly port: number) {}
 
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    this.child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''],
+      { stdio: 'ignore' },
+    );
     const probe = new Redis({ host: '127.0.0.1', port: this.port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
     await eventually(async () => (await probe.ping().catch(() => '')) === 'PONG', 'redis-server to start');
     probe.disconnect();
@@ -274,6 +280,9 @@ describe('Redis going away', function () {
     assert.equal(succeeded, 1000);
     assert.equal(runsById.size, 1000, '0 lost');
     assert.equal(twice, 0, '0 run twice');
-    assert.ok(app.logger.lines.some((l) => /unavailable/.test(l.message)), 'deliveries met the outage');
+    assert.ok(
+      app.logger.lines.some((l) => /unavailable/.test(l.message)),
+      'deliveries met the outage',
+    );
   });
 });

@@ -65,8 +65,24 @@ export async function startLocalCluster(masters = 3): Promise<LocalCluster> {
     for (const port of ports) {
       const child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
-          '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir],
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          path.join(dir, `nodes-${port}.conf`),
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--daemonize',
+          'no',
+          '--dir',
+          dir,
+        ],
         { stdio: 'ignore' },
       );
       children.push(child);
@@ -75,10 +91,13 @@ export async function startLocalCluster(masters = 3): Promise<LocalCluster> {
         child.once('error', reject);
       });
     }
-    for (const port of ports) await until(`redis-server on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG');
+    for (const port of ports)
+      await until(`redis-server on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG');
     await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes']);
     for (const port of ports) {
-      await until(`cluster_state:ok on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'));
+      await until(`cluster_state:ok on ${port}`, async () =>
+        (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'),
+      );
     }
     return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
   } catch (error) {

@@ -9,8 +9,21 @@ import type { OutboxEntry } from '../../src/core/stores.js';
 import type { RawBackend } from '../contract/suite.js';
 
 const NUMBER_FIELDS = new Set([
-  'uniqueUntil', 'createdAt', 'updatedAt', 'eta', 'startedAt', 'finishedAt', 'attempts', 'executionCount',
-  'maxAttempts', 'durationMs', 'payloadSize', 'shardIndex', 'leaseUntil', 'version', 'expiresAt',
+  'uniqueUntil',
+  'createdAt',
+  'updatedAt',
+  'eta',
+  'startedAt',
+  'finishedAt',
+  'attempts',
+  'executionCount',
+  'maxAttempts',
+  'durationMs',
+  'payloadSize',
+  'shardIndex',
+  'leaseUntil',
+  'version',
+  'expiresAt',
 ]);
 
 /** "<tag>_<random>" ids carry their hash tag before the first "_"; other ids are their own tag. */

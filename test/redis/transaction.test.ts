@@ -39,7 +39,12 @@ function stagedDefer(stores: RedisStores, fields: Partial<TaskRecord> = {}, with
     outbox: {
       taskId: id,
       createdAt: now,
-      request: { queue: 'default', bodyBase64: Buffer.from('{}').toString('base64'), headers: {}, target: { kind: 'appEngine', relativeUri: '/_ah/queue/deferred' } },
+      request: {
+        queue: 'default',
+        bodyBase64: Buffer.from('{}').toString('base64'),
+        headers: {},
+        target: { kind: 'appEngine', relativeUri: '/_ah/queue/deferred' },
+      },
     },
     payload: withPayload ? { id, data: Buffer.alloc(200_000, 7), ttlMs: HOUR } : undefined,
   };
@@ -108,7 +113,10 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     await assertNothingWritten(staged);
 
     const results = await tx.exec();
-    assert.deepEqual(results?.map(([error]) => error), [null, null, null]);
+    assert.deepEqual(
+      results?.map(([error]) => error),
+      [null, null, null],
+    );
     assert.equal(results?.[0]?.[1], 'OK');
     assert.equal(results?.[2]?.[1], 1);
     assert.equal(runs(), 1, 'afterCommit ran once');
@@ -119,7 +127,10 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     assert.equal(await raw.rawTaskExpiry(staged.record.id), staged.record.expiresAt);
     assert.deepEqual(await stores.state.listOutbox(Date.now() + 1, 1000).then((entries) => entries.some((e) => e.taskId === staged.record.id)), true);
     const listed = await stores.state.listTasks({ queue: 'default', status: 'queued', limit: 1000 });
-    assert.ok(listed.records.some((record) => record.id === staged.record.id), 'indexed in the same EXEC');
+    assert.ok(
+      listed.records.some((record) => record.id === staged.record.id),
+      'indexed in the same EXEC',
+    );
   });
 
   it('stages several defers in one MULTI; each afterCommit runs once', async function () {
@@ -251,7 +262,10 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     const tx = client.multi();
     await hook.stage(tx, stagedDefer(stores), async () => {});
     await tx.exec();
-    await assert.rejects(hook.stage(tx, stagedDefer(stores), async () => {}), { code: 'INVALID_STATE' });
+    await assert.rejects(
+      hook.stage(tx, stagedDefer(stores), async () => {}),
+      { code: 'INVALID_STATE' },
+    );
   });
 
   it('works on a client with a keyPrefix (stored key names include it)', async function () {
@@ -270,7 +284,13 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
       assert.equal((await prefixedStores.state.findByReference(reference))?.id, staged.record.id);
       const lease = await prefixedStores.state.acquireLease(staged.record.id, { owner: 'w', now: Date.now(), leaseMs: 1000, executionCount: 1 });
       assert.equal(lease.kind, 'acquired');
-      await prefixedStores.state.settle(staged.record.id, { owner: 'w', status: 'succeeded', now: Date.now(), attempt: { at: Date.now(), statusCode: 200, outcome: 'succeeded', durationMs: 1 }, expiresAt: Date.now() + HOUR });
+      await prefixedStores.state.settle(staged.record.id, {
+        owner: 'w',
+        status: 'succeeded',
+        now: Date.now(),
+        attempt: { at: Date.now(), statusCode: 200, outcome: 'succeeded', durationMs: 1 },
+        expiresAt: Date.now() + HOUR,
+      });
       assert.equal(await prefixedRaw.rawTaskExpiry(staged.record.id), (await prefixedRaw.rawTask(staged.record.id))?.expiresAt);
       await prefixedStores.state.deleteTask(staged.record.id);
       assert.equal(await prefixedStores.state.findByReference(reference), undefined);

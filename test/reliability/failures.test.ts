@@ -23,10 +23,27 @@ function hostileValues(): Array<[string, () => unknown]> {
   (circular as { cause?: unknown }).cause = circular;
   const throwingGetter = (key: string) => {
     const err = new Error('x');
-    Object.defineProperty(err, key, { get() { throw new Error(`${key} getter`); } });
+    Object.defineProperty(err, key, {
+      get() {
+        throw new Error(`${key} getter`);
+      },
+    });
     return err;
   };
-  const trapAll = new Proxy({}, { get() { throw new Error('trap'); }, getPrototypeOf() { throw new Error('trap'); }, ownKeys() { throw new Error('trap'); } });
+  const trapAll = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('trap');
+      },
+      getPrototypeOf() {
+        throw new Error('trap');
+      },
+      ownKeys() {
+        throw new Error('trap');
+      },
+    },
+  );
   return [
     ['null', () => null],
     ['undefined', () => undefined],
@@ -67,7 +84,7 @@ async function tearDown(s: Setup, app?: TestApp): Promise<void> {
   await app?.close();
   await s.emulator.kill();
   delete process.env.CLOUD_TASKS_EMULATOR_HOST;
-      delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
+  delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
   await deleteKeys(s.client, s.prefix);
   s.client.disconnect();
 }
@@ -93,7 +110,14 @@ describe('reliability: failure paths always settle (issue 13.5)', function () {
         assert.equal(record.status, 'failed', what);
         assert.ok(typeof record.lastError?.message === 'string' && record.lastError.message.length > 0, `${what}: readable error`);
         // README: "throws anything else" -> retrying, 500; "fails its last maxAttempts" -> failed, 200.
-        assert.deepEqual(record.history.map((h) => [h.outcome, h.statusCode]), [['retrying', 500], ['failed', 200]], what);
+        assert.deepEqual(
+          record.history.map((h) => [h.outcome, h.statusCode]),
+          [
+            ['retrying', 500],
+            ['failed', 200],
+          ],
+          what,
+        );
       });
     } finally {
       await tearDown(s, app);
@@ -122,11 +146,20 @@ describe('reliability: the transport recovers (issue 13.6)', function () {
     deferred.setTargetUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}${deferred.handlerPath}`);
     await assert.rejects(task.defer(), 'the first start-up fails: nothing listens yet');
     const emulator = await startEmulatorProcess(port);
-    const live = { close: async () => { await deferred.close(); server.closeAllConnections(); server.close(); } };
+    const live = {
+      close: async () => {
+        await deferred.close();
+        server.closeAllConnections();
+        server.close();
+      },
+    };
     try {
       const infos = await Promise.all(Array.from({ length: 10 }, () => task.defer()));
       const records = await Promise.all(infos.map((info) => info.wait({ timeoutMs: 20_000 })));
-      assert.deepEqual(records.map((r) => r.status), Array(10).fill('succeeded'));
+      assert.deepEqual(
+        records.map((r) => r.status),
+        Array(10).fill('succeeded'),
+      );
       assert.equal(ran, 10);
     } finally {
       await live.close();
@@ -159,7 +192,10 @@ describe('reliability: an emulator that restarts (issue 13.6)', function () {
       s.emulator = await startEmulatorProcess(port);
       const infos = await Promise.all(Array.from({ length: 5 }, () => task.defer()));
       const records = await Promise.all(infos.map((info) => info.wait({ timeoutMs: 20_000 })));
-      assert.deepEqual(records.map((r) => r.status), Array(5).fill('succeeded'));
+      assert.deepEqual(
+        records.map((r) => r.status),
+        Array(5).fill('succeeded'),
+      );
       assert.equal(ran, 6);
     } finally {
       await tearDown(s, app);
@@ -215,7 +251,11 @@ describe('reliability: the record follows the queue that gives up (issue 13.4)',
       const first = await fails.with({ queue: 'gives-up', reference: 'small-queue-ref' }).defer();
       const record = await first.wait({ timeoutMs: 20_000 });
       assert.equal(record.status, 'failed');
-      assert.deepEqual(record.history.map((h) => h.statusCode), [500, 200], 'the second (last) attempt is acknowledged, not left retrying');
+      assert.deepEqual(
+        record.history.map((h) => h.statusCode),
+        [500, 200],
+        'the second (last) attempt is acknowledged, not left retrying',
+      );
       const again = await fails.with({ queue: 'gives-up', reference: 'small-queue-ref', onDuplicate: 'throw' }).defer();
       assert.equal(again.duplicate, false);
       assert.notEqual(again.id, first.id);

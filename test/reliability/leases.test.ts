@@ -50,7 +50,10 @@ describe('reliability: leases that follow the run (issue 13.1)', function () {
         duplicates.push(await deferred.engine.run({ ...delivery, retryCount: i }));
       }
       assert.equal((await first).kind, 'succeeded');
-      assert.deepEqual(duplicates.map((d) => d.kind), ['busy', 'busy', 'busy']);
+      assert.deepEqual(
+        duplicates.map((d) => d.kind),
+        ['busy', 'busy', 'busy'],
+      );
       assert.equal(await client.get(`${prefix}:t:runs`), '1');
       assert.equal(await client.get(`${prefix}:t:max`), '1');
       assert.ok(abortedAt !== undefined && abortedAt >= leaseMs - 50, `signal fired at the lease end (${abortedAt} ms)`);

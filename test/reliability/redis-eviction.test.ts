@@ -12,7 +12,11 @@ describe('reliability: Redis eviction policy (issue 13.8)', function () {
 
   it('warns (process warning CLOUD_DEFER_REDIS_EVICTION) under volatile-lru, and stays quiet under noeviction', async () => {
     const port = await freePort();
-    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'volatile-lru'], { stdio: 'ignore' });
+    const server = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'volatile-lru'],
+      { stdio: 'ignore' },
+    );
     const client = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 50 });
     const warnings: Error[] = [];
     const onWarning = (w: Error): void => {

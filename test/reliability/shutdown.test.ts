@@ -15,10 +15,19 @@ import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness
 import { freePort, lineFrom, startEmulatorProcess, track, type EmulatorProcess } from './helpers/processes.js';
 
 async function startAppProcess(port: number, prefix: string, emulator: EmulatorProcess, graceMs: number): Promise<ChildProcess> {
-  const child = track(spawn(process.execPath, [path.join(__dirname, 'helpers', 'app-child.js')], {
-    env: { ...process.env, APP_PORT: String(port), REDIS_PREFIX: prefix, GRACE_MS: String(graceMs), CLOUD_TASKS_EMULATOR_HOST: emulator.address, CLOUD_TASKS_EMULATOR_JWKS_URI: emulator.jwksUri },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }));
+  const child = track(
+    spawn(process.execPath, [path.join(__dirname, 'helpers', 'app-child.js')], {
+      env: {
+        ...process.env,
+        APP_PORT: String(port),
+        REDIS_PREFIX: prefix,
+        GRACE_MS: String(graceMs),
+        CLOUD_TASKS_EMULATOR_HOST: emulator.address,
+        CLOUD_TASKS_EMULATOR_JWKS_URI: emulator.jwksUri,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   await lineFrom(child, 'READY ');
   return child;
 }
@@ -39,7 +48,8 @@ describe('reliability: graceful shutdown (issue 13.2)', function () {
     try {
       const short = await Promise.all(Array.from({ length: 25 }, (_, i) => work.defer(`s${i}`, 300, 300)));
       const long = await Promise.all(Array.from({ length: 25 }, (_, i) => work.defer(`l${i}`, 30_000, 50)));
-      const runsStarted = async () => (await Promise.all([...short, ...long].map((_, i) => client.get(`${prefix}:runs:${i < 25 ? `s${i}` : `l${i - 25}`}`)))).filter(Boolean).length;
+      const runsStarted = async () =>
+        (await Promise.all([...short, ...long].map((_, i) => client.get(`${prefix}:runs:${i < 25 ? `s${i}` : `l${i - 25}`}`)))).filter(Boolean).length;
       await eventually(async () => (await runsStarted()) === 50, '50 runs in flight', 20_000);
       const exited = once(app, 'exit');
       app.kill('SIGTERM');
@@ -47,14 +57,25 @@ describe('reliability: graceful shutdown (issue 13.2)', function () {
       assert.equal(code, 0, 'the app exits by itself within the grace period');
 
       const afterTerm = await Promise.all(long.map((info) => deferrer.getTask(info.id)));
-      assert.deepEqual(afterTerm.map((r) => [r?.status, r?.leaseUntil]), Array(25).fill(['retrying', undefined]), 'long runs released');
+      assert.deepEqual(
+        afterTerm.map((r) => [r?.status, r?.leaseUntil]),
+        Array(25).fill(['retrying', undefined]),
+        'long runs released',
+      );
       const shortRecords = await Promise.all(short.map((info) => deferrer.getTask(info.id)));
-      assert.deepEqual(shortRecords.map((r) => r?.status), Array(25).fill('succeeded'), 'short runs finished in the grace period');
+      assert.deepEqual(
+        shortRecords.map((r) => r?.status),
+        Array(25).fill('succeeded'),
+        'short runs finished in the grace period',
+      );
 
       const restartedAt = Date.now();
       app = await startAppProcess(appPort, prefix, emulator, 1_500);
       const records = await Promise.all(long.map((info) => info.wait({ timeoutMs: 30_000 })));
-      assert.deepEqual(records.map((r) => r.status), Array(25).fill('succeeded'));
+      assert.deepEqual(
+        records.map((r) => r.status),
+        Array(25).fill('succeeded'),
+      );
       // Far below the 630 s lease a killed run used to hold: nothing waited for an old lease.
       assert.ok(Date.now() - restartedAt < 30_000);
       for (let i = 0; i < 25; i += 1) {

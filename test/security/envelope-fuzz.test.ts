@@ -53,7 +53,12 @@ describe('envelope fuzz (seeded, 3,000 bodies)', function () {
         id: field(fc.constant(pendingId), fc.constant(victimId), fc.string({ maxLength: 40 }), fc.constant(''), fc.integer()),
         payloadRef: field(fc.constant(victimId), fc.constant(pendingId), fc.string({ maxLength: 20 }), fc.constant('')),
         args: field(fc.constant(['alice']), fc.constant(['mallory']), fc.array(fc.jsonValue(), { maxLength: 4 }), fc.string(), fc.object()),
-        meta: field(fc.constant({}), fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.object())), fc.constant([]), fc.string()),
+        meta: field(
+          fc.constant({}),
+          fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.object())),
+          fc.constant([]),
+          fc.string(),
+        ),
         extra: field(fc.jsonValue()),
       })
       .map((fields) => {
@@ -65,10 +70,15 @@ describe('envelope fuzz (seeded, 3,000 bodies)', function () {
     const truncated = fc.integer({ min: 0, max: genuine.length - 1 }).map((n) => Buffer.from(genuine.slice(0, n)));
     const randomBytes = fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b));
     const randomJson = fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null'));
-    return fc.oneof({ arbitrary: mutated, weight: 6 }, { arbitrary: truncated, weight: 1 }, { arbitrary: randomBytes, weight: 1 }, { arbitrary: randomJson, weight: 2 });
+    return fc.oneof(
+      { arbitrary: mutated, weight: 6 },
+      { arbitrary: truncated, weight: 1 },
+      { arbitrary: randomBytes, weight: 1 },
+      { arbitrary: randomJson, weight: 2 },
+    );
   }
 
-  it('answers every body 200, and no run uses arguments other than its record\'s', async () => {
+  it("answers every body 200, and no run uses arguments other than its record's", async () => {
     const port = Number(new URL(app.baseUrl).port);
     let sent = 0;
     await fc.assert(
@@ -85,8 +95,8 @@ describe('envelope fuzz (seeded, 3,000 bodies)', function () {
     );
     assert.equal(sent, BODIES);
     for (const run of runs) {
-      if (run.id === pendingId) assert.deepEqual(run.args, ['alice'], 'the pending task ran with its record\'s arguments');
-      if (run.id === victimId) assert.deepEqual(run.args, [blob], "the stored-payload task ran with its own payload");
+      if (run.id === pendingId) assert.deepEqual(run.args, ['alice'], "the pending task ran with its record's arguments");
+      if (run.id === victimId) assert.deepEqual(run.args, [blob], 'the stored-payload task ran with its own payload');
     }
     assert.ok(runs.filter((r) => r.id === pendingId).length <= 1, 'at most once');
     assert.ok(runs.filter((r) => r.id === victimId).length <= 1, 'at most once');

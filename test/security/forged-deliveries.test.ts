@@ -233,11 +233,14 @@ const TOKEN_CASES: TokenCase[] = [
   {
     name: 'wrong audience',
     make: async (m, a) =>
-      m.emulatorToken ? m.emulatorToken({ audience: 'https://elsewhere.example/_ah/queue/deferred' }) : trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), aud: 'https://elsewhere.example/' }),
+      m.emulatorToken
+        ? m.emulatorToken({ audience: 'https://elsewhere.example/_ah/queue/deferred' })
+        : trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), aud: 'https://elsewhere.example/' }),
   },
   {
     name: 'wrong service account',
-    make: async (m, a) => (m.emulatorToken ? m.emulatorToken({ serviceAccountEmail: ATTACKER_SA }) : trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), email: ATTACKER_SA })),
+    make: async (m, a) =>
+      m.emulatorToken ? m.emulatorToken({ serviceAccountEmail: ATTACKER_SA }) : trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), email: ATTACKER_SA }),
   },
   { name: 'email_verified false', make: async (m, a) => trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), email_verified: false }) },
   { name: 'no email', make: async (m, a) => trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), email: undefined }) },
@@ -246,7 +249,10 @@ const TOKEN_CASES: TokenCase[] = [
   { name: 'nbf in the future', make: async (m, a) => trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), nbf: now() + 3600 }) },
   { name: 'iat in the future', make: async (m, a) => trustedOrSpoofed(m, a, { ...goodClaims(m.handlerUrl), iat: now() + 3600, exp: now() + 7200 }) },
   { name: 'alg none', make: async (m) => unsignedToken(m.trustedKid, goodClaims(m.handlerUrl)) },
-  { name: 'alg confusion: HS256 keyed with the public key', make: async (m) => signHs256WithPublicKey(pemOfJwk(m.trustedJwk), m.trustedKid, goodClaims(m.handlerUrl)) },
+  {
+    name: 'alg confusion: HS256 keyed with the public key',
+    make: async (m) => signHs256WithPublicKey(pemOfJwk(m.trustedJwk), m.trustedKid, goodClaims(m.handlerUrl)),
+  },
   {
     name: 'a genuine token with its claims changed',
     make: async (m, a) => {
@@ -343,7 +349,11 @@ for (const [label, start] of MODES) {
       attempts.push({ what: 'X-Forwarded-For: 127.0.0.1', target: loopback, headers: { 'X-Forwarded-For': '127.0.0.1', Forwarded: 'for=127.0.0.1' } });
       if (!mode.appEngine) {
         // On App Engine these headers are the proof (App Engine strips them from outside requests).
-        attempts.push({ what: 'X-AppEngine-* headers only', target: loopback, headers: { 'X-AppEngine-QueueName': 'default', 'X-AppEngine-TaskName': 'forged', 'X-AppEngine-TaskRetryCount': '0' } });
+        attempts.push({
+          what: 'X-AppEngine-* headers only',
+          target: loopback,
+          headers: { 'X-AppEngine-QueueName': 'default', 'X-AppEngine-TaskName': 'forged', 'X-AppEngine-TaskRetryCount': '0' },
+        });
       }
 
       let i = 0;
@@ -377,10 +387,14 @@ for (const [label, start] of MODES) {
 
     it('still runs a genuine delivery, with the arguments of its record', async () => {
       await mode.deferred.resumeQueue('held');
-      const pending = await eventually(async () => {
-        const r = await mode.deferred.getTask(seeded.pendingId);
-        return r?.status === 'succeeded' ? r : undefined;
-      }, 'the held task to run', 20_000);
+      const pending = await eventually(
+        async () => {
+          const r = await mode.deferred.getTask(seeded.pendingId);
+          return r?.status === 'succeeded' ? r : undefined;
+        },
+        'the held task to run',
+        20_000,
+      );
       assert.equal(pending.attempts, 1);
       assert.ok(runs.includes('alice'), 'ran with its own arguments');
       assert.ok(!runs.includes('mallory'));

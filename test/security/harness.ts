@@ -130,7 +130,9 @@ export function kidOf(token: string): string {
 
 /** PEM of a JWKS entry (to key the alg-confusion HMAC with the key the handler trusts). */
 export function pemOfJwk(jwk: Record<string, unknown>): string {
-  return createPublicKey({ key: jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+  return createPublicKey({ key: jwk as never, format: 'jwk' })
+    .export({ type: 'spki', format: 'pem' })
+    .toString();
 }
 
 /** Every record in the store, by id: what "nothing was recorded" is checked against. */

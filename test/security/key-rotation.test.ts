@@ -83,7 +83,11 @@ describe('key sets refresh on rotation', function () {
       const fetchesBefore = jwks.count();
       const attacker = newTestKey('attacker');
       for (let i = 0; i < 40; i++) {
-        const token = signRs256(attacker.privateKey, { alg: 'RS256', kid: `random-${i}` }, { iss: 'https://accounts.google.com', aud: 'x', email: 'a@b', email_verified: true, iat: 1, exp: 2 });
+        const token = signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', kid: `random-${i}` },
+          { iss: 'https://accounts.google.com', aud: 'x', email: 'a@b', email_verified: true, iat: 1, exp: 2 },
+        );
         const answer = await post({ host: '127.0.0.1', port: server.port, path: deferred.handlerPath }, { Authorization: `Bearer ${token}` }, '{}');
         assert.equal(answer.status, 403);
       }
@@ -105,7 +109,12 @@ describe('key sets refresh on rotation', function () {
         }),
         queues: [{ name: 'default' }],
         target: { serviceAccountEmail: 'tasks@local-project.iam.gserviceaccount.com' },
-        auth: { mode: 'oidc', serviceAccountEmail: ['tasks@local-project.iam.gserviceaccount.com', 'other@local-project.iam.gserviceaccount.com'], jwks: jwks.url, keySet: { ttlMs: 300 } },
+        auth: {
+          mode: 'oidc',
+          serviceAccountEmail: ['tasks@local-project.iam.gserviceaccount.com', 'other@local-project.iam.gserviceaccount.com'],
+          jwks: jwks.url,
+          keySet: { ttlMs: 300 },
+        },
       },
       (d) => d.task('noop', () => undefined),
     );

@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
 import { createDeferred, CloudDeferError, type CreateDeferredOptions } from '../../src/index.js';
 import { startEmulator } from '../../src/emulator/index.js';
 
-const VARIABLES = ['NODE_ENV', 'K_SERVICE', 'GAE_ENV', 'KUBERNETES_SERVICE_HOST', 'CLOUD_RUN_JOB', 'CLOUD_TASKS_EMULATOR_HOST', 'CLOUD_TASKS_EMULATOR_JWKS_URI'];
+const VARIABLES = [
+  'NODE_ENV',
+  'K_SERVICE',
+  'GAE_ENV',
+  'KUBERNETES_SERVICE_HOST',
+  'CLOUD_RUN_JOB',
+  'CLOUD_TASKS_EMULATOR_HOST',
+  'CLOUD_TASKS_EMULATOR_JWKS_URI',
+];
 
 const ENVIRONMENTS: Record<string, Record<string, string>> = {
   developer: {},
@@ -43,30 +51,61 @@ const everywhere = (outcome: Outcome): Record<Env, Outcome> => ({
 });
 
 const ROWS: Row[] = [
-  { config: 'nothing (auto)', options: {}, expect: { developer: 'embedded', 'NODE_ENV=production': U, KUBERNETES_SERVICE_HOST: U, CLOUD_RUN_JOB: U, K_SERVICE: U, GAE_ENV: 'cloud' } },
+  {
+    config: 'nothing (auto)',
+    options: {},
+    expect: { developer: 'embedded', 'NODE_ENV=production': U, KUBERNETES_SERVICE_HOST: U, CLOUD_RUN_JOB: U, K_SERVICE: U, GAE_ENV: 'cloud' },
+  },
   {
     config: 'target { url, serviceAccountEmail } (auto)',
     options: { target: URL_TARGET },
     expect: { developer: U, 'NODE_ENV=production': U, KUBERNETES_SERVICE_HOST: U, CLOUD_RUN_JOB: U, K_SERVICE: 'cloud', GAE_ENV: 'cloud' },
   },
-  { config: "auth { mode: 'oidc' } (auto)", options: { auth: { mode: 'oidc', serviceAccountEmail: URL_TARGET.serviceAccountEmail } }, expect: { ...everywhere(U), K_SERVICE: 'cloud', GAE_ENV: 'cloud' } },
+  {
+    config: "auth { mode: 'oidc' } (auto)",
+    options: { auth: { mode: 'oidc', serviceAccountEmail: URL_TARGET.serviceAccountEmail } },
+    expect: { ...everywhere(U), K_SERVICE: 'cloud', GAE_ENV: 'cloud' },
+  },
   { config: "mode: 'embedded'", options: { mode: 'embedded' }, expect: everywhere('embedded') },
   { config: "mode: 'cloud' + target { url, serviceAccountEmail }", options: { mode: 'cloud', target: URL_TARGET }, expect: everywhere('cloud') },
   { config: "mode: 'cloud', nothing else", options: { mode: 'cloud' }, expect: { ...everywhere(U), GAE_ENV: 'cloud' } },
   { config: "mode: 'cloud' + target { appEngine }", options: { mode: 'cloud', target: { appEngine: {} } }, expect: { ...everywhere(U), GAE_ENV: 'cloud' } },
-  { config: "mode: 'cloud' + auth { mode: 'appEngine' }", options: { mode: 'cloud', target: URL_TARGET, auth: { mode: 'appEngine' } }, expect: { ...everywhere(U), GAE_ENV: 'cloud' } },
+  {
+    config: "mode: 'cloud' + auth { mode: 'appEngine' }",
+    options: { mode: 'cloud', target: URL_TARGET, auth: { mode: 'appEngine' } },
+    expect: { ...everywhere(U), GAE_ENV: 'cloud' },
+  },
   {
     config: "mode: 'embedded' + auth appEngine dangerouslyTrustHeadersOutsideAppEngineForTests",
     options: { mode: 'embedded', auth: { mode: 'appEngine', dangerouslyTrustHeadersOutsideAppEngineForTests: true } },
     expect: { ...everywhere(U), developer: 'embedded', GAE_ENV: 'embedded' },
   },
-  { config: "mode: 'embedded' + auth { mode: 'none' }", options: { mode: 'embedded', auth: { mode: 'none' } }, expect: { ...everywhere(U), developer: 'embedded' } },
+  {
+    config: "mode: 'embedded' + auth { mode: 'none' }",
+    options: { mode: 'embedded', auth: { mode: 'none' } },
+    expect: { ...everywhere(U), developer: 'embedded' },
+  },
   { config: "auth { mode: 'none' } (auto)", options: { auth: { mode: 'none' } }, expect: everywhere(U) },
   { config: 'CLOUD_TASKS_EMULATOR_HOST + _JWKS_URI (auto)', options: {}, env: EMULATOR, expect: { ...everywhere('emulator'), K_SERVICE: U, GAE_ENV: U } },
-  { config: "mode: 'emulator' + CLOUD_TASKS_EMULATOR_HOST + _JWKS_URI", options: { mode: 'emulator' }, env: EMULATOR, expect: { ...everywhere('emulator'), K_SERVICE: U, GAE_ENV: U } },
-  { config: "mode: 'emulator' without _JWKS_URI", options: { mode: 'emulator' }, env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST }, expect: everywhere(U) },
+  {
+    config: "mode: 'emulator' + CLOUD_TASKS_EMULATOR_HOST + _JWKS_URI",
+    options: { mode: 'emulator' },
+    env: EMULATOR,
+    expect: { ...everywhere('emulator'), K_SERVICE: U, GAE_ENV: U },
+  },
+  {
+    config: "mode: 'emulator' without _JWKS_URI",
+    options: { mode: 'emulator' },
+    env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST },
+    expect: everywhere(U),
+  },
   { config: "mode: 'embedded' with CLOUD_TASKS_EMULATOR_HOST set", options: { mode: 'embedded' }, env: EMULATOR, expect: everywhere('embedded') },
-  { config: 'CLOUD_TASKS_EMULATOR_HOST without _JWKS_URI (auto)', options: {}, env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST }, expect: everywhere(U) },
+  {
+    config: 'CLOUD_TASKS_EMULATOR_HOST without _JWKS_URI (auto)',
+    options: {},
+    env: { CLOUD_TASKS_EMULATOR_HOST: EMULATOR.CLOUD_TASKS_EMULATOR_HOST },
+    expect: everywhere(U),
+  },
 ];
 
 describe('start-up matrix: environment x configuration', () => {
@@ -115,7 +154,10 @@ describe('start-up matrix: environment x configuration', () => {
       process.env.CLOUD_TASKS_EMULATOR_HOST = emulator.address;
       process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = 'http://127.0.0.1:9/oauth2/v3/certs';
       const broken = createDeferred({ logger: false });
-      await assert.rejects(broken.ready(), (err: unknown) => err instanceof CloudDeferError && err.code === 'UNSAFE_CONFIGURATION' && /CLOUD_TASKS_EMULATOR_JWKS_URI/.test(err.message));
+      await assert.rejects(
+        broken.ready(),
+        (err: unknown) => err instanceof CloudDeferError && err.code === 'UNSAFE_CONFIGURATION' && /CLOUD_TASKS_EMULATOR_JWKS_URI/.test(err.message),
+      );
       await broken.close();
       process.env.CLOUD_TASKS_EMULATOR_JWKS_URI = emulator.jwksUri;
       const working = createDeferred({ logger: false });

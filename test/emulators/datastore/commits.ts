@@ -67,9 +67,9 @@ export class Commits {
     if (!this.locking) return this.commit(request);
     const own = request.transaction?.length ? this.transactions.find(request.transaction) : undefined;
     const ids = (request.mutations ?? [])
-      .map(mutation => prepareMutation(request, mutation))
-      .filter(mutation => isComplete(mutation.key))
-      .map(mutation => refId(mutation.partition, mutation.key));
+      .map((mutation) => prepareMutation(request, mutation))
+      .filter((mutation) => isComplete(mutation.key))
+      .map((mutation) => refId(mutation.partition, mutation.key));
     const deadline = Date.now() + (own ? this.locking.upgradeTimeoutMs : this.locking.outsideWaitMs);
     for (;;) {
       const holders = this.transactions.readersOf(ids, own);
@@ -82,7 +82,7 @@ export class Commits {
         for (const holder of holders) this.transactions.close(holder);
         break;
       }
-      await new Promise(resolve => setTimeout(resolve, LOCK_POLL_MS));
+      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
       if (own && !this.transactions.isOpen(own)) throw invalidArgument('Transaction is invalid or closed.');
     }
     return this.commit(request);
@@ -103,13 +103,13 @@ export class Commits {
   commit(request: CommitRequest): CommitResponse {
     const transaction = this.transactionOf(request);
     try {
-      const mutations = (request.mutations ?? []).map(mutation => prepareMutation(request, mutation));
+      const mutations = (request.mutations ?? []).map((mutation) => prepareMutation(request, mutation));
       if (transaction?.readOnly && mutations.length > 0) {
         throw invalidArgument('Cannot modify entities in a read-only transaction.');
       }
       checkRequestSize(mutations);
       if (!transaction) checkNoRepeatedKeys(mutations);
-      const written = mutations.filter(m => isComplete(m.key)).map(m => ({ partition: m.partition, key: m.key }));
+      const written = mutations.filter((m) => isComplete(m.key)).map((m) => ({ partition: m.partition, key: m.key }));
       if (transaction) this.checkEntityGroups(transaction, written);
       if (transaction && hasConflict(transaction, this.store, written)) throw aborted();
       return this.apply(mutations);
@@ -132,14 +132,14 @@ export class Commits {
   /** Works out every mutation first, so a failing one leaves nothing written. */
   private apply(mutations: PreparedMutation[]): CommitResponse {
     const pending = new Map<string, Pending>();
-    const outcomes = mutations.map(mutation => this.applyOne(mutation, pending));
+    const outcomes = mutations.map((mutation) => this.applyOne(mutation, pending));
     const version = this.store.nextCommitVersion();
     const oldest = this.transactions.oldestVisibleVersion(this.store.currentVersion);
     for (const state of pending.values()) {
       if (state.written) this.store.write(state.partition, state.key, state.entity, version, oldest);
     }
     return {
-      mutationResults: outcomes.map(outcome => mutationResult(outcome, version)),
+      mutationResults: outcomes.map((outcome) => mutationResult(outcome, version)),
       indexUpdates: 0,
       commitTime: microsToTimestamp(version),
     };
@@ -176,7 +176,7 @@ export class Commits {
 }
 
 function prepareMutation(request: CommitRequest, mutation: Mutation): PreparedMutation {
-  const operation = (['insert', 'update', 'upsert', 'delete'] as const).find(op => mutation[op]);
+  const operation = (['insert', 'update', 'upsert', 'delete'] as const).find((op) => mutation[op]);
   if (!operation) throw invalidArgument('A mutation must insert, update, upsert or delete.');
   if (mutation.propertyTransforms?.length) throw unimplemented('Property transforms are not supported by this emulator.');
   const entity = operation === 'delete' ? undefined : mutation[operation];
@@ -187,7 +187,7 @@ function prepareMutation(request: CommitRequest, mutation: Mutation): PreparedMu
     forWrite: true,
   });
   const maskedProperties = mutation.propertyMask?.paths;
-  if (maskedProperties?.some(path => path.includes('.'))) {
+  if (maskedProperties?.some((path) => path.includes('.'))) {
     throw unimplemented('Nested property mask paths are not supported by this emulator.');
   }
   if (mutation.conflictResolutionStrategy === 'FAIL' && mutation.baseVersion === undefined && !mutation.updateTime) {
@@ -206,10 +206,7 @@ function prepareMutation(request: CommitRequest, mutation: Mutation): PreparedMu
 }
 
 function checkRequestSize(mutations: PreparedMutation[]): void {
-  const bytes = mutations.reduce(
-    (sum, m) => sum + (m.entity ? entityStorageSize(m.entity, m.partition.namespaceId) : 0),
-    0,
-  );
+  const bytes = mutations.reduce((sum, m) => sum + (m.entity ? entityStorageSize(m.entity, m.partition.namespaceId) : 0), 0);
   if (bytes > MAX_REQUEST_BYTES) throw invalidArgument(`The request is larger than ${MAX_REQUEST_BYTES} bytes.`);
 }
 
@@ -258,5 +255,5 @@ function mutationResult({ pending, allocated, conflict }: Outcome, version: numb
 }
 
 function describe(key: Key): string {
-  return (key.path ?? []).map(e => `${e.kind}:${e.id ?? JSON.stringify(e.name)}`).join('/');
+  return (key.path ?? []).map((e) => `${e.kind}:${e.id ?? JSON.stringify(e.name)}`).join('/');
 }

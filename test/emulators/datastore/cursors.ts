@@ -47,7 +47,7 @@ export function decodeCursor(bytes: Uint8Array, signature: string): CursorPositi
 }
 
 function encodePath(path: PathElement[]): EncodedElement[] {
-  return path.map(e => (e.id !== undefined ? [e.kind ?? '', 'i', e.id] : [e.kind ?? '', 'n', e.name ?? '']));
+  return path.map((e) => (e.id !== undefined ? [e.kind ?? '', 'i', e.id] : [e.kind ?? '', 'n', e.name ?? '']));
 }
 
 function decodeElement([kind, type, id]: EncodedElement): PathElement {

@@ -11,7 +11,7 @@ const ENV_NAMES = ['DATASTORE_EMULATOR_HOST', 'DATASTORE_PROJECT_ID'] as const;
 
 /** Runs `body` with the Datastore variables set as given (undefined: unset), then restores them. */
 async function withEnv(values: Partial<Record<(typeof ENV_NAMES)[number], string>>, body: () => Promise<void>): Promise<void> {
-  const saved = ENV_NAMES.map(name => [name, process.env[name]] as const);
+  const saved = ENV_NAMES.map((name) => [name, process.env[name]] as const);
   for (const name of ENV_NAMES) {
     if (values[name] === undefined) delete process.env[name];
     else process.env[name] = values[name];
@@ -27,7 +27,7 @@ async function withEnv(values: Partial<Record<(typeof ENV_NAMES)[number], string
 }
 
 async function closeClients(datastore: Datastore): Promise<void> {
-  await Promise.all([...datastore.clients_.values()].map(client => client.close()));
+  await Promise.all([...datastore.clients_.values()].map((client) => client.close()));
 }
 
 describe('datastore emulator: server and harness', () => {

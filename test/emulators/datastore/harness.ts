@@ -49,7 +49,11 @@ export function beginTransactionsExplicitly(datastore: Datastore): Datastore {
     (tx as { run: unknown }).run = (...args: unknown[]) => {
       const callback = args.find((arg) => typeof arg === 'function') as ((error: unknown, ...rest: unknown[]) => void) | undefined;
       const done = begin(args.filter((arg) => typeof arg !== 'function')).then((result) => (Array.isArray(result) ? result : [result]));
-      if (callback) void done.then((result) => callback(null, ...result), (error) => callback(error));
+      if (callback)
+        void done.then(
+          (result) => callback(null, ...result),
+          (error) => callback(error),
+        );
       return callback ? undefined : done;
     };
     for (const name of ['get', 'runQuery', 'runAggregationQuery', 'commit'] as const) {
@@ -97,12 +101,13 @@ export async function datastoreForTests(options: DatastoreForTestsOptions = {}):
     const datastore = new Datastore({ projectId, namespace });
     return { datastore, external: true, projectId, namespace, stop: () => closeClients(datastore) };
   }
-  const emulator = await startDatastoreEmulator({ projectId: DEFAULT_PROJECT, ...(options.concurrencyMode ? { concurrencyMode: options.concurrencyMode } : {}), ...(options.lockWaits ? { lockWaits: options.lockWaits } : {}) });
+  const emulator = await startDatastoreEmulator({
+    projectId: DEFAULT_PROJECT,
+    ...(options.concurrencyMode ? { concurrencyMode: options.concurrencyMode } : {}),
+    ...(options.lockWaits ? { lockWaits: options.lockWaits } : {}),
+  });
   const projectId = emulator.projectId ?? DEFAULT_PROJECT;
-  const datastore = withEnvironment(
-    { DATASTORE_EMULATOR_HOST: emulator.address, DATASTORE_PROJECT_ID: projectId },
-    () => new Datastore(),
-  );
+  const datastore = withEnvironment({ DATASTORE_EMULATOR_HOST: emulator.address, DATASTORE_PROJECT_ID: projectId }, () => new Datastore());
   return {
     datastore,
     external: false,
@@ -117,7 +122,7 @@ export async function datastoreForTests(options: DatastoreForTestsOptions = {}):
 
 /** Runs `create` with the variables set, then puts the environment back as it was. */
 function withEnvironment<T>(variables: Record<string, string>, create: () => T): T {
-  const saved = Object.fromEntries(Object.keys(variables).map(name => [name, process.env[name]]));
+  const saved = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
   Object.assign(process.env, variables);
   try {
     return create();
@@ -130,5 +135,5 @@ function withEnvironment<T>(variables: Record<string, string>, create: () => T):
 }
 
 async function closeClients(datastore: Datastore): Promise<void> {
-  await Promise.all([...datastore.clients_.values()].map(client => client.close()));
+  await Promise.all([...datastore.clients_.values()].map((client) => client.close()));
 }

@@ -48,9 +48,7 @@ export async function startDatastoreEmulator(options: DatastoreEmulatorOptions =
   });
   server.addService(datastoreServiceDefinition(), backend.handlers());
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
+    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
   });
   return {
     host,
@@ -64,7 +62,7 @@ export async function startDatastoreEmulator(options: DatastoreEmulatorOptions =
 
 /** Lets calls in flight finish, but does not wait for idle client channels to go away. */
 function shutdown(server: grpc.Server): Promise<void> {
-  return new Promise(resolve => {
+  return new Promise((resolve) => {
     const force = setTimeout(() => {
       server.forceShutdown();
       resolve();

@@ -28,10 +28,7 @@ export function partitionId(partition: Partition): string {
 }
 
 /** The partition a request addresses, checking a key's or query's own partition against it. */
-export function resolvePartition(
-  scope: { projectId?: string; databaseId?: string },
-  given: PartitionId | undefined,
-): Partition {
+export function resolvePartition(scope: { projectId?: string; databaseId?: string }, given: PartitionId | undefined): Partition {
   const projectId = scope.projectId ?? '';
   const databaseId = scope.databaseId ?? '';
   if (!projectId) throw invalidArgument('The project ID is required.');
@@ -63,7 +60,7 @@ export function isComplete(key: Key): boolean {
 
 /** A stable identity for a key path inside one partition. */
 export function pathId(path: PathElement[]): string {
-  return JSON.stringify(path.map(e => (hasId(e) ? [e.kind, 'i', e.id] : [e.kind, 'n', e.name])));
+  return JSON.stringify(path.map((e) => (hasId(e) ? [e.kind, 'i', e.id] : [e.kind, 'n', e.name])));
 }
 
 export function kindOf(key: Key): string {
@@ -166,7 +163,7 @@ export function canonicalKey(path: PathElement[], partition: Partition): Key {
   if (partition.namespaceId) partitionId.namespaceId = partition.namespaceId;
   return {
     partitionId,
-    path: path.map(element => {
+    path: path.map((element) => {
       if (hasId(element)) return { kind: element.kind, id: element.id };
       if (hasName(element)) return { kind: element.kind, name: element.name };
       return { kind: element.kind };

@@ -68,17 +68,13 @@ function prepareValue(name: string, value: Value, place: Place, walk: Walk): Val
       if (value.excludeFromIndexes || value.meaning) {
         throw invalidArgument(`The array value of "${name}" must not set meaning or exclude_from_indexes.`);
       }
-      const values = (value.arrayValue?.values ?? []).map(v => prepareValue(name, v, { ...place, inArray: true }, walk));
+      const values = (value.arrayValue?.values ?? []).map((v) => prepareValue(name, v, { ...place, inArray: true }, walk));
       return { valueType: type, arrayValue: { values } };
     }
     case 'entityValue':
       prepared.entityValue = {
         ...(value.entityValue?.key ? { key: value.entityValue.key } : {}),
-        properties: prepareProperties(
-          value.entityValue?.properties ?? {},
-          { depth: place.depth + 1, inArray: false, underExcluded: !indexed },
-          walk,
-        ),
+        properties: prepareProperties(value.entityValue?.properties ?? {}, { depth: place.depth + 1, inArray: false, underExcluded: !indexed }, walk),
       };
       return prepared;
     case 'timestampValue':

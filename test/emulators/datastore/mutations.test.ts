@@ -69,8 +69,11 @@ describe('datastore emulator: mutations', () => {
     const kind = uniqueKind('Auto');
     const keys = [datastore.key(kind), datastore.key(kind), datastore.key(kind)];
     await datastore.save(keys.map((key, n) => ({ key, data: { n } })));
-    const ids = keys.map(key => key.id);
-    assert.ok(ids.every(id => typeof id === 'string' && /^[1-9]\d*$/.test(id)), `numeric ids: ${ids.join(', ')}`);
+    const ids = keys.map((key) => key.id);
+    assert.ok(
+      ids.every((id) => typeof id === 'string' && /^[1-9]\d*$/.test(id)),
+      `numeric ids: ${ids.join(', ')}`,
+    );
     assert.equal(new Set(ids).size, 3);
     const [read] = await datastore.get(keys);
     assert.equal(read.length, 3);
@@ -81,7 +84,7 @@ describe('datastore emulator: mutations', () => {
     const kind = uniqueKind('Allocated');
     const [keys] = await datastore.allocateIds(datastore.key(kind), 5);
     assert.equal(keys.length, 5);
-    assert.equal(new Set(keys.map(key => key.id)).size, 5);
+    assert.equal(new Set(keys.map((key) => key.id)).size, 5);
     const [found] = await datastore.get(keys);
     assert.equal(found.length, 0);
   });
@@ -154,10 +157,7 @@ describe('datastore emulator: mutations', () => {
   it('refuses two mutations of one entity in a non-transactional commit', async () => {
     const { raw, projectId, partitionId } = ctx();
     const key = { partitionId, path: [{ kind: uniqueKind('Twice'), name: 't' }] };
-    await assertRpcError(
-      raw.commit({ projectId, mode: 'NON_TRANSACTIONAL', mutations: [{ upsert: { key } }, { delete: key }] }),
-      status.INVALID_ARGUMENT,
-    );
+    await assertRpcError(raw.commit({ projectId, mode: 'NON_TRANSACTIONAL', mutations: [{ upsert: { key } }, { delete: key }] }), status.INVALID_ARGUMENT);
   });
 
   it('refuses incomplete keys where an entity must exist', async () => {

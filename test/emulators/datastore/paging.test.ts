@@ -14,7 +14,7 @@ describe('datastore emulator: batches and cursors', () => {
     const { datastore } = ctx();
     for (let start = 0; start < TOTAL; start += WRITE_CHUNK) {
       const chunk = Array.from({ length: WRITE_CHUNK }, (_, i) => start + i);
-      await datastore.save(chunk.map(n => ({ key: datastore.key([kind, n + 1]), data: { n, even: n % 2 === 0 } })));
+      await datastore.save(chunk.map((n) => ({ key: datastore.key([kind, n + 1]), data: { n, even: n % 2 === 0 } })));
     }
   });
 
@@ -23,7 +23,7 @@ describe('datastore emulator: batches and cursors', () => {
     const [rows, info] = await datastore.runQuery(datastore.createQuery(kind).order('n'));
     assert.equal(rows.length, TOTAL);
     assert.deepEqual(
-      rows.map(row => row.n),
+      rows.map((row) => row.n),
       Array.from({ length: TOTAL }, (_, n) => n),
     );
     assert.equal(info.moreResults, datastore.NO_MORE_RESULTS);
@@ -51,10 +51,14 @@ describe('datastore emulator: batches and cursors', () => {
     const seen: number[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < 4; page++) {
-      let query = datastore.createQuery(kind).filter(new PropertyFilter('n', '<', 70)).order('n').limit(20);
+      let query = datastore
+        .createQuery(kind)
+        .filter(new PropertyFilter('n', '<', 70))
+        .order('n')
+        .limit(20);
       if (cursor) query = query.start(cursor);
       const [rows, info] = await datastore.runQuery(query);
-      seen.push(...rows.map(row => row.n as number));
+      seen.push(...rows.map((row) => row.n as number));
       if (rows.length === 20) assert.equal(info.moreResults, datastore.MORE_RESULTS_AFTER_LIMIT);
       cursor = info.endCursor;
     }
@@ -77,7 +81,7 @@ describe('datastore emulator: batches and cursors', () => {
     assert.equal(firstPage.length, 5);
     const [bounded] = await datastore.runQuery(datastore.createQuery(kind).order('n').end(info.endCursor!));
     assert.deepEqual(
-      bounded.map(row => row.n),
+      bounded.map((row) => row.n),
       [0, 1, 2, 3, 4],
     );
   });
@@ -85,16 +89,16 @@ describe('datastore emulator: batches and cursors', () => {
   it('keeps a cursor valid after the entity it points at is deleted', async () => {
     const { datastore } = ctx();
     const local = uniqueKind('Gone');
-    await datastore.save([1, 2, 3, 4].map(n => ({ key: datastore.key([local, n]), data: { n } })));
+    await datastore.save([1, 2, 3, 4].map((n) => ({ key: datastore.key([local, n]), data: { n } })));
     const [rows, info] = await datastore.runQuery(datastore.createQuery(local).order('n').limit(2));
     assert.deepEqual(
-      rows.map(row => row.n),
+      rows.map((row) => row.n),
       [1, 2],
     );
     await datastore.delete(datastore.key([local, 2]));
     const [rest] = await datastore.runQuery(datastore.createQuery(local).order('n').start(info.endCursor!));
     assert.deepEqual(
-      rest.map(row => row.n),
+      rest.map((row) => row.n),
       [3, 4],
     );
   });
@@ -109,10 +113,16 @@ describe('datastore emulator: batches and cursors', () => {
 
   it('walks a filtered keys-only query past one batch', async () => {
     const { datastore } = ctx();
-    const query = datastore.createQuery(kind).filter(new PropertyFilter('even', '=', true)).select('__key__');
+    const query = datastore
+      .createQuery(kind)
+      .filter(new PropertyFilter('even', '=', true))
+      .select('__key__');
     const [rows] = await datastore.runQuery(query);
     assert.equal(rows.length, TOTAL / 2);
-    assert.ok(rows.every(row => Number(row[datastore.KEY].id) % 2 === 1), 'n even means id odd');
+    assert.ok(
+      rows.every((row) => Number(row[datastore.KEY].id) % 2 === 1),
+      'n even means id odd',
+    );
   });
 
   it('samples keys in a stable pseudo-random order with __scatter__', async () => {
@@ -120,16 +130,19 @@ describe('datastore emulator: batches and cursors', () => {
     const sample = () => datastore.runQuery(datastore.createQuery(kind).select('__key__').order('__scatter__').limit(32));
     const [first] = await sample();
     assert.ok(first.length > 0 && first.length <= 32);
-    const ids = first.map(row => Number(row[datastore.KEY].id));
+    const ids = first.map((row) => Number(row[datastore.KEY].id));
     assert.equal(new Set(ids).size, ids.length, 'distinct keys');
-    assert.ok(ids.every(id => id >= 1 && id <= TOTAL), 'keys of the kind');
+    assert.ok(
+      ids.every((id) => id >= 1 && id <= TOTAL),
+      'keys of the kind',
+    );
     if (!external) {
       assert.equal(first.length, 32, 'every entity has a scatter value here');
       const sorted = [...ids].sort((a, b) => a - b);
       assert.notDeepEqual(ids, sorted, 'not in key order');
       const [again] = await sample();
       assert.deepEqual(
-        again.map(row => Number(row[datastore.KEY].id)),
+        again.map((row) => Number(row[datastore.KEY].id)),
         ids,
         'deterministic',
       );

@@ -26,8 +26,7 @@ describe('datastore emulator: queries', () => {
     ]);
   });
 
-  const names = (rows: Row[], datastore: Datastore): string[] =>
-    rows.map(row => (row[datastore.KEY as unknown as string] as { name: string }).name);
+  const names = (rows: Row[], datastore: Datastore): string[] => rows.map((row) => (row[datastore.KEY as unknown as string] as { name: string }).name);
 
   async function run(build: (query: Query) => Query): Promise<string[]> {
     const { datastore } = ctx();
@@ -36,15 +35,15 @@ describe('datastore emulator: queries', () => {
   }
 
   it('returns the whole kind in key order when no order is given', async () => {
-    assert.deepEqual(await run(q => q), ['p1', 'p2', 'p3', 'p4', 'p5']);
+    assert.deepEqual(await run((q) => q), ['p1', 'p2', 'p3', 'p4', 'p5']);
   });
 
   it('filters with =, <, <=, >, >=', async () => {
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('team', '=', 'red'))), ['p1', 'p3', 'p5']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('age', '<', 30))), ['p2', 'p4']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('age', '<=', 30))), ['p2', 'p4', 'p1']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('age', '>', 25))), ['p1', 'p3']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('age', '>=', 30))), ['p1', 'p3']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('team', '=', 'red'))), ['p1', 'p3', 'p5']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('age', '<', 30))), ['p2', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('age', '<=', 30))), ['p2', 'p4', 'p1']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('age', '>', 25))), ['p1', 'p3']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('age', '>=', 30))), ['p1', 'p3']);
   });
 
   it('takes a bare property filter as well as the one-filter composite AND the client sends', async () => {
@@ -52,26 +51,26 @@ describe('datastore emulator: queries', () => {
     const team = { propertyFilter: { property: { name: 'team' }, op: 'EQUAL', value: { stringValue: 'blue' } } };
     const keyNames = async (filter: object) => {
       const [response] = await raw.runQuery({ projectId, partitionId, query: { kind: [{ name: people }], filter } });
-      return response.batch!.entityResults!.map(result => result.entity!.key!.path![0].name);
+      return response.batch!.entityResults!.map((result) => result.entity!.key!.path![0].name);
     };
     assert.deepEqual(await keyNames(team), ['p2']);
     assert.deepEqual(await keyNames({ compositeFilter: { op: 'AND', filters: [team] } }), ['p2']);
   });
 
   it('filters with !=, IN and NOT_IN, ordering by the inequality property first', async () => {
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('team', '!=', 'red'))), ['p2', 'p4']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('team', 'IN', ['green', 'blue']))), ['p2', 'p4']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('team', 'NOT_IN', ['red', 'green']))), ['p2']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('team', '!=', 'red'))), ['p2', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('team', 'IN', ['green', 'blue']))), ['p2', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('team', 'NOT_IN', ['red', 'green']))), ['p2']);
   });
 
   it('leaves out entities without the property, or with it unindexed', async () => {
-    assert.deepEqual(await run(q => q.order('age')), ['p2', 'p4', 'p1', 'p3'], 'p5 has no age');
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('note', '=', 'hidden'))), [], 'note is unindexed');
+    assert.deepEqual(await run((q) => q.order('age')), ['p2', 'p4', 'p1', 'p3'], 'p5 has no age');
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('note', '=', 'hidden'))), [], 'note is unindexed');
   });
 
   it('matches a multi-valued property when any value matches, and an empty list never', async () => {
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('tags', '=', 'b'))), ['p1', 'p2']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('tags', '>', 'a')).order('tags')), ['p1', 'p2', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('tags', '=', 'b'))), ['p1', 'p2']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('tags', '>', 'a')).order('tags')), ['p1', 'p2', 'p4']);
   });
 
   it('filters on the properties of embedded entities by dotted name, unless the entity is unindexed', async () => {
@@ -88,29 +87,29 @@ describe('datastore emulator: queries', () => {
 
   it('combines filters with AND and OR', async () => {
     const both = and([new PropertyFilter('team', '=', 'red'), new PropertyFilter('age', '>=', 30)]);
-    assert.deepEqual(await run(q => q.filter(both)), ['p1', 'p3']);
+    assert.deepEqual(await run((q) => q.filter(both)), ['p1', 'p3']);
     const either = or([new PropertyFilter('team', '=', 'blue'), new PropertyFilter('age', '>', 30)]);
-    assert.deepEqual(await run(q => q.filter(either)), ['p2', 'p3']);
+    assert.deepEqual(await run((q) => q.filter(either)), ['p2', 'p3']);
   });
 
   it('orders ascending, descending and by several properties, ties broken by key', async () => {
-    assert.deepEqual(await run(q => q.order('age', { descending: true })), ['p3', 'p1', 'p2', 'p4']);
-    assert.deepEqual(await run(q => q.order('age').order('first', { descending: true })), ['p4', 'p2', 'p1', 'p3']);
-    assert.deepEqual(await run(q => q.order('team').order('first')), ['p2', 'p4', 'p1', 'p3', 'p5']);
+    assert.deepEqual(await run((q) => q.order('age', { descending: true })), ['p3', 'p1', 'p2', 'p4']);
+    assert.deepEqual(await run((q) => q.order('age').order('first', { descending: true })), ['p4', 'p2', 'p1', 'p3']);
+    assert.deepEqual(await run((q) => q.order('team').order('first')), ['p2', 'p4', 'p1', 'p3', 'p5']);
   });
 
   it('applies offset, then limit', async () => {
-    assert.deepEqual(await run(q => q.order('first').offset(1).limit(2)), ['p2', 'p3']);
-    assert.deepEqual(await run(q => q.order('first').offset(10)), []);
+    assert.deepEqual(await run((q) => q.order('first').offset(1).limit(2)), ['p2', 'p3']);
+    assert.deepEqual(await run((q) => q.order('first').offset(10)), []);
   });
 
   it('filters and orders on __key__', async () => {
     const { datastore } = ctx();
     const p2 = datastore.key([people, 'p2']);
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('__key__', '>', p2))), ['p3', 'p4', 'p5']);
-    assert.deepEqual(await run(q => q.order('__key__', { descending: true }).limit(2)), ['p5', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('__key__', '>', p2))), ['p3', 'p4', 'p5']);
+    assert.deepEqual(await run((q) => q.order('__key__', { descending: true }).limit(2)), ['p5', 'p4']);
     const some = [datastore.key([people, 'p4']), datastore.key([people, 'p1'])];
-    assert.deepEqual(await run(q => q.filter(new PropertyFilter('__key__', 'IN', some))), ['p1', 'p4']);
+    assert.deepEqual(await run((q) => q.filter(new PropertyFilter('__key__', 'IN', some))), ['p1', 'p4']);
   });
 
   it('returns keys only for a __key__ projection', async () => {
@@ -124,12 +123,21 @@ describe('datastore emulator: queries', () => {
   it('projects properties, one row per value of a projected list, and groups with distinct_on', async () => {
     const { datastore } = ctx();
     const [teams] = await datastore.runQuery(datastore.createQuery(people).select('team').order('team'));
-    assert.deepEqual(teams.map(row => row.team), ['blue', 'green', 'red', 'red', 'red']);
+    assert.deepEqual(
+      teams.map((row) => row.team),
+      ['blue', 'green', 'red', 'red', 'red'],
+    );
     assert.deepEqual(Object.keys(teams[0]), ['team']);
     const [tags] = await datastore.runQuery(datastore.createQuery(people).select('tags').order('tags'));
-    assert.deepEqual(tags.map(row => row.tags), ['a', 'b', 'b', 'c']);
+    assert.deepEqual(
+      tags.map((row) => row.tags),
+      ['a', 'b', 'b', 'c'],
+    );
     const [distinct] = await datastore.runQuery(datastore.createQuery(people).select('team').groupBy('team').order('team'));
-    assert.deepEqual(distinct.map(row => row.team), ['blue', 'green', 'red']);
+    assert.deepEqual(
+      distinct.map((row) => row.team),
+      ['blue', 'green', 'red'],
+    );
   });
 
   it('limits results to an ancestor and its descendants', async () => {
@@ -145,9 +153,16 @@ describe('datastore emulator: queries', () => {
       { key: datastore.key([kind, 'work', kind, 'plans']), data: { n: 4 } },
     ]);
     const [rows] = await datastore.runQuery(datastore.createQuery(kind).hasAncestor(home));
-    assert.deepEqual(rows.map(row => row.n), [0, 1, 2]);
+    assert.deepEqual(
+      rows.map((row) => row.n),
+      [0, 1, 2],
+    );
     const [kindless] = await datastore.runQuery(datastore.createQuery().hasAncestor(work));
-    assert.deepEqual(kindless.map(row => row.n), [3, 4], 'a kindless ancestor query');
+    assert.deepEqual(
+      kindless.map((row) => row.n),
+      [3, 4],
+      'a kindless ancestor query',
+    );
   });
 
   it('keeps namespaces apart', async () => {
@@ -157,7 +172,10 @@ describe('datastore emulator: queries', () => {
     await datastore.save({ key: datastore.key({ namespace: first, path: [kind, 'x'] }), data: { where: 'first' } });
     await datastore.save({ key: datastore.key({ namespace: second, path: [kind, 'x'] }), data: { where: 'second' } });
     const [inFirst] = await datastore.runQuery(datastore.createQuery(first, kind));
-    assert.deepEqual(inFirst.map(row => row.where), ['first']);
+    assert.deepEqual(
+      inFirst.map((row) => row.where),
+      ['first'],
+    );
     assert.equal(inFirst[0][datastore.KEY].namespace, first);
     const [inDefault] = await datastore.runQuery(datastore.createQuery(kind));
     assert.deepEqual(inDefault, []);
@@ -194,7 +212,11 @@ describe('datastore emulator: queries', () => {
       .sum('age', 'ages')
       .average('age', 'mean');
     const [[result]] = await datastore.runAggregationQuery(aggregate);
-    assert.deepEqual(Object.entries(result), [['total', 4], ['ages', 115], ['mean', 28.75]]);
+    assert.deepEqual(Object.entries(result), [
+      ['total', 4],
+      ['ages', 115],
+      ['mean', 28.75],
+    ]);
   });
 
   it('answers UNIMPLEMENTED for GQL', async function () {
@@ -217,10 +239,7 @@ describe('datastore emulator: queries', () => {
       }),
       status.INVALID_ARGUMENT,
     );
-    await assertRpcError(
-      runWith({ kind: [{ name: people }], filter: filter('team', 'IN', { arrayValue: { values: [] } }) }),
-      status.INVALID_ARGUMENT,
-    );
+    await assertRpcError(runWith({ kind: [{ name: people }], filter: filter('team', 'IN', { arrayValue: { values: [] } }) }), status.INVALID_ARGUMENT);
     await assertRpcError(runWith({ filter: filter('team', 'EQUAL', { stringValue: 'red' }) }), status.INVALID_ARGUMENT);
   });
 });

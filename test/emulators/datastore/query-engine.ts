@@ -23,7 +23,7 @@ export interface PlanResult {
 }
 
 export function runPlan(plan: QueryPlan, candidates: Iterable<LiveEntity>): PlanResult {
-  const ranges = new Map(plan.orders.map(order => [order.property, rangeFiltersOn(plan.filter, order.property)]));
+  const ranges = new Map(plan.orders.map((order) => [order.property, rangeFiltersOn(plan.filter, order.property)]));
   let rows: QueryRow[] = [];
   for (const found of candidates) {
     if (plan.filter && !matchesFilter(plan.filter, found.entity)) continue;
@@ -36,13 +36,13 @@ export function runPlan(plan: QueryPlan, candidates: Iterable<LiveEntity>): Plan
   rows = dropDuplicates(plan, rows);
   if (plan.start) {
     const start = plan.start;
-    rows = rows.filter(row => comparePositions(plan, row.position, start) > 0);
+    rows = rows.filter((row) => comparePositions(plan, row.position, start) > 0);
   }
   let cutByEnd = false;
   if (plan.end) {
     const end = plan.end;
     const before = rows.length;
-    rows = rows.filter(row => comparePositions(plan, row.position, end) <= 0);
+    rows = rows.filter((row) => comparePositions(plan, row.position, end) <= 0);
     cutByEnd = rows.length < before;
   }
   return { rows, cutByEnd };
@@ -52,7 +52,7 @@ export function runPlan(plan: QueryPlan, candidates: Iterable<LiveEntity>): Plan
 export function qualifies(plan: QueryPlan, entity: Entity): boolean {
   if (plan.filter && !matchesFilter(plan.filter, entity)) return false;
   const ranges = new Map<string, PropertyFilterNode[]>();
-  return projections(plan, entity).some(projected => rowFor(plan, { entity, version: 0, createVersion: 0 }, projected, ranges));
+  return projections(plan, entity).some((projected) => rowFor(plan, { entity, version: 0, createVersion: 0 }, projected, ranges));
 }
 
 export function comparePositions(plan: QueryPlan, a: CursorPosition, b: CursorPosition): number {
@@ -76,7 +76,7 @@ export function matchesFilter(node: FilterNode, entity: Entity): boolean {
   }
   if (node.op === 'HAS_ANCESTOR') return isAncestorOrSelf(node.value.keyValue ?? {}, entity.key ?? {});
   // A filter holds when any one index entry of the property satisfies it.
-  return indexedValues(entity, node.property).some(value => satisfies(node, value));
+  return indexedValues(entity, node.property).some((value) => satisfies(node, value));
 }
 
 function satisfies(node: PropertyFilterNode, value: Value): boolean {
@@ -87,9 +87,9 @@ function satisfies(node: PropertyFilterNode, value: Value): boolean {
     case 'NOT_EQUAL':
       return !valuesEqual(value, node.value);
     case 'IN':
-      return listed.some(candidate => valuesEqual(value, candidate));
+      return listed.some((candidate) => valuesEqual(value, candidate));
     case 'NOT_IN':
-      return !listed.some(candidate => valuesEqual(value, candidate));
+      return !listed.some((candidate) => valuesEqual(value, candidate));
     default: {
       // Range comparisons stay within one type, as index range scans do.
       if (!sameType(value, node.value)) return false;
@@ -108,7 +108,7 @@ function projections(plan: QueryPlan, entity: Entity): Array<Record<string, Valu
   let combos: Array<Record<string, Value>> = [{}];
   for (const property of plan.projection) {
     const values = indexedValues(entity, property);
-    combos = combos.flatMap(combo => values.map(value => ({ ...combo, [property]: value })));
+    combos = combos.flatMap((combo) => values.map((value) => ({ ...combo, [property]: value })));
   }
   return combos;
 }
@@ -125,7 +125,7 @@ function rowFor(
     if (!value) return undefined; // Entities without the property are not in its index.
     values.push(value);
   }
-  const ordered = new Set(plan.orders.map(order => order.property));
+  const ordered = new Set(plan.orders.map((order) => order.property));
   for (const property of plan.projection) if (!ordered.has(property) && projected) values.push(projected[property]);
   return { found, position: { values, key: found.entity.key ?? {} }, projected };
 }
@@ -134,17 +134,12 @@ function rowFor(
  * The index entry a row sorts by: the smallest value ascending, the largest descending, among
  * the values that satisfy the inequality filters on that property (if any do).
  */
-function sortValue(
-  order: SortSpec,
-  entity: Entity,
-  projected: Record<string, Value> | undefined,
-  ranges: PropertyFilterNode[],
-): Value | undefined {
+function sortValue(order: SortSpec, entity: Entity, projected: Record<string, Value> | undefined, ranges: PropertyFilterNode[]): Value | undefined {
   if (order.property === KEY_PROPERTY) return keyAsValue(entity);
   if (order.property === SCATTER_PROPERTY) return scatterValue(entity);
   if (projected && order.property in projected) return projected[order.property];
   const all = indexedValues(entity, order.property);
-  const inRange = all.filter(value => ranges.every(range => satisfies(range, value)));
+  const inRange = all.filter((value) => ranges.every((range) => satisfies(range, value)));
   const candidates = inRange.length > 0 ? inRange : all;
   if (candidates.length === 0) return undefined;
   return candidates.reduce((best, value) => {
@@ -155,7 +150,9 @@ function sortValue(
 
 /** A pseudo-random but stable value per key, standing in for the service's __scatter__ property. */
 function scatterValue(entity: Entity): Value {
-  const digest = createHash('sha256').update(pathId(entity.key?.path ?? [])).digest();
+  const digest = createHash('sha256')
+    .update(pathId(entity.key?.path ?? []))
+    .digest();
   return { valueType: 'blobValue', blobValue: digest.subarray(0, 8) };
 }
 
@@ -163,18 +160,18 @@ function rangeFiltersOn(filter: FilterNode | undefined, property: string): Prope
   if (!filter) return [];
   if (filter.type === 'property') return filter.property === property && isInequality(filter.op) ? [filter] : [];
   if (filter.type === 'or') return [];
-  return filter.children.flatMap(child => rangeFiltersOn(child, property));
+  return filter.children.flatMap((child) => rangeFiltersOn(child, property));
 }
 
 /** Projection rows that repeat, and rows after the first for each distinct_on combination. */
 function dropDuplicates(plan: QueryPlan, rows: QueryRow[]): QueryRow[] {
   if (plan.projection.length === 0 && plan.distinctOn.length === 0) return rows;
   const seen = new Set<string>();
-  return rows.filter(row => {
+  return rows.filter((row) => {
     const identity =
       plan.distinctOn.length > 0
-        ? JSON.stringify(plan.distinctOn.map(p => valueIdentity(row.projected?.[p] ?? indexedValues(row.found.entity, p)[0])))
-        : pathId(row.found.entity.key?.path ?? []) + JSON.stringify(plan.projection.map(p => valueIdentity(row.projected?.[p])));
+        ? JSON.stringify(plan.distinctOn.map((p) => valueIdentity(row.projected?.[p] ?? indexedValues(row.found.entity, p)[0])))
+        : pathId(row.found.entity.key?.path ?? []) + JSON.stringify(plan.projection.map((p) => valueIdentity(row.projected?.[p])));
     if (seen.has(identity)) return false;
     seen.add(identity);
     return true;
@@ -183,7 +180,5 @@ function dropDuplicates(plan: QueryPlan, rows: QueryRow[]): QueryRow[] {
 
 function valueIdentity(value: Value | undefined): string {
   if (!value) return '';
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v instanceof Uint8Array ? Buffer.from(v).toString('base64') : typeof v === 'number' ? String(v) : v,
-  );
+  return JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : typeof v === 'number' ? String(v) : v));
 }

@@ -12,9 +12,7 @@ export interface SortSpec {
   descending: boolean;
 }
 
-export type FilterNode =
-  | { type: 'and' | 'or'; children: FilterNode[] }
-  | { type: 'property'; property: string; op: PropertyOperator; value: Value };
+export type FilterNode = { type: 'and' | 'or'; children: FilterNode[] } | { type: 'property'; property: string; op: PropertyOperator; value: Value };
 
 /** A validated query, ready to run against a snapshot. */
 export interface QueryPlan {
@@ -34,14 +32,7 @@ export interface QueryPlan {
   signature: string;
 }
 
-const INEQUALITIES = new Set<PropertyOperator>([
-  'LESS_THAN',
-  'LESS_THAN_OR_EQUAL',
-  'GREATER_THAN',
-  'GREATER_THAN_OR_EQUAL',
-  'NOT_EQUAL',
-  'NOT_IN',
-]);
+const INEQUALITIES = new Set<PropertyOperator>(['LESS_THAN', 'LESS_THAN_OR_EQUAL', 'GREATER_THAN', 'GREATER_THAN_OR_EQUAL', 'NOT_EQUAL', 'NOT_IN']);
 const MAX_IN_VALUES = 30;
 const MAX_NOT_IN_VALUES = 10;
 
@@ -58,21 +49,21 @@ export function compileQuery(query: Query | undefined): QueryPlan {
   const leaves = filter ? leafFilters(filter) : [];
   checkOperatorCombinations(leaves);
 
-  const explicit: SortSpec[] = (query.order ?? []).map(order => {
+  const explicit: SortSpec[] = (query.order ?? []).map((order) => {
     const property = order.property?.name;
     if (!property) throw invalidArgument('An order must name a property.');
     return { property, descending: order.direction === 'DESCENDING' };
   });
-  const scatter = explicit.some(order => order.property === SCATTER_PROPERTY);
+  const scatter = explicit.some((order) => order.property === SCATTER_PROPERTY);
   if (scatter && explicit.length > 1) throw invalidArgument('__scatter__ must be the only sort order.');
   const orders = [...explicit, ...implicitInequalityOrders(leaves, explicit)];
 
-  const projected = (query.projection ?? []).map(p => p.property?.name ?? '');
-  if (projected.some(name => !name)) throw invalidArgument('A projection must name a property.');
-  const keysOnly = projected.length > 0 && projected.every(name => name === KEY_PROPERTY);
-  const projection = keysOnly ? [] : projected.filter(name => name !== KEY_PROPERTY);
-  const distinctOn = (query.distinctOn ?? []).map(p => p.name ?? '');
-  if (distinctOn.some(name => !name)) throw invalidArgument('distinct_on must name properties.');
+  const projected = (query.projection ?? []).map((p) => p.property?.name ?? '');
+  if (projected.some((name) => !name)) throw invalidArgument('A projection must name a property.');
+  const keysOnly = projected.length > 0 && projected.every((name) => name === KEY_PROPERTY);
+  const projection = keysOnly ? [] : projected.filter((name) => name !== KEY_PROPERTY);
+  const distinctOn = (query.distinctOn ?? []).map((p) => p.name ?? '');
+  if (distinctOn.some((name) => !name)) throw invalidArgument('distinct_on must name properties.');
 
   if (!kind) checkKindless(leaves, orders, projection);
 
@@ -119,7 +110,7 @@ function checkFilterValue(property: string, op: PropertyOperator, value: Value):
     if (!isArray || values.length === 0) throw invalidArgument(`${op} needs a non-empty array value.`);
     const max = op === 'IN' ? MAX_IN_VALUES : MAX_NOT_IN_VALUES;
     if (values.length > max) throw invalidArgument(`${op} allows at most ${max} values.`);
-    if (property === KEY_PROPERTY && values.some(v => valueTypeOf(v) !== 'keyValue')) {
+    if (property === KEY_PROPERTY && values.some((v) => valueTypeOf(v) !== 'keyValue')) {
       throw invalidArgument('A __key__ filter needs key values.');
     }
     return;
@@ -135,7 +126,7 @@ export function leafFilters(node: FilterNode): Array<Extract<FilterNode, { type:
 }
 
 function checkOperatorCombinations(leaves: Array<Extract<FilterNode, { type: 'property' }>>): void {
-  const count = (op: PropertyOperator) => leaves.filter(leaf => leaf.op === op).length;
+  const count = (op: PropertyOperator) => leaves.filter((leaf) => leaf.op === op).length;
   if (count('NOT_EQUAL') + count('NOT_IN') > 1) {
     throw invalidArgument('A query may have only one NOT_EQUAL or NOT_IN filter.');
   }
@@ -143,25 +134,16 @@ function checkOperatorCombinations(leaves: Array<Extract<FilterNode, { type: 'pr
 }
 
 /** Properties with inequality filters sort after the explicit orders, by name, as in Firestore. */
-function implicitInequalityOrders(
-  leaves: Array<Extract<FilterNode, { type: 'property' }>>,
-  explicit: SortSpec[],
-): SortSpec[] {
-  const ordered = new Set(explicit.map(order => order.property));
-  const names = new Set(
-    leaves.filter(leaf => INEQUALITIES.has(leaf.op) && !ordered.has(leaf.property)).map(leaf => leaf.property),
-  );
-  return [...names].sort().map(property => ({ property, descending: false }));
+function implicitInequalityOrders(leaves: Array<Extract<FilterNode, { type: 'property' }>>, explicit: SortSpec[]): SortSpec[] {
+  const ordered = new Set(explicit.map((order) => order.property));
+  const names = new Set(leaves.filter((leaf) => INEQUALITIES.has(leaf.op) && !ordered.has(leaf.property)).map((leaf) => leaf.property));
+  return [...names].sort().map((property) => ({ property, descending: false }));
 }
 
-function checkKindless(
-  leaves: Array<Extract<FilterNode, { type: 'property' }>>,
-  orders: SortSpec[],
-  projection: string[],
-): void {
+function checkKindless(leaves: Array<Extract<FilterNode, { type: 'property' }>>, orders: SortSpec[], projection: string[]): void {
   const onlyKeys =
-    leaves.every(leaf => leaf.property === KEY_PROPERTY) &&
-    orders.every(order => order.property === KEY_PROPERTY && !order.descending) &&
+    leaves.every((leaf) => leaf.property === KEY_PROPERTY) &&
+    orders.every((order) => order.property === KEY_PROPERTY && !order.descending) &&
     projection.length === 0;
   if (!onlyKeys) {
     throw invalidArgument('A query without a kind may only filter on __key__ and order by __key__ ascending.');

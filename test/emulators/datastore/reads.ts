@@ -42,7 +42,7 @@ export class Reads {
   lookup(request: LookupRequest) {
     const keys = request.keys ?? [];
     if (keys.length > MAX_LOOKUP_KEYS) throw invalidArgument(`A lookup may not ask for more than ${MAX_LOOKUP_KEYS} keys.`);
-    const checked = keys.map(key => {
+    const checked = keys.map((key) => {
       const partition = resolvePartition(request, key.partitionId);
       return { partition, key: validateKey(key, partition, { allowIncompleteLast: false, forWrite: false }) };
     });
@@ -126,18 +126,12 @@ function fullResult(live: LiveEntity, mask: PropertyMask | undefined): EntityRes
 function masked(entity: Entity, mask: PropertyMask | undefined): Entity {
   const paths = mask?.paths ?? [];
   if (paths.length === 0) return entity;
-  const tops = new Set(paths.map(path => path.split('.')[0]));
+  const tops = new Set(paths.map((path) => path.split('.')[0]));
   const properties = Object.fromEntries(Object.entries(entity.properties ?? {}).filter(([name]) => tops.has(name)));
   return { key: entity.key, properties };
 }
 
-function resultBatch(
-  plan: QueryPlan,
-  rows: QueryRow[],
-  cutByEnd: boolean,
-  version: number,
-  mask: PropertyMask | undefined,
-): QueryResultBatch {
+function resultBatch(plan: QueryPlan, rows: QueryRow[], cutByEnd: boolean, version: number, mask: PropertyMask | undefined): QueryResultBatch {
   const skipped = Math.min(plan.offset, rows.length);
   const afterOffset = rows.slice(skipped);
   const limited = plan.limit === undefined ? afterOffset : afterOffset.slice(0, plan.limit);
@@ -149,7 +143,7 @@ function resultBatch(
     skippedResults: skipped,
     skippedCursor: lastSkipped ? cursorAt(lastSkipped) : undefined,
     entityResultType: plan.keysOnly ? 'KEY_ONLY' : plan.projection.length > 0 ? 'PROJECTION' : 'FULL',
-    entityResults: returned.map(row => ({ ...rowResult(plan, row, mask), cursor: cursorAt(row) })),
+    entityResults: returned.map((row) => ({ ...rowResult(plan, row, mask), cursor: cursorAt(row) })),
     endCursor: last ? cursorAt(last) : encodeCursor(plan.signature, plan.start),
     moreResults: moreResults(plan, returned.length < limited.length, limited.length, cutByEnd),
     snapshotVersion: String(version),
@@ -210,7 +204,7 @@ function aggregate(aggregations: Aggregation[], rows: QueryRow[]): Record<string
 
 function numericValues(rows: QueryRow[], property: string): Value[] {
   return rows
-    .map(row => row.found.entity.properties?.[property])
+    .map((row) => row.found.entity.properties?.[property])
     .filter((value): value is Value => {
       const type = value && valueTypeOf(value);
       return type === 'integerValue' || type === 'doubleValue';
@@ -221,7 +215,7 @@ const INT64_MAX = (1n << 63n) - 1n;
 
 function sum(rows: QueryRow[], property: string): Value {
   const values = numericValues(rows, property);
-  if (values.every(value => valueTypeOf(value) === 'integerValue')) {
+  if (values.every((value) => valueTypeOf(value) === 'integerValue')) {
     const total = values.reduce((acc, value) => acc + BigInt(value.integerValue ?? '0'), 0n);
     if (total <= INT64_MAX && total >= -INT64_MAX - 1n) return { integerValue: total.toString() };
   }
@@ -234,5 +228,4 @@ function average(rows: QueryRow[], property: string): Value {
   return { doubleValue: values.reduce((acc, value) => acc + numberOf(value), 0) / values.length };
 }
 
-const numberOf = (value: Value): number =>
-  valueTypeOf(value) === 'integerValue' ? Number(value.integerValue) : (value.doubleValue ?? 0);
+const numberOf = (value: Value): number => (valueTypeOf(value) === 'integerValue' ? Number(value.integerValue) : (value.doubleValue ?? 0));

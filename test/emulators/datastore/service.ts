@@ -52,7 +52,7 @@ export class DatastoreBackend {
   }
 
   allocateIds(request: KeysRequest) {
-    const keys = (request.keys ?? []).map(key => {
+    const keys = (request.keys ?? []).map((key) => {
       const partition = resolvePartition(request, key.partitionId);
       const checked = validateKey(key, partition, { allowIncompleteLast: true, forWrite: true });
       if (isComplete(checked)) throw invalidArgument('AllocateIds needs keys whose last element is incomplete.');
@@ -81,14 +81,14 @@ export class DatastoreBackend {
   /** gRPC handlers for google.datastore.v1.Datastore. */
   handlers(): grpc.UntypedServiceImplementation {
     return {
-      Lookup: unary<LookupRequest>(request => this.reads.lookup(request)),
-      RunQuery: unary<RunQueryRequest>(request => this.reads.runQuery(request)),
-      RunAggregationQuery: unary<RunAggregationQueryRequest>(request => this.reads.runAggregationQuery(request)),
-      BeginTransaction: unary<BeginTransactionRequest>(request => this.beginTransaction(request)),
-      Commit: unary<CommitRequest>(request => this.commits.commitWaiting(request)),
-      Rollback: unary<RollbackRequest>(request => this.rollback(request)),
-      AllocateIds: unary<KeysRequest>(request => this.allocateIds(request)),
-      ReserveIds: unary<KeysRequest>(request => this.reserveIds(request)),
+      Lookup: unary<LookupRequest>((request) => this.reads.lookup(request)),
+      RunQuery: unary<RunQueryRequest>((request) => this.reads.runQuery(request)),
+      RunAggregationQuery: unary<RunAggregationQueryRequest>((request) => this.reads.runAggregationQuery(request)),
+      BeginTransaction: unary<BeginTransactionRequest>((request) => this.beginTransaction(request)),
+      Commit: unary<CommitRequest>((request) => this.commits.commitWaiting(request)),
+      Rollback: unary<RollbackRequest>((request) => this.rollback(request)),
+      AllocateIds: unary<KeysRequest>((request) => this.allocateIds(request)),
+      ReserveIds: unary<KeysRequest>((request) => this.reserveIds(request)),
     };
   }
 }
@@ -99,8 +99,8 @@ function unary<Request>(run: (request: Request) => object | Promise<object>): gr
     Promise.resolve()
       .then(() => run(call.request))
       .then(
-        reply => callback(null, reply),
-        error => callback(toServiceError(error)),
+        (reply) => callback(null, reply),
+        (error) => callback(toServiceError(error)),
       );
   };
 }

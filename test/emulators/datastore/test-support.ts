@@ -55,4 +55,4 @@ export async function assertRpcError(call: Promise<unknown>, code: number, text?
   return failure;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -21,7 +21,7 @@ describe('datastore emulator: transactions', () => {
         return attempt;
       } catch (error) {
         if ((error as { code?: number }).code !== status.ABORTED || attempt > 200) throw error;
-        await new Promise(resolve => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
   }
@@ -51,7 +51,10 @@ describe('datastore emulator: transactions', () => {
     const attempts = await Promise.all(Array.from({ length: 20 }, () => increment(datastore, key)));
     const [counter] = await datastore.get(key);
     assert.equal(counter.count, 20);
-    assert.ok(attempts.some(n => n > 1), 'some increments had to retry');
+    assert.ok(
+      attempts.some((n) => n > 1),
+      'some increments had to retry',
+    );
   });
 
   it('aborts a transaction whose query result set gained an entity (phantom)', async () => {
@@ -60,9 +63,7 @@ describe('datastore emulator: transactions', () => {
     await datastore.save({ key: datastore.key([kind, 'j1']), data: { state: 'open' } });
     const transaction = datastore.transaction();
     await transaction.run();
-    const [open] = await transaction.runQuery(
-      datastore.createQuery(kind).filter(new PropertyFilter('state', '=', 'open')),
-    );
+    const [open] = await transaction.runQuery(datastore.createQuery(kind).filter(new PropertyFilter('state', '=', 'open')));
     assert.equal(open.length, 1);
     await datastore.save({ key: datastore.key([kind, 'j2']), data: { state: 'open' } });
     transaction.save({ key: datastore.key([kind, 'summary']), data: { open: open.length } });
@@ -128,10 +129,7 @@ describe('datastore emulator: transactions', () => {
     const [begun] = await raw.beginTransaction({ projectId });
     await raw.commit({ projectId, mode: 'TRANSACTIONAL', transaction: begun.transaction, mutations: [{ upsert: { key } }] });
     await assertRpcError(raw.lookup({ projectId, keys: [key], readOptions: { transaction: begun.transaction } }), status.INVALID_ARGUMENT);
-    await assertRpcError(
-      raw.commit({ projectId, mode: 'TRANSACTIONAL', transaction: begun.transaction, mutations: [] }),
-      status.INVALID_ARGUMENT,
-    );
+    await assertRpcError(raw.commit({ projectId, mode: 'TRANSACTIONAL', transaction: begun.transaction, mutations: [] }), status.INVALID_ARGUMENT);
     const [other] = await raw.beginTransaction({ projectId });
     await raw.rollback({ projectId, transaction: other.transaction });
     await assertRpcError(

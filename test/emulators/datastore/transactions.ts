@@ -76,7 +76,7 @@ export class TransactionRegistry {
   /** Open read-write transactions other than `except` that have read (so hold a lock on) any of these keys. */
   readersOf(refIds: readonly string[], except?: Transaction): Transaction[] {
     this.dropExpired();
-    return [...this.active.values()].filter(t => t !== except && !t.readOnly && refIds.some(id => t.readKeys.has(id)));
+    return [...this.active.values()].filter((t) => t !== except && !t.readOnly && refIds.some((id) => t.readKeys.has(id)));
   }
 
   /** The oldest version an open transaction may still read or compare against. */
@@ -118,4 +118,3 @@ export function hasConflict(transaction: Transaction, store: EntityStore, writes
   }
   return false;
 }
-

@@ -219,11 +219,7 @@ export interface KeysRequest extends RequestScope {
   keys?: Key[];
 }
 
-export type MoreResultsType =
-  | 'NOT_FINISHED'
-  | 'MORE_RESULTS_AFTER_LIMIT'
-  | 'MORE_RESULTS_AFTER_CURSOR'
-  | 'NO_MORE_RESULTS';
+export type MoreResultsType = 'NOT_FINISHED' | 'MORE_RESULTS_AFTER_LIMIT' | 'MORE_RESULTS_AFTER_CURSOR' | 'NO_MORE_RESULTS';
 
 export interface QueryResultBatch {
   skippedResults: number;

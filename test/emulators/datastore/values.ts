@@ -17,7 +17,7 @@ const VALUE_TYPES: ValueType[] = [
 
 export function valueTypeOf(value: Value): ValueType | undefined {
   if (value.valueType) return value.valueType;
-  return VALUE_TYPES.find(type => value[type] !== undefined && value[type] !== null);
+  return VALUE_TYPES.find((type) => value[type] !== undefined && value[type] !== null);
 }
 
 /**
@@ -114,16 +114,14 @@ export function indexedValues(entity: Entity, path: string): Value[] {
   if (!outer) return [];
   const embedded = valueTypeOf(outer) === 'arrayValue' ? (outer.arrayValue?.values ?? []) : [outer];
   // An embedded entity excluded from indexes takes all of its own values out with it.
-  return embedded.flatMap(value =>
-    valueTypeOf(value) === 'entityValue' && value.entityValue && !value.excludeFromIndexes
-      ? indexedValues(value.entityValue, rest)
-      : [],
+  return embedded.flatMap((value) =>
+    valueTypeOf(value) === 'entityValue' && value.entityValue && !value.excludeFromIndexes ? indexedValues(value.entityValue, rest) : [],
   );
 }
 
 function flattenIndexed(value: Value): Value[] {
   if (valueTypeOf(value) === 'arrayValue') {
-    return (value.arrayValue?.values ?? []).filter(element => isIndexable(element));
+    return (value.arrayValue?.values ?? []).filter((element) => isIndexable(element));
   }
   return isIndexable(value) ? [value] : [];
 }

@@ -33,11 +33,11 @@ function sum(values: readonly Value[]): Value {
  */
 export function aggregatedDocuments(wire: readonly WireAggregation[], documents: readonly StoredDocument[]): readonly StoredDocument[] {
   const paths = wire
-    .map(aggregation => (aggregation.operator === 'sum' ? aggregation.sum : aggregation.operator === 'avg' ? aggregation.avg : undefined))
-    .filter(operand => operand?.field?.fieldPath)
-    .map(operand => parseFieldPath(operand!.field!.fieldPath));
+    .map((aggregation) => (aggregation.operator === 'sum' ? aggregation.sum : aggregation.operator === 'avg' ? aggregation.avg : undefined))
+    .filter((operand) => operand?.field?.fieldPath)
+    .map((operand) => parseFieldPath(operand!.field!.fieldPath));
   if (paths.length === 0) return documents;
-  return documents.filter(document => paths.every(path => valueAt(document, path) !== undefined));
+  return documents.filter((document) => paths.every((path) => valueAt(document, path) !== undefined));
 }
 
 export function compileAggregations(wire: readonly WireAggregation[]): Aggregation[] {
@@ -50,19 +50,18 @@ export function compileAggregations(wire: readonly WireAggregation[]): Aggregati
         if (upTo !== undefined && upTo <= 0) throw invalidArgument('count up_to must be positive.');
         return {
           alias,
-          compute: documents => ({ kind: 'integer', value: BigInt(Math.min(documents.length, upTo ?? Infinity)) }),
+          compute: (documents) => ({ kind: 'integer', value: BigInt(Math.min(documents.length, upTo ?? Infinity)) }),
         };
       }
       case 'sum':
       case 'avg': {
         const operand = aggregation.operator === 'sum' ? aggregation.sum : aggregation.avg;
         const path = parseFieldPath(operand?.field?.fieldPath);
-        const numbers = (documents: readonly StoredDocument[]): Value[] =>
-          documents.map(document => valueAt(document, path)).filter(isNumber);
-        if (aggregation.operator === 'sum') return { alias, compute: documents => sum(numbers(documents)) };
+        const numbers = (documents: readonly StoredDocument[]): Value[] => documents.map((document) => valueAt(document, path)).filter(isNumber);
+        if (aggregation.operator === 'sum') return { alias, compute: (documents) => sum(numbers(documents)) };
         return {
           alias,
-          compute: documents => {
+          compute: (documents) => {
             const values = numbers(documents);
             if (values.length === 0) return NULL_VALUE;
             if (values.some(isNaNValue)) return { kind: 'double', value: NaN };

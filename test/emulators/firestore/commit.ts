@@ -11,11 +11,7 @@ import { applyWrite, type DecodedWrite } from './writes.js';
  * touched). A write that changes nothing leaves the document and its update_time alone, as
  * Firestore does; every changed document gets the commit time as its update_time.
  */
-export function applyAtomically(
-  store: DocumentStore,
-  clock: MonotonicClock,
-  writes: readonly DecodedWrite[],
-): CommitResponse {
+export function applyAtomically(store: DocumentStore, clock: MonotonicClock, writes: readonly DecodedWrite[]): CommitResponse {
   const commitTime = clock.commitTime();
   const working = new Map<string, StoredDocument | null>();
   const transformResults: (readonly Value[])[] = [];

@@ -57,7 +57,10 @@ describe('firestore emulator: documents', () => {
     const expected = { 'a.b': 10, 'we-ird': { 'x`y': 20 }, plain: { nested: 30 }, 'new key': true };
     assert.deepEqual((await ref.get()).data(), expected);
     const found = await col('docs').where(new FieldPath('we-ird', 'x`y'), '==', 20).get();
-    assert.deepEqual(found.docs.map(doc => doc.id), ['paths']);
+    assert.deepEqual(
+      found.docs.map((doc) => doc.id),
+      ['paths'],
+    );
   });
 
   it('round-trips every value type', async () => {
@@ -174,7 +177,7 @@ describe('firestore emulator: documents', () => {
     const ref = col('docs').doc('history');
     const first = await ref.set({ v: 'old' });
     await ref.set({ v: 'new' });
-    const snapshot = await db.runTransaction(tx => tx.get(ref), { readOnly: true, readTime: first.writeTime });
+    const snapshot = await db.runTransaction((tx) => tx.get(ref), { readOnly: true, readTime: first.writeTime });
     assert.equal(snapshot.get('v'), 'old');
   });
 

@@ -20,9 +20,9 @@ function clientFor(address: string): Firestore {
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
-  await new Promise(resolve => server.close(resolve));
+  await new Promise((resolve) => server.close(resolve));
   return port;
 }
 
@@ -44,7 +44,7 @@ describe('firestore emulator: lifecycle', () => {
       await emulator.stop();
     }
     const probe = net.connect(port, '127.0.0.1');
-    await new Promise<void>(resolve => probe.once('error', () => resolve()).once('connect', () => resolve()));
+    await new Promise<void>((resolve) => probe.once('error', () => resolve()).once('connect', () => resolve()));
     assert.equal(probe.readyState === 'open', false, 'nothing listens after stop()');
     probe.destroy();
   });
@@ -86,8 +86,8 @@ describe('firestore emulator: lifecycle', () => {
 
   it('ends a transaction that waits for a lock when the emulator stops', async () => {
     await withHeldLock({}, async (db, _commitHolder, emulator) => {
-      const waiter = db.runTransaction(tx => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
-      await new Promise(resolve => setTimeout(resolve, 100));
+      const waiter = db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const stopped = emulator.stop();
       await assert.rejects(waiter, (error: { code?: number }) => error.code === status.ABORTED);
       await stopped;
@@ -95,9 +95,9 @@ describe('firestore emulator: lifecycle', () => {
   });
 
   it('gives up a lock wait after lockWaitTimeoutMs with ABORTED', async () => {
-    await withHeldLock({ lockWaitTimeoutMs: 200 }, async db => {
+    await withHeldLock({ lockWaitTimeoutMs: 200 }, async (db) => {
       const started = Date.now();
-      const waiter = db.runTransaction(tx => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
+      const waiter = db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
       await assert.rejects(waiter, (error: { code?: number }) => error.code === status.ABORTED);
       assert.ok(Date.now() - started >= 190, 'it waited first');
     });
@@ -105,8 +105,8 @@ describe('firestore emulator: lifecycle', () => {
 
   it('takes the locks of a transaction idle for idleTimeoutMs; that one then fails with ABORTED', async () => {
     await withHeldLock({ idleTimeoutMs: 100 }, async (db, commitHolder) => {
-      await new Promise(resolve => setTimeout(resolve, 150));
-      const snapshot = await db.runTransaction(tx => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const snapshot = await db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
       assert.equal(snapshot.exists, false);
       await assert.rejects(commitHolder(), (error: { code?: number }) => error.code === status.ABORTED);
     });
@@ -119,7 +119,7 @@ describe('firestore emulator: lifecycle', () => {
     try {
       for (const open of [() => raw.listen(), () => raw.write()]) {
         const stream = open();
-        const code = await new Promise<number | undefined>(resolve => {
+        const code = await new Promise<number | undefined>((resolve) => {
           stream.on('error', (error: { code?: number }) => resolve(error.code));
           stream.on('data', () => undefined);
           stream.write({ database: databaseName(target) });

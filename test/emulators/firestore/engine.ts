@@ -45,7 +45,7 @@ const MAX_QUERY_LOCK_ROUNDS = 10;
 
 function autoId(): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  return [...randomBytes(20)].map(byte => alphabet[byte % alphabet.length]).join('');
+  return [...randomBytes(20)].map((byte) => alphabet[byte % alphabet.length]).join('');
 }
 
 export class FirestoreEngine {
@@ -70,7 +70,7 @@ export class FirestoreEngine {
 
   async batchGetDocuments(request: wire.BatchGetDocumentsRequest): Promise<wire.BatchGetDocumentsResponse[]> {
     const database = checkDatabase(request.database);
-    const names = [...new Set(request.documents ?? [])].map(name => parseDocumentName(name, database).name);
+    const names = [...new Set(request.documents ?? [])].map((name) => parseDocumentName(name, database).name);
     const mask = maskPaths(request.mask);
     const { context, started } = this.resolveRead(database, request);
     const read = () => this.readDocuments(context, names);
@@ -171,15 +171,16 @@ export class FirestoreEngine {
 
   async commit(request: wire.CommitRequest): Promise<wire.CommitResponse> {
     const database = checkDatabase(request.database);
-    const writes = (request.writes ?? []).map(write => decodeWrite(write, database));
-    const transaction = request.transaction?.length
-      ? this.transactions.active(request.transaction, database)
-      : undefined;
+    const writes = (request.writes ?? []).map((write) => decodeWrite(write, database));
+    const transaction = request.transaction?.length ? this.transactions.active(request.transaction, database) : undefined;
     if (!transaction && writes.length > 0) {
       // As on Firestore (pessimistic concurrency): a write outside any transaction waits behind the
       // locks a transaction took by reading, and fails with ABORTED when the wait times out.
       const outside = this.transactions.begin(database, undefined, () => this.clock.readTime());
-      await this.transactions.lock(outside, writes.map(write => write.name));
+      await this.transactions.lock(
+        outside,
+        writes.map((write) => write.name),
+      );
       try {
         return applyAtomically(this.store, this.clock, writes);
       } finally {
@@ -207,8 +208,8 @@ export class FirestoreEngine {
 
   batchWrite(request: wire.BatchWriteRequest): wire.BatchWriteResponse {
     const database = checkDatabase(request.database);
-    const writes = (request.writes ?? []).map(write => decodeWrite(write, database));
-    if (new Set(writes.map(write => write.name)).size !== writes.length) {
+    const writes = (request.writes ?? []).map((write) => decodeWrite(write, database));
+    if (new Set(writes.map((write) => write.name)).size !== writes.length) {
       throw invalidArgument('A BatchWrite request cannot write the same document more than once.');
     }
     const response: wire.BatchWriteResponse = { writeResults: [], status: [] };
@@ -256,10 +257,7 @@ export class FirestoreEngine {
 
   deleteDocument(request: wire.DeleteDocumentRequest): void {
     const { database } = parseDocumentName(request.name);
-    const write = decodeWrite(
-      { operation: 'delete', delete: request.name, currentDocument: request.currentDocument },
-      database,
-    );
+    const write = decodeWrite({ operation: 'delete', delete: request.name, currentDocument: request.currentDocument }, database);
     applyAtomically(this.store, this.clock, [write]);
   }
 
@@ -298,19 +296,16 @@ export class FirestoreEngine {
     return context.kind === 'transaction' && !context.transaction.readOnly;
   }
 
-  private async readDocuments(
-    context: ReadContext,
-    names: readonly string[],
-  ): Promise<ReadResult<(StoredDocument | null)[]>> {
+  private async readDocuments(context: ReadContext, names: readonly string[]): Promise<ReadResult<(StoredDocument | null)[]>> {
     if (this.isReadWrite(context)) {
       const transaction = context.transaction;
       await this.transactions.lock(transaction, names);
-      const documents = names.map(name => this.store.get(name));
+      const documents = names.map((name) => this.store.get(name));
       names.forEach((name, i) => transaction.recordDocumentRead(name, documents[i]!));
       return { value: documents, readTime: this.clock.readTime() };
     }
     const readTime = this.snapshotTime(context);
-    return { value: names.map(name => this.store.get(name, readTime)), readTime };
+    return { value: names.map((name) => this.store.get(name, readTime)), readTime };
   }
 
   private async queryDocuments(context: ReadContext, query: CompiledQuery): Promise<ReadResult<StoredDocument[]>> {
@@ -321,7 +316,10 @@ export class FirestoreEngine {
     const transaction = context.transaction;
     let results = executeQuery(query, this.store.documents(undefined, queryCollectionPath(query)));
     for (let round = 0; round < MAX_QUERY_LOCK_ROUNDS; round++) {
-      await this.transactions.lock(transaction, results.map(document => document.name));
+      await this.transactions.lock(
+        transaction,
+        results.map((document) => document.name),
+      );
       const again = executeQuery(query, this.store.documents(undefined, queryCollectionPath(query)));
       if (resultFingerprint(again) === resultFingerprint(results)) {
         transaction.recordQueryRead(query, again);
@@ -339,7 +337,7 @@ export class FirestoreEngine {
       if ((this.store.get(name)?.updateTime ?? null) !== updateTime) return false;
     }
     return transaction.queryReads.every(
-      read => resultFingerprint(executeQuery(read.query, this.store.documents(undefined, queryCollectionPath(read.query)))) === read.fingerprint,
+      (read) => resultFingerprint(executeQuery(read.query, this.store.documents(undefined, queryCollectionPath(read.query)))) === read.fingerprint,
     );
   }
 

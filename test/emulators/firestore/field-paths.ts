@@ -39,9 +39,7 @@ export function parseFieldPath(text: string | undefined): FieldPath {
 }
 
 export function formatFieldPath(path: FieldPath): string {
-  return path
-    .map(segment => (SIMPLE_SEGMENT.test(segment) ? segment : `\`${segment.replace(/[\\`]/g, c => `\\${c}`)}\``))
-    .join('.');
+  return path.map((segment) => (SIMPLE_SEGMENT.test(segment) ? segment : `\`${segment.replace(/[\\`]/g, (c) => `\\${c}`)}\``)).join('.');
 }
 
 export function isDocumentNamePath(path: FieldPath): boolean {

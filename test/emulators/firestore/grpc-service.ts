@@ -12,31 +12,27 @@ function toStatus(error: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: `Internal emulator error: ${message}` };
 }
 
-function unary<Request, Reply>(
-  handler: (request: Request) => Reply | Promise<Reply>,
-): grpc.handleUnaryCall<Request, Reply> {
+function unary<Request, Reply>(handler: (request: Request) => Reply | Promise<Reply>): grpc.handleUnaryCall<Request, Reply> {
   return (call, callback) => {
     Promise.resolve()
       .then(() => handler(call.request))
       .then(
-        reply => callback(null, reply),
-        error => callback(toStatus(error)),
+        (reply) => callback(null, reply),
+        (error) => callback(toStatus(error)),
       );
   };
 }
 
 /** Server streaming: the engine builds every message first, then they are written in order. */
-function serverStream<Request, Reply>(
-  handler: (request: Request) => Promise<Reply[]>,
-): grpc.handleServerStreamingCall<Request, Reply> {
-  return call => {
+function serverStream<Request, Reply>(handler: (request: Request) => Promise<Reply[]>): grpc.handleServerStreamingCall<Request, Reply> {
+  return (call) => {
     handler(call.request).then(
-      replies => {
+      (replies) => {
         if (call.cancelled) return;
         for (const reply of replies) call.write(reply);
         call.end();
       },
-      error => {
+      (error) => {
         if (call.cancelled) return;
         // Headers first: google-gax treats a stream that fails before any response as a lost
         // connection and silently retries it twice (seconds apart) instead of reporting the status.
@@ -48,7 +44,7 @@ function serverStream<Request, Reply>(
 }
 
 function unimplementedStream(rpc: string): grpc.handleBidiStreamingCall<unknown, unknown> {
-  return call => {
+  return (call) => {
     call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${rpc} is not implemented by this emulator.` });
   };
 }

@@ -65,7 +65,7 @@ export async function firestoreForTests(options: FirestoreForTestsOptions = {}):
       stop: () => firestore.terminate(),
       clear: async () => {
         const collections = await firestore.listCollections();
-        await Promise.all(collections.filter(c => c.id.startsWith(prefix)).map(c => firestore.recursiveDelete(c)));
+        await Promise.all(collections.filter((c) => c.id.startsWith(prefix)).map((c) => firestore.recursiveDelete(c)));
       },
     };
   }

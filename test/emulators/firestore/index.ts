@@ -28,9 +28,7 @@ const GRACEFUL_STOP_MS = 2000;
 /** Firestore takes requests up to 10 MiB (and a 1 MiB document in several encodings); gRPC's default is 4 MiB. */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-export async function startFirestoreEmulator(
-  options: FirestoreEmulatorOptions = {},
-): Promise<RunningFirestoreEmulator> {
+export async function startFirestoreEmulator(options: FirestoreEmulatorOptions = {}): Promise<RunningFirestoreEmulator> {
   const host = options.host ?? '127.0.0.1';
   const engine = new FirestoreEngine(options);
   const server = new grpc.Server({
@@ -40,9 +38,7 @@ export async function startFirestoreEmulator(
   server.addService(firestoreServiceDefinition(), firestoreHandlers(engine));
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
+    server.bindAsync(`${bindHost}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   let stopped: Promise<void> | undefined;
   return {
@@ -51,7 +47,7 @@ export async function startFirestoreEmulator(
     address: `${bindHost}:${port}`,
     reset: () => engine.reset(),
     stop: () =>
-      (stopped ??= new Promise<void>(resolve => {
+      (stopped ??= new Promise<void>((resolve) => {
         // Fail lock waits first, so no call stays open waiting for a transaction that never ends.
         engine.reset();
         const force = setTimeout(() => server.forceShutdown(), GRACEFUL_STOP_MS);

@@ -26,7 +26,7 @@ describe('firestore emulator: batch writes and listings', () => {
     await col('bulk').doc('taken').set({ v: 0 });
     const failures: number[] = [];
     const writer = db.bulkWriter();
-    writer.onWriteError(error => {
+    writer.onWriteError((error) => {
       failures.push(error.code);
       return false; // no retries: the status is what this test looks at
     });
@@ -38,7 +38,10 @@ describe('firestore emulator: batch writes and listings', () => {
     ]);
     await writer.close(); // sends the batch
     const results = await settled;
-    assert.deepEqual(results.map(r => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+    );
     assert.deepEqual(failures.sort(), [status.NOT_FOUND, status.ALREADY_EXISTS].sort());
     assert.equal((await col('bulk').doc('fresh').get()).get('v'), 1);
     assert.equal((await col('bulk').doc('taken').get()).get('v'), 0);
@@ -48,12 +51,12 @@ describe('firestore emulator: batch writes and listings', () => {
     const name = (id: string) => `${database}/documents/${harness.prefix}bulk/${id}`;
     const [response] = await gapic.batchWrite({
       database,
-      writes: [
-        { update: { name: name('w1'), fields: {} } },
-        { update: { name: name('taken'), fields: {} }, currentDocument: { exists: false } },
-      ],
+      writes: [{ update: { name: name('w1'), fields: {} } }, { update: { name: name('taken'), fields: {} }, currentDocument: { exists: false } }],
     });
-    assert.deepEqual(response.status!.map(s => s.code ?? 0), [status.OK, status.ALREADY_EXISTS]);
+    assert.deepEqual(
+      response.status!.map((s) => s.code ?? 0),
+      [status.OK, status.ALREADY_EXISTS],
+    );
     assert.ok(response.writeResults![0]!.updateTime);
   });
 
@@ -63,23 +66,20 @@ describe('firestore emulator: batch writes and listings', () => {
     await shelf.doc('b').set({ n: 2 });
     await shelf.doc('ghost').collection('inside').doc('x').set({ n: 3 });
     const refs = await shelf.listDocuments();
-    assert.deepEqual(refs.map(ref => ref.id).sort(), ['a', 'b', 'ghost']);
+    assert.deepEqual(refs.map((ref) => ref.id).sort(), ['a', 'b', 'ghost']);
     assert.equal((await shelf.get()).size, 2, 'a query does not see the missing document');
   });
 
   it('pages ListDocuments', async () => {
     const pages = col('pages');
-    await Promise.all(['d1', 'd2', 'd3', 'd4', 'd5'].map(id => pages.doc(id).set({ id })));
+    await Promise.all(['d1', 'd2', 'd3', 'd4', 'd5'].map((id) => pages.doc(id).set({ id })));
     const parent = `${databaseName(harness)}/documents`;
     const seen: string[] = [];
     let pageToken: string | undefined;
     let calls = 0;
     do {
-      const [documents, , response] = await gapic.listDocuments(
-        { parent, collectionId: pages.id, pageSize: 2, pageToken },
-        { autoPaginate: false },
-      );
-      seen.push(...documents.map(doc => doc.name!.split('/').pop()!));
+      const [documents, , response] = await gapic.listDocuments({ parent, collectionId: pages.id, pageSize: 2, pageToken }, { autoPaginate: false });
+      seen.push(...documents.map((doc) => doc.name!.split('/').pop()!));
       pageToken = response?.nextPageToken || undefined;
       calls++;
     } while (pageToken);
@@ -91,8 +91,11 @@ describe('firestore emulator: batch writes and listings', () => {
     await col('roots').doc('r').collection('kids').doc('k').set({});
     await col('roots').doc('r').collection('pets').doc('p').set({});
     const below = await col('roots').doc('r').listCollections();
-    assert.deepEqual(below.map(c => c.id), ['kids', 'pets']);
-    const top = (await db.listCollections()).map(c => c.id);
+    assert.deepEqual(
+      below.map((c) => c.id),
+      ['kids', 'pets'],
+    );
+    const top = (await db.listCollections()).map((c) => c.id);
     assert.ok(top.includes(col('roots').id));
   });
 });

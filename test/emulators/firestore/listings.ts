@@ -12,11 +12,14 @@ import { decodePageToken, encodePageToken, maskPaths, toWireDocument } from './w
 /** Parses ListDocuments' `order_by`, e.g. `priority desc, __name__`, and ends it with `__name__`. */
 function parseOrderBy(text: string | undefined): Ordering[] {
   const orderings: Ordering[] = [];
-  for (const part of (text ?? '').split(',').map(p => p.trim()).filter(Boolean)) {
+  for (const part of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const match = /^(.*?)(?:\s+(asc|desc))?$/i.exec(part)!;
     orderings.push({ path: parseFieldPath(match[1]!.trim()), descending: match[2]?.toLowerCase() === 'desc' });
   }
-  if (!orderings.some(o => o.path.length === 1 && o.path[0] === '__name__')) {
+  if (!orderings.some((o) => o.path.length === 1 && o.path[0] === '__name__')) {
     orderings.push({ path: ['__name__'], descending: orderings.at(-1)?.descending ?? false });
   }
   return orderings;
@@ -32,11 +35,7 @@ function pageSize(requested: number | undefined): number {
   return requested && requested > 0 ? requested : Infinity;
 }
 
-export function listDocuments(
-  store: DocumentStore,
-  readTime: Micros,
-  request: wire.ListDocumentsRequest,
-): wire.ListDocumentsResponse {
+export function listDocuments(store: DocumentStore, readTime: Micros, request: wire.ListDocumentsRequest): wire.ListDocumentsResponse {
   const { database, segments: parent } = parseParent(request.parent);
   if (request.showMissing && request.orderBy) throw invalidArgument('show_missing cannot be combined with order_by.');
   const orderings = parseOrderBy(request.orderBy);
@@ -55,13 +54,11 @@ export function listDocuments(
     if (segments.length === depth) existing.push(document);
     else namesBelow.add(`${root}/${segments.slice(0, depth).join('/')}`);
   }
-  const existingNames = new Set(existing.map(document => document.name));
-  const missing = request.showMissing ? [...namesBelow].filter(name => !existingNames.has(name)) : [];
+  const existingNames = new Set(existing.map((document) => document.name));
+  const missing = request.showMissing ? [...namesBelow].filter((name) => !existingNames.has(name)) : [];
   const entries: Listed[] = [
-    ...existing
-      .filter(document => orderings.every(o => valueAt(document, o.path) !== undefined))
-      .map(document => ({ name: document.name, document })),
-    ...missing.map(name => ({ name, document: null })),
+    ...existing.filter((document) => orderings.every((o) => valueAt(document, o.path) !== undefined)).map((document) => ({ name: document.name, document })),
+    ...missing.map((name) => ({ name, document: null })),
   ];
   entries.sort((a, b) => {
     if (!a.document || !b.document) return compareDocumentNames(a.name, b.name);
@@ -78,26 +75,20 @@ export function listDocuments(
   let start = 0;
   if (after !== undefined && orderings.length === 1) {
     const direction = orderings[0]!.descending ? -1 : 1;
-    start = entries.findIndex(entry => compareDocumentNames(entry.name, after) * direction > 0);
+    start = entries.findIndex((entry) => compareDocumentNames(entry.name, after) * direction > 0);
     if (start < 0) start = entries.length;
   } else if (after !== undefined) {
-    start = entries.findIndex(entry => entry.name === after) + 1;
+    start = entries.findIndex((entry) => entry.name === after) + 1;
   }
   const end = Math.min(entries.length, start + pageSize(request.pageSize));
   const mask = maskPaths(request.mask);
   return {
-    documents: entries
-      .slice(start, end)
-      .map(({ name, document }) => (document ? toWireDocument(document, mask) : { name })),
+    documents: entries.slice(start, end).map(({ name, document }) => (document ? toWireDocument(document, mask) : { name })),
     nextPageToken: end < entries.length ? encodePageToken(entries[end - 1]!.name) : '',
   };
 }
 
-export function listCollectionIds(
-  store: DocumentStore,
-  readTime: Micros,
-  request: wire.ListCollectionIdsRequest,
-): wire.ListCollectionIdsResponse {
+export function listCollectionIds(store: DocumentStore, readTime: Micros, request: wire.ListCollectionIdsRequest): wire.ListCollectionIdsResponse {
   const { database, segments: parent } = parseParent(request.parent);
   const ids = new Set<string>();
   for (const document of store.documents(readTime)) {
@@ -107,7 +98,7 @@ export function listCollectionIds(
   }
   const sorted = [...ids].sort(compareUtf8);
   const after = decodePageToken(request.pageToken);
-  let start = after === undefined ? 0 : sorted.findIndex(id => compareUtf8(id, after) > 0);
+  let start = after === undefined ? 0 : sorted.findIndex((id) => compareUtf8(id, after) > 0);
   if (start < 0) start = sorted.length;
   const end = Math.min(sorted.length, start + pageSize(request.pageSize));
   return {

@@ -54,7 +54,7 @@ export class LockManager {
           clearTimeout(timer);
           resolve();
         },
-        fail: error => {
+        fail: (error) => {
           clearTimeout(timer);
           reject(error);
         },
@@ -73,7 +73,7 @@ export class LockManager {
   /** Frees every lock of `owner` (commit, rollback or abort) and fails its pending waits. */
   releaseAll(owner: LockOwner): void {
     for (const [name, queue] of this.queues) {
-      const mine = queue.filter(waiter => waiter.owner === owner);
+      const mine = queue.filter((waiter) => waiter.owner === owner);
       for (const waiter of mine) {
         this.removeWaiter(name, waiter);
         waiter.fail(aborted());
@@ -153,7 +153,7 @@ export class LockManager {
     const awaited: LockOwner[] = [];
     for (const [name, queue] of this.queues) {
       const holder = this.holders.get(name);
-      if (holder && queue.some(waiter => waiter.owner === owner)) awaited.push(holder);
+      if (holder && queue.some((waiter) => waiter.owner === owner)) awaited.push(holder);
     }
     return awaited;
   }

@@ -67,7 +67,7 @@ export function parseDocumentName(name: string | undefined, database?: string): 
 /** A query or listing parent: the database root or a document. Returns its segments below the root. */
 export function parseParent(parent: string | undefined): { database: string; segments: readonly string[] } {
   const split = parent ? splitResourceName(parent) : undefined;
-  if (!split || split.segments.length % 2 !== 0 || split.segments.some(id => idProblem(id) !== undefined)) {
+  if (!split || split.segments.length % 2 !== 0 || split.segments.some((id) => idProblem(id) !== undefined)) {
     throw invalidArgument(`Invalid parent: "${parent ?? ''}".`);
   }
   return split;

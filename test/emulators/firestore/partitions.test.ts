@@ -25,7 +25,7 @@ describe('firestore emulator: partition queries', () => {
       void writer.set(parent.collection(group).doc(`item-${String(i).padStart(4, '0')}`), { i });
     }
     await writer.close();
-    allPaths = (await db.collectionGroup(group).orderBy(FieldPath.documentId()).get()).docs.map(doc => doc.ref.path);
+    allPaths = (await db.collectionGroup(group).orderBy(FieldPath.documentId()).get()).docs.map((doc) => doc.ref.path);
     assert.equal(allPaths.length, 1000);
   });
   after(async () => {
@@ -37,7 +37,7 @@ describe('firestore emulator: partition queries', () => {
   async function pathsByPartition(count: number): Promise<string[][]> {
     const partitions: string[][] = [];
     for await (const partition of db.collectionGroup(group).getPartitions(count)) {
-      partitions.push((await partition.toQuery().get()).docs.map(doc => doc.ref.path));
+      partitions.push((await partition.toQuery().get()).docs.map((doc) => doc.ref.path));
     }
     return partitions;
   }
@@ -49,7 +49,7 @@ describe('firestore emulator: partition queries', () => {
       assert.deepEqual(partitions.flat(), allPaths);
       // Google's service samples its split points, so only ours promises an even split.
       if (count > 1 && !harness.external) {
-        const sizes = partitions.map(p => p.length);
+        const sizes = partitions.map((p) => p.length);
         assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `even split: ${sizes.join(',')}`);
       }
     });
@@ -74,20 +74,20 @@ describe('firestore emulator: partition queries', () => {
       orderBy: [{ field: { fieldPath: '__name__' }, direction: 'ASCENDING' as const }],
     };
     const parent = `${database}/documents`;
-    const [firstPage, , firstResponse] = await gapic.partitionQuery(
-      { parent, structuredQuery, partitionCount: 9, pageSize: 4 },
-      { autoPaginate: false },
-    );
+    const [firstPage, , firstResponse] = await gapic.partitionQuery({ parent, structuredQuery, partitionCount: 9, pageSize: 4 }, { autoPaginate: false });
     assert.equal(firstPage.length, 4);
     assert.ok(firstResponse?.nextPageToken);
     const pageToken = firstResponse.nextPageToken;
     const [rest] = await gapic.partitionQuery({ parent, structuredQuery, partitionCount: 9, pageSize: 10, pageToken });
-    const positions = [...firstPage, ...rest].map(cursor => {
+    const positions = [...firstPage, ...rest].map((cursor) => {
       const name = cursor.values![0]!.referenceValue!;
       return allPaths.indexOf(name.slice(`${parent}/`.length));
     });
     assert.equal(positions.length, 9);
-    assert.ok(positions.every((position, i) => position > (i === 0 ? 0 : positions[i - 1]!)), 'ascending split points');
+    assert.ok(
+      positions.every((position, i) => position > (i === 0 ? 0 : positions[i - 1]!)),
+      'ascending split points',
+    );
   });
 
   it('refuses queries it cannot partition', async () => {

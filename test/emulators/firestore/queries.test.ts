@@ -1,14 +1,6 @@
 /** Structured queries through the official client: filters, order, limits, cursors, collection groups, aggregations. */
 import * as assert from 'node:assert/strict';
-import {
-  AggregateField,
-  FieldPath,
-  Filter,
-  type Firestore,
-  GeoPoint,
-  type Query,
-  Timestamp,
-} from '@google-cloud/firestore';
+import { AggregateField, FieldPath, Filter, type Firestore, GeoPoint, type Query, Timestamp } from '@google-cloud/firestore';
 import { firestoreForTests, type FirestoreForTests } from './harness.js';
 
 describe('firestore emulator: queries', () => {
@@ -16,7 +8,7 @@ describe('firestore emulator: queries', () => {
   let db: Firestore;
   const id = (name: string) => `${harness.prefix}${name}`;
   const cities = () => db.collection(id('cities'));
-  const ids = async (query: Query) => (await query.get()).docs.map(doc => doc.id);
+  const ids = async (query: Query) => (await query.get()).docs.map((doc) => doc.id);
 
   before(async () => {
     harness = await firestoreForTests();
@@ -121,7 +113,10 @@ describe('firestore emulator: queries', () => {
 
     // A snapshot cursor adds __name__, so paging over ties neither repeats nor skips.
     const firstPage = await byCapital.limit(3).get();
-    assert.deepEqual(firstPage.docs.map(d => d.id), ['la', 'sf', 'bj']);
+    assert.deepEqual(
+      firstPage.docs.map((d) => d.id),
+      ['la', 'sf', 'bj'],
+    );
     const last = firstPage.docs[firstPage.docs.length - 1]!;
     assert.deepEqual(await ids(byCapital.startAfter(last).limit(3)), ['dc', 'sac', 'tok']);
     assert.deepEqual(await ids(byCapital.startAt(last).limit(2)), ['bj', 'dc']);
@@ -136,7 +131,7 @@ describe('firestore emulator: queries', () => {
 
   it('projects fields with select()', async () => {
     const snapshot = await cities().where('state', '==', 'CA').select('name').get();
-    const names = snapshot.docs.map(doc => doc.data());
+    const names = snapshot.docs.map((doc) => doc.data());
     assert.deepEqual(names, [{ name: 'Los Angeles' }, { name: 'Sacramento' }, { name: 'San Francisco' }]);
     const namesOnly = await cities().select().limit(1).get();
     assert.deepEqual(namesOnly.docs[0]!.data(), {});
@@ -154,7 +149,7 @@ describe('firestore emulator: queries', () => {
     const byType = group.orderBy('type').orderBy(FieldPath.documentId());
     assert.deepEqual(await ids(byType), ['bridge', 'museum', 'top-level', 'deep', 'tower']);
     const museums = await group.where('type', '==', 'museum').get();
-    assert.deepEqual(museums.docs.map(doc => doc.ref.path).sort(), [
+    assert.deepEqual(museums.docs.map((doc) => doc.ref.path).sort(), [
       `${id('cities')}/sf/${id('landmarks')}/museum`,
       `${id('landmarks')}/top-level`,
       `${id('other')}/x/${id('landmarks')}/deep`,

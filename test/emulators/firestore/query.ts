@@ -43,14 +43,7 @@ export function valueAt(document: StoredDocument, path: FieldPath): Value | unde
   return isDocumentNamePath(path) ? { kind: 'reference', value: document.name } : getField(document.fields, path);
 }
 
-const INEQUALITY_OPERATORS = new Set([
-  'LESS_THAN',
-  'LESS_THAN_OR_EQUAL',
-  'GREATER_THAN',
-  'GREATER_THAN_OR_EQUAL',
-  'NOT_EQUAL',
-  'NOT_IN',
-]);
+const INEQUALITY_OPERATORS = new Set(['LESS_THAN', 'LESS_THAN_OR_EQUAL', 'GREATER_THAN', 'GREATER_THAN_OR_EQUAL', 'NOT_EQUAL', 'NOT_IN']);
 const ARRAY_OPERANDS = new Set(['IN', 'NOT_IN', 'ARRAY_CONTAINS_ANY']);
 
 interface CompiledFilter {
@@ -73,7 +66,7 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
   }
   if (isDocumentNamePath(path)) {
     const references = ARRAY_OPERANDS.has(op) ? elements : [operand];
-    if (op === 'ARRAY_CONTAINS' || op === 'ARRAY_CONTAINS_ANY' || references.some(v => v.kind !== 'reference')) {
+    if (op === 'ARRAY_CONTAINS' || op === 'ARRAY_CONTAINS_ANY' || references.some((v) => v.kind !== 'reference')) {
       throw invalidArgument(`A filter on ${path[0]} needs a document reference value.`);
     }
   }
@@ -83,54 +76,54 @@ function compileFieldFilter(filter: WireFieldFilter): CompiledFilter {
     // NaN is ordered before every number, but no range (nor equality) filter matches it.
     return value !== undefined && sameTypeAs(value) && !isNaNValue(value) && accept(compareValues(value, operand));
   };
-  const inSet = (value: Value): boolean => elements.some(element => valuesEqual(value, element));
+  const inSet = (value: Value): boolean => elements.some((element) => valuesEqual(value, element));
   let matches: Predicate;
   switch (op) {
     case 'EQUAL':
-      matches = d => compare(d, order => order === 0);
+      matches = (d) => compare(d, (order) => order === 0);
       break;
     case 'NOT_EQUAL':
       // Like not-in, != leaves out documents whose field is missing or null.
-      matches = d => {
+      matches = (d) => {
         const value = valueAt(d, path);
         return value !== undefined && value.kind !== 'null' && !valuesEqual(value, operand);
       };
       break;
     case 'LESS_THAN':
-      matches = d => compare(d, order => order < 0);
+      matches = (d) => compare(d, (order) => order < 0);
       break;
     case 'LESS_THAN_OR_EQUAL':
-      matches = d => compare(d, order => order <= 0);
+      matches = (d) => compare(d, (order) => order <= 0);
       break;
     case 'GREATER_THAN':
-      matches = d => compare(d, order => order > 0);
+      matches = (d) => compare(d, (order) => order > 0);
       break;
     case 'GREATER_THAN_OR_EQUAL':
-      matches = d => compare(d, order => order >= 0);
+      matches = (d) => compare(d, (order) => order >= 0);
       break;
     case 'ARRAY_CONTAINS':
-      matches = d => {
+      matches = (d) => {
         const value = valueAt(d, path);
-        return value?.kind === 'array' && value.values.some(element => valuesEqual(element, operand));
+        return value?.kind === 'array' && value.values.some((element) => valuesEqual(element, operand));
       };
       break;
     case 'IN':
-      matches = d => {
+      matches = (d) => {
         const value = valueAt(d, path);
         return value !== undefined && inSet(value);
       };
       break;
     case 'ARRAY_CONTAINS_ANY':
-      matches = d => {
+      matches = (d) => {
         const value = valueAt(d, path);
         return value?.kind === 'array' && value.values.some(inSet);
       };
       break;
     case 'NOT_IN':
       // A null in the list matches nothing; documents whose field is null never match.
-      matches = d => {
+      matches = (d) => {
         const value = valueAt(d, path);
-        return value !== undefined && value.kind !== 'null' && !inSet(value) && !elements.some(e => e.kind === 'null');
+        return value !== undefined && value.kind !== 'null' && !inSet(value) && !elements.some((e) => e.kind === 'null');
       };
       break;
     default:
@@ -144,14 +137,14 @@ function compileUnaryFilter(filter: WireUnaryFilter): CompiledFilter {
   const at = (document: StoredDocument): Value | undefined => valueAt(document, path);
   switch (filter.op) {
     case 'IS_NAN':
-      return { matches: d => isNaNValue(at(d)), inequalityPaths: [] };
+      return { matches: (d) => isNaNValue(at(d)), inequalityPaths: [] };
     case 'IS_NULL':
-      return { matches: d => at(d)?.kind === 'null', inequalityPaths: [] };
+      return { matches: (d) => at(d)?.kind === 'null', inequalityPaths: [] };
     // The negations are `!=` filters: the field must exist, and they order like inequalities.
     case 'IS_NOT_NAN':
-      return { matches: d => at(d) !== undefined && !isNaNValue(at(d)), inequalityPaths: [path] };
+      return { matches: (d) => at(d) !== undefined && !isNaNValue(at(d)), inequalityPaths: [path] };
     case 'IS_NOT_NULL':
-      return { matches: d => at(d) !== undefined && at(d)?.kind !== 'null', inequalityPaths: [path] };
+      return { matches: (d) => at(d) !== undefined && at(d)?.kind !== 'null', inequalityPaths: [path] };
     default:
       throw invalidArgument(`Unsupported unary filter operator: ${filter.op ?? 'none'}.`);
   }
@@ -165,11 +158,11 @@ function compileFilter(filter: WireFilter): CompiledFilter {
       return compileUnaryFilter(filter.unaryFilter ?? {});
     case 'compositeFilter': {
       const parts = (filter.compositeFilter?.filters ?? []).map(compileFilter);
-      const inequalityPaths = parts.flatMap(part => part.inequalityPaths);
+      const inequalityPaths = parts.flatMap((part) => part.inequalityPaths);
       const op = filter.compositeFilter?.op;
-      if (op === 'AND') return { matches: d => parts.every(part => part.matches(d)), inequalityPaths };
+      if (op === 'AND') return { matches: (d) => parts.every((part) => part.matches(d)), inequalityPaths };
       if (op === 'OR') {
-        return { matches: d => parts.length === 0 || parts.some(part => part.matches(d)), inequalityPaths };
+        return { matches: (d) => parts.length === 0 || parts.some((part) => part.matches(d)), inequalityPaths };
       }
       throw invalidArgument(`Unsupported composite filter operator: ${op ?? 'none'}.`);
     }
@@ -181,9 +174,9 @@ function compileFilter(filter: WireFilter): CompiledFilter {
 /** Explicit orders, then inequality fields not yet ordered (by path), then `__name__`, in the last direction. */
 function normalizeOrderings(explicit: readonly Ordering[], inequalityPaths: readonly FieldPath[]): Ordering[] {
   const orderings = [...explicit];
-  const ordered = new Set(explicit.map(ordering => formatFieldPath(ordering.path)));
+  const ordered = new Set(explicit.map((ordering) => formatFieldPath(ordering.path)));
   const descending = explicit.at(-1)?.descending ?? false;
-  const implicit = [...new Map(inequalityPaths.map(path => [formatFieldPath(path), path])).entries()]
+  const implicit = [...new Map(inequalityPaths.map((path) => [formatFieldPath(path), path])).entries()]
     .filter(([key]) => !ordered.has(key))
     .sort(([a], [b]) => compareUtf8(a, b));
   for (const [key, path] of implicit) {
@@ -192,14 +185,14 @@ function normalizeOrderings(explicit: readonly Ordering[], inequalityPaths: read
   }
   if (!ordered.has('__name__')) orderings.push({ path: ['__name__'], descending });
   // Firestore orders by the key last: an explicit __name__ before another (or an inequality) field is refused.
-  const keyAt = orderings.findIndex(ordering => isDocumentNamePath(ordering.path));
+  const keyAt = orderings.findIndex((ordering) => isDocumentNamePath(ordering.path));
   if (keyAt !== orderings.length - 1) throw invalidArgument('order by clause cannot contain more fields after the key __name__');
   return orderings;
 }
 
 function compileBound(cursor: WireCursor | null | undefined, orderings: readonly Ordering[]): Bound | undefined {
   if (!cursor) return undefined;
-  const values = (cursor.values ?? []).map(value => valueFromWire(value));
+  const values = (cursor.values ?? []).map((value) => valueFromWire(value));
   if (values.length > orderings.length) throw invalidArgument('Too many cursor values: more than the query orders by.');
   values.forEach((value, i) => {
     if (isDocumentNamePath(orderings[i]!.path) && value.kind !== 'reference') {
@@ -216,7 +209,7 @@ export function compileQuery(parent: string | undefined, query: WireStructuredQu
   const from = query.from ?? [];
   if (from.length !== 1) throw invalidArgument('A query must select exactly one collection.');
   const filter = query.where ? compileFilter(query.where) : { matches: () => true, inequalityPaths: [] };
-  const explicit = (query.orderBy ?? []).map(order => ({
+  const explicit = (query.orderBy ?? []).map((order) => ({
     path: parseFieldPath(order.field?.fieldPath),
     descending: order.direction === 'DESCENDING',
   }));
@@ -231,12 +224,12 @@ export function compileQuery(parent: string | undefined, query: WireStructuredQu
     allDescendants: from[0]!.allDescendants === true,
     matches: filter.matches,
     orderings,
-    hasFiltersOrOrders: query.where != null || explicit.some(ordering => !isDocumentNamePath(ordering.path)),
+    hasFiltersOrOrders: query.where != null || explicit.some((ordering) => !isDocumentNamePath(ordering.path)),
     startAt: compileBound(query.startAt, orderings),
     endAt: compileBound(query.endAt, orderings),
     offset,
     limit,
-    projection: query.select ? (query.select.fields ?? []).map(field => parseFieldPath(field.fieldPath)) : undefined,
+    projection: query.select ? (query.select.fields ?? []).map((field) => parseFieldPath(field.fieldPath)) : undefined,
   };
 }
 
@@ -326,7 +319,7 @@ export function executeQuery(query: CompiledQuery, documents: Iterable<StoredDoc
   for (const document of documents) {
     if (!isSelected(query, document)) continue;
     // Ordering by a field also requires it to exist.
-    if (query.orderings.some(ordering => valueAt(document, ordering.path) === undefined)) continue;
+    if (query.orderings.some((ordering) => valueAt(document, ordering.path) === undefined)) continue;
     if (query.matches(document) && withinBounds(query, document)) matching.push(document);
   }
   const compare = (a: StoredDocument, b: StoredDocument): number => compareByOrderings(query.orderings, a, b);

@@ -29,7 +29,7 @@ describe('firestore emulator: transactions', () => {
     let attempts = 0;
     await Promise.all(
       Array.from({ length: 10 }, () =>
-        db.runTransaction(async tx => {
+        db.runTransaction(async (tx) => {
           attempts++;
           const snapshot = await tx.get(counter);
           tx.update(counter, { value: (snapshot.get('value') as number) + 1 });
@@ -48,7 +48,7 @@ describe('firestore emulator: transactions', () => {
     let attempts = 0;
     await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        db.runTransaction(async tx => {
+        db.runTransaction(async (tx) => {
           attempts++;
           const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
           const fromBalance = (await tx.get(from)).get('balance') as number;
@@ -72,7 +72,7 @@ describe('firestore emulator: transactions', () => {
     await open.doc('a').set({ open: true });
     const summary = col('summaries').doc('open');
     let attempts = 0;
-    const result = await db.runTransaction(async tx => {
+    const result = await db.runTransaction(async (tx) => {
       attempts++;
       const count = (await tx.get(open.where('open', '==', true))).size;
       if (attempts === 1) await open.doc('b').set({ open: true }); // another writer gets in first
@@ -90,7 +90,7 @@ describe('firestore emulator: transactions', () => {
     await open.doc('a').set({ open: true });
     const summary = col('summaries').doc('once');
     const attempt = db.runTransaction(
-      async tx => {
+      async (tx) => {
         await tx.get(open.where('open', '==', true));
         await open.doc('b').set({ open: true });
         tx.set(summary, { count: 1 });
@@ -110,7 +110,7 @@ describe('firestore emulator: transactions', () => {
     const jobs = col('jobs');
     await jobs.doc('a').set({ state: 'open' });
     const attempt = db.runTransaction(
-      async tx => {
+      async (tx) => {
         const open = await tx.get(jobs.where('state', '==', 'open'));
         await jobs.doc('b').set({ state: 'open' }); // a phantom appears
         tx.set(jobs.doc('summary'), { open: open.size });
@@ -125,7 +125,7 @@ describe('firestore emulator: transactions', () => {
     const ref = col('reservations').doc('key-1');
     const outcomes = await Promise.all(
       Array.from({ length: 5 }, (_, i) =>
-        db.runTransaction(async tx => {
+        db.runTransaction(async (tx) => {
           const existing = await tx.get(ref);
           if (existing.exists) return `saw ${existing.get('owner')}`;
           tx.create(ref, { owner: i });
@@ -133,15 +133,18 @@ describe('firestore emulator: transactions', () => {
         }),
       ),
     );
-    assert.equal(outcomes.filter(outcome => outcome === 'created').length, 1);
+    assert.equal(outcomes.filter((outcome) => outcome === 'created').length, 1);
     const owner = (await ref.get()).get('owner');
-    assert.deepEqual(outcomes.filter(o => o !== 'created'), Array(4).fill(`saw ${owner}`));
+    assert.deepEqual(
+      outcomes.filter((o) => o !== 'created'),
+      Array(4).fill(`saw ${owner}`),
+    );
   });
 
   it('a transaction whose function throws writes nothing', async () => {
     const ref = col('failed').doc('thrown');
     await assert.rejects(
-      db.runTransaction(async tx => {
+      db.runTransaction(async (tx) => {
         await tx.get(ref);
         tx.set(ref, { written: true });
         throw new Error('changed my mind');
@@ -156,7 +159,7 @@ describe('firestore emulator: transactions', () => {
     const other = col('failed').doc('other');
     await existing.set({ v: 1 });
     await rejectsWithCode(
-      db.runTransaction(async tx => {
+      db.runTransaction(async (tx) => {
         await tx.get(other);
         tx.set(other, { v: 2 });
         tx.create(existing, { v: 3 });
@@ -179,7 +182,7 @@ describe('firestore emulator: transactions', () => {
     await a.set({ v: 1 });
     await b.set({ v: 1 });
     const seen = await db.runTransaction(
-      async tx => {
+      async (tx) => {
         const first = (await tx.get(a)).get('v');
         await b.set({ v: 2 });
         const second = (await tx.get(b)).get('v');
@@ -197,10 +200,7 @@ describe('firestore emulator: transactions', () => {
     await gapic.commit({ database, transaction: begun.transaction, writes: [{ update: { name, fields: {} } }] });
     const again = gapic.commit({ database, transaction: begun.transaction, writes: [] });
     await rejectsWithCode(again, status.INVALID_ARGUMENT);
-    await rejectsWithCode(
-      gapic.getDocument({ name, transaction: begun.transaction }),
-      status.INVALID_ARGUMENT,
-    );
+    await rejectsWithCode(gapic.getDocument({ name, transaction: begun.transaction }), status.INVALID_ARGUMENT);
     const unknown = gapic.commit({ database, transaction: Buffer.from('not a transaction'), writes: [] });
     await rejectsWithCode(unknown, status.INVALID_ARGUMENT);
   });
@@ -238,7 +238,10 @@ describe('firestore emulator: transactions', () => {
     assert.equal(micros(first.writeResults![0]!.updateTime), micros(first.commitTime));
     assert.ok(micros(second.commitTime) > micros(first.commitTime));
     const results = second.writeResults![0]!.transformResults!;
-    assert.deepEqual(results.map(v => v.doubleValue ?? Number(v.integerValue)), [7.5, 3]);
+    assert.deepEqual(
+      results.map((v) => v.doubleValue ?? Number(v.integerValue)),
+      [7.5, 3],
+    );
     const [doc] = await gapic.getDocument({ name: name('b') });
     assert.equal(doc.fields!.m!.doubleValue, 7.5, 'maximum takes the larger operand with its type');
     assert.equal(doc.fields!.k!.integerValue, '3', 'minimum of a missing field sets it');

@@ -18,7 +18,7 @@ interface QueryRead {
 
 /** Names and versions of a query's results: equal fingerprints mean the same results. */
 export function resultFingerprint(documents: readonly StoredDocument[]): string {
-  return documents.map(document => `${document.name}@${document.updateTime}`).join('\n');
+  return documents.map((document) => `${document.name}@${document.updateTime}`).join('\n');
 }
 
 export class Transaction implements LockOwner {
@@ -77,7 +77,7 @@ export class TransactionRegistry {
     this.locks = new LockManager({
       waitTimeoutMs: options.lockWaitTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
-      abortOwner: owner => this.abort(owner as Transaction),
+      abortOwner: (owner) => this.abort(owner as Transaction),
     });
   }
 

@@ -75,10 +75,10 @@ export function valueFromWire(value: WireValue, depth = 1): Value {
     }
     case 'arrayValue': {
       const values = value.arrayValue?.values ?? [];
-      if (values.some(element => element.valueType === 'arrayValue')) {
+      if (values.some((element) => element.valueType === 'arrayValue')) {
         throw invalidArgument('An array cannot directly contain another array.');
       }
-      return { kind: 'array', values: values.map(element => valueFromWire(element, depth + 1)) };
+      return { kind: 'array', values: values.map((element) => valueFromWire(element, depth + 1)) };
     }
     case 'mapValue':
       return { kind: 'map', fields: fieldsFromWire(value.mapValue?.fields, depth) };

@@ -54,8 +54,7 @@ function decodePrecondition(precondition: WirePrecondition | null | undefined): 
   }
 }
 
-const elementsOf = (array: { values?: WireValue[] } | null | undefined): Value[] =>
-  (array?.values ?? []).map(value => valueFromWire(value));
+const elementsOf = (array: { values?: WireValue[] } | null | undefined): Value[] => (array?.values ?? []).map((value) => valueFromWire(value));
 
 function decodeTransform(transform: WireFieldTransform): FieldTransform {
   const path = parseFieldPath(transform.fieldPath);
@@ -162,13 +161,13 @@ function transformedValue(transform: FieldTransform, current: Value | undefined,
     case 'append': {
       const elements = current?.kind === 'array' ? [...current.values] : [];
       for (const element of transform.elements) {
-        if (!elements.some(existing => valuesEqual(existing, element))) elements.push(element);
+        if (!elements.some((existing) => valuesEqual(existing, element))) elements.push(element);
       }
       return { kind: 'array', values: elements };
     }
     case 'remove': {
       const elements = current?.kind === 'array' ? current.values : [];
-      return { kind: 'array', values: elements.filter(e => !transform.elements.some(r => valuesEqual(e, r))) };
+      return { kind: 'array', values: elements.filter((e) => !transform.elements.some((r) => valuesEqual(e, r))) };
     }
   }
 }
