@@ -189,6 +189,8 @@ export class Deferred implements DeferredAdmin {
   readonly deliveryPath: string;
   readonly logger: Logger;
   private readonly options: CreateDeferredOptions;
+  /** CLOUD_TASKS_EMULATOR_HOST as it was when the mode was chosen: start-up may come later (at mount, at the first defer). */
+  private readonly emulatorHost = process.env.CLOUD_TASKS_EMULATOR_HOST;
   private readonly resolvedMode: 'embedded' | 'emulator' | 'cloud' | 'custom';
   private runtime?: Promise<Runtime>;
   private embeddedEmulator?: EmulatorHandle;
@@ -452,7 +454,7 @@ export class Deferred implements DeferredAdmin {
         return { client, projectId: this.projectId() ?? (await client.getProjectId()), close: !this.options.client };
       }
       case 'emulator':
-        return { client: createEmulatorClient(process.env.CLOUD_TASKS_EMULATOR_HOST ?? ''), projectId: this.projectId() ?? 'local-project', close: true };
+        return { client: createEmulatorClient(this.emulatorHost ?? ''), projectId: this.projectId() ?? 'local-project', close: true };
       case 'embedded':
         await this.ready();
         return { client: createEmulatorClient(this.embeddedEmulator!), projectId: this.projectId() ?? 'local-project', close: true };
@@ -604,7 +606,7 @@ export class Deferred implements DeferredAdmin {
     }
     const { startEmulator, createEmulatorClient } = require('./emulator/index.js') as typeof import('./emulator/index.js');
     if (this.resolvedMode === 'emulator') {
-      const address = process.env.CLOUD_TASKS_EMULATOR_HOST;
+      const address = this.emulatorHost;
       if (!address) throw new CloudDeferError('INVALID_OPTION', 'mode "emulator" needs CLOUD_TASKS_EMULATOR_HOST=host:port.');
       await this.fetchEmulatorKeys();
       const client = createEmulatorClient(address);
