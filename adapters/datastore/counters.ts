@@ -8,9 +8,8 @@
  */
 import type { Datastore, Key } from '@google-cloud/datastore';
 import {
-  DURATION_BOUNDS_MS,
   durationBucket,
-  emptyBucket,
+  sumCounterRows,
   HOUR_RETENTION_MS,
   MINUTE_RETENTION_MS,
   resolutionMs,
@@ -112,21 +111,13 @@ export class DatastoreTaskCounters implements TaskCounters {
     for (let start = Math.ceil(from / step) * step; start < to; start += step) {
       for (let shard = 0; shard < this.shards; shard += 1) keys.push(this.key(queue, resolution, start, shard));
     }
-    const buckets = new Map<number, CounterBucket>();
+    const rows: CounterEntity[] = [];
     // Lookup takes at most 1000 keys.
     for (let i = 0; i < keys.length; i += 1000) {
       const [found] = await this.datastore.get(keys.slice(i, i + 1000));
-      for (const data of found as CounterEntity[]) {
-        const start = Number(data.start);
-        const bucket = buckets.get(start) ?? emptyBucket(start);
-        buckets.set(start, bucket);
-        bucket.succeeded += Number(data.s ?? 0);
-        bucket.failed += Number(data.f ?? 0);
-        bucket.retrying += Number(data.r ?? 0);
-        for (let d = 0; d <= DURATION_BOUNDS_MS.length; d += 1) bucket.durations[d]! += Number(data[`d${d}`] ?? 0);
-      }
+      rows.push(...(found as CounterEntity[]));
     }
-    return [...buckets.values()].sort((a, b) => a.start - b.start);
+    return sumCounterRows(rows);
   }
 }
 

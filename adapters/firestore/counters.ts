@@ -9,9 +9,8 @@
  */
 import type { Firestore } from '@google-cloud/firestore';
 import {
-  DURATION_BOUNDS_MS,
   durationBucket,
-  emptyBucket,
+  sumCounterRows,
   HOUR_RETENTION_MS,
   MINUTE_RETENTION_MS,
   resolutionMs,
@@ -82,19 +81,7 @@ export class FirestoreTaskCounters implements TaskCounters {
     }
     if (refs.length === 0) return [];
     const snapshots = await this.firestore.getAll(...refs);
-    const buckets = new Map<number, CounterBucket>();
-    for (const snapshot of snapshots) {
-      const data = snapshot.data();
-      if (!data) continue;
-      const start = Number(data.start);
-      const bucket = buckets.get(start) ?? emptyBucket(start);
-      buckets.set(start, bucket);
-      bucket.succeeded += Number(data.s ?? 0);
-      bucket.failed += Number(data.f ?? 0);
-      bucket.retrying += Number(data.r ?? 0);
-      for (let d = 0; d <= DURATION_BOUNDS_MS.length; d += 1) bucket.durations[d]! += Number(data[`d${d}`] ?? 0);
-    }
-    return [...buckets.values()].sort((a, b) => a.start - b.start);
+    return sumCounterRows(snapshots.flatMap((snapshot) => snapshot.data() ?? []));
   }
 }
 

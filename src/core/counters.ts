@@ -79,3 +79,21 @@ export function durationQuantile(durations: readonly number[], q: number): numbe
   }
   return DURATION_BOUNDS_MS[DURATION_BOUNDS_MS.length - 1]!;
 }
+
+/**
+ * Buckets summed from stored counter rows (one per shard and bucket start): `start`, the outcome
+ * counts `s`/`f`/`r` and duration counts `d0..dN`, as the Datastore and Firestore counters keep them.
+ */
+export function sumCounterRows(rows: Iterable<Readonly<Record<string, unknown>>>): CounterBucket[] {
+  const buckets = new Map<number, CounterBucket>();
+  for (const row of rows) {
+    const start = Number(row.start);
+    const bucket = buckets.get(start) ?? emptyBucket(start);
+    buckets.set(start, bucket);
+    bucket.succeeded += Number(row.s ?? 0);
+    bucket.failed += Number(row.f ?? 0);
+    bucket.retrying += Number(row.r ?? 0);
+    for (let d = 0; d <= DURATION_BOUNDS_MS.length; d += 1) bucket.durations[d]! += Number(row[`d${d}`] ?? 0);
+  }
+  return [...buckets.values()].sort((a, b) => a.start - b.start);
+}
