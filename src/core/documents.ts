@@ -13,7 +13,12 @@ import type { TaskRecord, TaskStatus } from './records.js';
 import type { AcquireLeaseInput, CreateTaskResult, LeaseOutcome, OutboxEntry, SettleInput, StateStore, TaskPage, TaskQuery } from './stores.js';
 
 /** An iteration's own document: the record without its shards (each shard is a document) and the count of shards done. */
-export type IterationHeader = Omit<IterationRecord, 'shards'> & { shardsDone?: number };
+export type IterationHeader = Omit<IterationRecord, 'shards'> & {
+  /** Set once, with completedBy, by the completion that saw every shard done. */
+  shardsDone?: number;
+  /** The shard whose completion finished the iteration (see lifecycle.shardCompletion). */
+  completedBy?: number;
+};
 
 /** What each kind of document holds. Keys: task id, reference, task id, iteration id, "<iteration id>/<shard index>". */
 export interface DocumentValues {
@@ -67,8 +72,67 @@ export interface DocumentStore {
   listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }>;
 }
 
-/** Commits that lose to another writer are decided again, on fresh reads, this many times. */
-const MAX_ROUNDS = 100;
+/**
+ * How long a decision whose commit keeps losing to other writers is tried again. The budget is
+ * time-based because one lost round costs very different amounts: microseconds on memory, a
+ * round trip on Redis, a lock wait of about 2 s on Google's Datastore mode and Firestore.
+ */
+export interface RetryPolicy {
+  /** Stop deciding again once this long has passed since the first round (ms). */
+  budgetMs: number;
+  /** And after this many rounds, whatever the time. */
+  maxRounds: number;
+  /** The pause after the first lost round is at most this (ms); each further one doubles it. */
+  firstPauseMs: number;
+  /** No pause is longer than this (ms). */
+  maxPauseMs: number;
+}
+
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = { budgetMs: 60_000, maxRounds: 1_000, firstPauseMs: 1, maxPauseMs: 1_000 };
+
+/**
+ * The pause before round `lost + 1` after `lost` lost rounds: exponential backoff with full
+ * jitter (uniform in [0, min(max, first * 2^(lost - 1))]), so writers that collided spread out.
+ */
+export function retryPause(lost: number, policy: Pick<RetryPolicy, 'firstPauseMs' | 'maxPauseMs'>, random: () => number = Math.random): number {
+  if (lost <= 0) return 0;
+  const ceiling = Math.min(policy.maxPauseMs, policy.firstPauseMs * 2 ** Math.min(lost - 1, 30));
+  return Math.floor(random() * ceiling);
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Run `round` (read, decide) and commit its writes until a commit applies or the policy's budget is spent. */
+async function commitRounds<T>(
+  docs: DocumentStore,
+  policy: RetryPolicy,
+  what: string,
+  round: () => Promise<{ writes: DocumentWrite[]; result: T }>,
+): Promise<T> {
+  const started = Date.now();
+  let lost = 0;
+  for (;;) {
+    const { writes, result } = await round();
+    if (writes.length === 0 || (await docs.commit(writes))) return result;
+    lost += 1;
+    const elapsed = Date.now() - started;
+    if (lost >= policy.maxRounds || elapsed >= policy.budgetMs) {
+      throw new CloudDeferError(
+        'STORE_UNAVAILABLE',
+        `Could not ${what}: other writers kept changing the same documents (${lost} rounds lost in ${elapsed} ms). ` +
+          'Try again later; if it keeps happening, fewer callers should write the same task, reference or iteration at once.',
+      );
+    }
+    const wait = Math.min(retryPause(lost, policy), Math.max(policy.budgetMs - elapsed, 0));
+    if (wait > 0) await pause(wait);
+  }
+}
+
+/** Options of the primitives-based stores. */
+export interface DocumentStoreOptions {
+  /** How lost commits are retried (defaults: DEFAULT_RETRY). */
+  retry?: Partial<RetryPolicy>;
+}
 
 type Read<K extends DocumentKind> = Versioned<DocumentValues[K]> | undefined;
 
@@ -85,8 +149,14 @@ function putTask(current: Read<'task'>, next: TaskRecord): DocumentWrite {
 }
 
 export class DocumentStateStore implements StateStore {
-  constructor(private readonly docs: DocumentStore) {
+  private readonly retry: RetryPolicy;
+
+  constructor(
+    private readonly docs: DocumentStore,
+    options: DocumentStoreOptions = {},
+  ) {
     if (docs.newTaskId) this.newTaskId = (reference) => docs.newTaskId!(reference);
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
   }
 
   newTaskId?: (reference: string | undefined) => string;
@@ -97,12 +167,8 @@ export class DocumentStateStore implements StateStore {
   }
 
   /** read -> decide -> commit until a commit applies (or the decision writes nothing). */
-  private async decide<T>(what: string, round: () => Promise<{ writes: DocumentWrite[]; result: T }>): Promise<T> {
-    for (let attempt = 0; attempt < MAX_ROUNDS; attempt += 1) {
-      const { writes, result } = await round();
-      if (writes.length === 0 || (await this.docs.commit(writes))) return result;
-    }
-    throw new CloudDeferError('STORE_UNAVAILABLE', `Could not ${what}: other writers kept changing the same documents.`);
+  private decide<T>(what: string, round: () => Promise<{ writes: DocumentWrite[]; result: T }>): Promise<T> {
+    return commitRounds(this.docs, this.retry, what, round);
   }
 
   /** Rewrites a task record with `change` and frees its reference when the change finished it. */
@@ -226,7 +292,14 @@ export class DocumentStateStore implements StateStore {
 
 /** deferIteration's bookkeeping over the same primitives: a header document and one document per shard. */
 export class DocumentIterationStore implements IterationStore {
-  constructor(private readonly docs: DocumentStore) {}
+  private readonly retry: RetryPolicy;
+
+  constructor(
+    private readonly docs: DocumentStore,
+    options: DocumentStoreOptions = {},
+  ) {
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+  }
 
   private async header(id: string): Promise<Read<'iteration'>> {
     const [doc] = await this.docs.read([{ kind: 'iteration', id }]);
@@ -240,11 +313,7 @@ export class DocumentIterationStore implements IterationStore {
   }
 
   private async until(what: string, round: () => Promise<DocumentWrite[]>): Promise<void> {
-    for (let attempt = 0; attempt < MAX_ROUNDS; attempt += 1) {
-      const writes = await round();
-      if (writes.length === 0 || (await this.docs.commit(writes))) return;
-    }
-    throw new CloudDeferError('STORE_UNAVAILABLE', `Could not ${what}: other writers kept changing the same documents.`);
+    await commitRounds(this.docs, this.retry, what, async () => ({ writes: await round(), result: undefined }));
   }
 
   async createIteration(record: IterationRecord): Promise<void> {
@@ -266,7 +335,7 @@ export class DocumentIterationStore implements IterationStore {
       const { iterationId: _id, ...shard } = doc.value;
       return shard;
     });
-    const { shardsDone: _done, ...fields } = header.value;
+    const { shardsDone: _done, completedBy: _by, ...fields } = header.value;
     return { ...fields, shards };
   }
 
@@ -322,34 +391,34 @@ export class DocumentIterationStore implements IterationStore {
   }
 
   /**
-   * The shard's marker and the header's count change in one commit, so each first completion
-   * hears a distinct count and exactly one hears the last; progress writes never touch the header.
+   * Two steps, so that shards never contend on one document: the shard's own marker is written
+   * alone; then the shards are read, and only a completion that sees them all done writes the
+   * header (guarded by its version), naming itself the finisher. Of many concurrent completions
+   * exactly one wins that write and hears allDone; a repeated completion never counts twice.
    */
   async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
-    let tally = { allDone: false, shardsDone: 0 };
-    await this.until('complete a shard', async () => {
+    const marked = await commitRounds(this.docs, this.retry, 'complete a shard', async () => {
       const [header, shard] = (await this.docs.read([
         { kind: 'iteration', id },
         { kind: 'shard', id: shardId(id, shardIndex) },
       ])) as [Read<'iteration'>, Read<'shard'>];
-      if (!header) {
-        tally = { allDone: false, shardsDone: 0 };
-        return [];
-      }
-      const done = shard && lifecycle.completeShard(shard.value, now);
-      const counted = header.value.shardsDone ?? 0;
-      if (!shard || !done) {
-        tally = lifecycle.shardTally(counted, header.value.shardCount);
-        return [];
-      }
-      const next: IterationHeader = { ...header.value, shardsDone: counted + 1, updatedAt: now };
-      tally = lifecycle.shardTally(counted + 1, header.value.shardCount);
-      return [
-        put('shard', shardId(id, shardIndex), shard, { ...done, iterationId: id }, header.value.expiresAt),
-        put('iteration', id, header, next, next.expiresAt),
-      ];
+      if (!header || !shard) return { writes: [], result: false };
+      const done = lifecycle.completeShard(shard.value, now);
+      return { writes: done ? [put('shard', shardId(id, shardIndex), shard, { ...done, iterationId: id }, header.value.expiresAt)] : [], result: true };
     });
-    return tally;
+    if (!marked) return { allDone: false, shardsDone: 0 };
+    return commitRounds(this.docs, this.retry, "finish an iteration's shards", async () => {
+      const header = await this.header(id);
+      if (!header) return { writes: [], result: { allDone: false, shardsDone: 0 } };
+      // Once a finisher is named the shards need not be read again.
+      const shardsDone =
+        header.value.completedBy === undefined ? (await this.shards(header.value)).filter((doc) => doc?.value.done).length : header.value.shardCount;
+      const decision = lifecycle.shardCompletion(header.value, shardsDone, shardIndex);
+      const result = { allDone: decision.allDone, shardsDone: decision.shardsDone };
+      if (decision.kind === 'report') return { writes: [], result };
+      const next: IterationHeader = { ...header.value, shardsDone: decision.shardsDone, completedBy: shardIndex, updatedAt: now };
+      return { writes: [put('iteration', id, header, next, next.expiresAt)], result };
+    });
   }
 
   async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {

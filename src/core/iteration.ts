@@ -51,8 +51,10 @@ export interface IterationStore {
   /** ATOMIC per shard: adds to the shard's counters. */
   recordShardProgress(id: string, shardIndex: number, update: ShardProgressUpdate): Promise<void>;
   /**
-   * ATOMIC and idempotent: marks one shard done (a per-shard marker, never a bare counter) and
-   * reports whether every shard is now done. A repeated call for the same shard changes nothing.
+   * Idempotent: marks one shard done (a per-shard marker, never a bare counter) and reports
+   * allDone to exactly one shard's completion, the one that saw every shard done first (and again
+   * to a repeat of that shard's call, a redelivery). A repeated call never counts a shard twice.
+   * `shardsDone`: the shards this call saw done (the shard count with allDone).
    */
   completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }>;
   /** 'cancelled' (the console's cancel): its shards stop at their next item and finalize never runs. */

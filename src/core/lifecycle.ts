@@ -162,7 +162,27 @@ export function completeShard(shard: ShardProgress, now: number): ShardProgress 
   return { ...shard, done: true, finishedAt: now };
 }
 
-/** Whether `shardsDone` completions finish an iteration of `shardCount` shards. */
-export function shardTally(shardsDone: number, shardCount: number): { allDone: boolean; shardsDone: number } {
-  return { allDone: shardsDone === shardCount, shardsDone };
+/** What a shard completion needs to know of its iteration's own document. */
+export interface IterationCompletion {
+  shardCount: number;
+  /** The shard whose completion saw every shard done and so finished the iteration, once known. */
+  completedBy?: number;
+}
+
+export type ShardCompletionDecision =
+  /** This completion saw every shard done first: it records itself as the finisher (guarded by the header's version). */
+  | { kind: 'finish'; allDone: true; shardsDone: number }
+  /** Nothing to write: `allDone` only for the finisher asking again (a redelivery that may not have deferred finalize yet). */
+  | { kind: 'report'; allDone: boolean; shardsDone: number };
+
+/**
+ * After shard `shardIndex` was marked done and `shardsDone` of the iteration's shards were read
+ * done: does this completion finish the iteration? Exactly one shard is ever the finisher, so
+ * exactly one caller hears allDone (and a repeat of that same shard's completion, which is how
+ * a finisher that crashed before deferring finalize gets another chance).
+ */
+export function shardCompletion(header: IterationCompletion, shardsDone: number, shardIndex: number): ShardCompletionDecision {
+  if (header.completedBy !== undefined) return { kind: 'report', allDone: header.completedBy === shardIndex, shardsDone: header.shardCount };
+  if (shardsDone >= header.shardCount) return { kind: 'finish', allDone: true, shardsDone: header.shardCount };
+  return { kind: 'report', allDone: false, shardsDone };
 }

@@ -160,12 +160,20 @@ describe('lifecycle: settle, transition, cancel', function () {
 });
 
 describe('lifecycle: shards', function () {
-  it('completing a shard marks it once; the tally says when the count is complete', function () {
+  it('completing a shard marks it once', function () {
     const shard = { index: 0, processed: 3, errors: 0, done: false };
     const done = lifecycle.completeShard(shard, T0);
     assert.deepEqual(done, { ...shard, done: true, finishedAt: T0 });
     assert.equal(lifecycle.completeShard(done!, T0 + 1), undefined);
-    assert.deepEqual(lifecycle.shardTally(1, 2), { allDone: false, shardsDone: 1 });
-    assert.deepEqual(lifecycle.shardTally(2, 2), { allDone: true, shardsDone: 2 });
+  });
+
+  it('only a completion that sees every shard done finishes the iteration, and only while no finisher is named', function () {
+    assert.deepEqual(lifecycle.shardCompletion({ shardCount: 3 }, 2, 1), { kind: 'report', allDone: false, shardsDone: 2 });
+    assert.deepEqual(lifecycle.shardCompletion({ shardCount: 3 }, 3, 1), { kind: 'finish', allDone: true, shardsDone: 3 });
+    assert.deepEqual(lifecycle.shardCompletion({ shardCount: 3, completedBy: 2 }, 3, 1), { kind: 'report', allDone: false, shardsDone: 3 });
+  });
+
+  it('the finisher asking again (a redelivery) hears allDone again without writing', function () {
+    assert.deepEqual(lifecycle.shardCompletion({ shardCount: 3, completedBy: 1 }, 3, 1), { kind: 'report', allDone: true, shardsDone: 3 });
   });
 });

@@ -1,0 +1,156 @@
+/**
+ * The core's read -> decide -> commit loop over the memory DocumentStore: lost commits are
+ * decided again with backoff until a time budget is spent, and shard completion never makes every
+ * shard write the iteration's own document.
+ */
+import assert from 'node:assert/strict';
+import { memoryStores } from '../../adapters/memory/index.js';
+import {
+  DEFAULT_RETRY,
+  DocumentIterationStore,
+  DocumentStateStore,
+  retryPause,
+  type DocumentStore,
+  type DocumentWrite,
+} from '../../src/core/documents.js';
+import { CloudDeferError } from '../../src/core/errors.js';
+import type { IterationRecord } from '../../src/core/iteration.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import { sampleRecord } from '../helpers/records.js';
+
+const HOUR = 3_600_000;
+
+function iteration(id: string): IterationRecord {
+  const now = Date.now();
+  return {
+    id,
+    callbackTask: 'docs.callback',
+    finalizeTask: 'docs.finalize',
+    queue: 'default',
+    shardCount: 0,
+    status: 'splitting',
+    createdAt: now,
+    updatedAt: now,
+    shards: [],
+    deleteMarker: false,
+    expiresAt: now + HOUR,
+  };
+}
+
+describe('documents: retrying lost commits', function () {
+  it('50 concurrent writers of one reference all settle: one creates the task, 49 get it back', async function () {
+    const docs = memoryStores().state.documents;
+    const state = new DocumentStateStore(docs);
+    const now = Date.now();
+    const records = Array.from({ length: 50 }, () => sampleRecord('docs.race', { reference: 'order-50', createdAt: now }));
+    const results = await Promise.all(records.map((record) => state.createTask(record, now)));
+    const winners = records.filter((_, i) => results[i]!.created);
+    assert.equal(winners.length, 1);
+    for (const result of results) if (!result.created) assert.equal(result.existing.id, winners[0]!.id);
+    assert.equal((await state.findByReference('order-50'))?.id, winners[0]!.id);
+    for (const record of records) if (record !== winners[0]) assert.equal(await state.getTask(record.id), undefined, 'a loser wrote nothing');
+  });
+
+  it('with a budget of one round, the writers that lost it fail with STORE_UNAVAILABLE and a way forward', async function () {
+    const docs = memoryStores().state.documents;
+    const state = new DocumentStateStore(docs, { retry: { maxRounds: 1 } });
+    const now = Date.now();
+    const records = Array.from({ length: 20 }, () => sampleRecord('docs.race', { reference: 'order-20', createdAt: now }));
+    const settled = await Promise.allSettled(records.map((record) => state.createTask(record, now)));
+    const created = settled.filter((s) => s.status === 'fulfilled' && s.value.created);
+    const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    assert.equal(created.length, 1);
+    assert.ok(failed.length > 0, 'the writers that lost the one round were not retried');
+    for (const error of failed) {
+      assert.ok(error instanceof CloudDeferError);
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      assert.match(error.message, /Could not create a task: other writers kept changing the same documents \(1 rounds lost in \d+ ms\)\. Try again later/);
+    }
+  });
+
+  it('keeps deciding again until the time budget is spent, pausing between rounds, then gives up', async function () {
+    const memory = memoryStores().state.documents;
+    const state = new DocumentStateStore(memory);
+    const record = sampleRecord('docs.busy');
+    await state.createTask(record, Date.now());
+    // Another writer changes the task between every read and commit of the writer under test.
+    let commits = 0;
+    const contended: DocumentStore = {
+      kind: 'memory-contended',
+      read: (keys) => memory.read(keys),
+      async commit(writes: readonly DocumentWrite[]) {
+        commits += 1;
+        const [current] = await memory.read([{ kind: 'task', id: record.id }]);
+        if (current) await memory.commit([{ kind: 'task', id: record.id, expect: current.version, value: current.value as TaskRecord }]);
+        return memory.commit(writes);
+      },
+      listTasks: (query) => memory.listTasks(query),
+      listOutbox: (before, limit) => memory.listOutbox(before, limit),
+      listIterations: (query) => memory.listIterations(query),
+    };
+    const victim = new DocumentStateStore(contended, { retry: { budgetMs: 300, firstPauseMs: 20, maxPauseMs: 60 } });
+    const started = Date.now();
+    const error = await victim.transition(record.id, ['queued'], 'cancelled', {}, Date.now()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(error instanceof CloudDeferError, 'the writer gave up');
+    assert.equal(error.code, 'STORE_UNAVAILABLE');
+    assert.ok(elapsed >= 300, `it kept trying for the whole budget (${elapsed} ms)`);
+    assert.ok(commits > 2 && commits < 300, `it paused between rounds (${commits} rounds in ${elapsed} ms)`);
+    assert.equal((await state.getTask(record.id))?.status, 'queued', 'the lost decision wrote nothing');
+  });
+
+  it('the default budget keeps trying for at least 30 s; pauses are full jitter under a doubling ceiling', function () {
+    assert.ok(DEFAULT_RETRY.budgetMs >= 30_000);
+    assert.ok(DEFAULT_RETRY.maxRounds >= 100);
+    const policy = { firstPauseMs: 4, maxPauseMs: 100 };
+    assert.equal(retryPause(0, policy, () => 0.99), 0, 'no pause before the first round');
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 10].map((lost) => retryPause(lost, policy, () => 0.999)),
+      [3, 7, 15, 31, 63, 99, 99, 99],
+    );
+    for (let lost = 1; lost < 40; lost += 1) assert.equal(retryPause(lost, policy, () => 0), 0, 'full jitter reaches zero');
+  });
+});
+
+describe('documents: shard completion', function () {
+  it('32 concurrent completions: one hears allDone, every shard is done, the header was written once', async function () {
+    const docs = memoryStores().state.documents;
+    const iterations = new DocumentIterationStore(docs);
+    const id = 'it-32';
+    await iterations.createIteration(iteration(id));
+    await iterations.startIteration(id, 32, Date.now());
+    const before = docs.rawDocument('iteration', id)!.version;
+    const results = await Promise.all(Array.from({ length: 32 }, (_, i) => iterations.completeShard(id, i, Date.now())));
+    const finishers = results.flatMap((result, i) => (result.allDone ? [i] : []));
+    assert.equal(finishers.length, 1, 'exactly one completion finishes the iteration');
+    assert.equal(results[finishers[0]!]!.shardsDone, 32);
+    for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= 32);
+    const stored = await iterations.getIteration(id);
+    assert.ok(stored?.shards.every((shard) => shard.done));
+    assert.equal(docs.rawDocument('iteration', id)!.version, before + 1, 'the completions wrote the header once, not once per shard');
+
+    const repeats = await Promise.all(Array.from({ length: 32 }, (_, i) => iterations.completeShard(id, i, Date.now())));
+    assert.deepEqual(
+      repeats.map((r) => r.allDone),
+      Array.from({ length: 32 }, (_, i) => i === finishers[0]),
+      'a repeat changes nothing: only the finisher (a redelivery of its call) hears allDone again',
+    );
+    assert.equal(docs.rawDocument('iteration', id)!.version, before + 1);
+  });
+
+  it('a completion that did not see every shard done is not the finisher; the last one is', async function () {
+    const docs = memoryStores().state.documents;
+    const iterations = new DocumentIterationStore(docs);
+    await iterations.createIteration(iteration('it-3'));
+    await iterations.startIteration('it-3', 3, Date.now());
+    assert.deepEqual(await iterations.completeShard('it-3', 2, Date.now()), { allDone: false, shardsDone: 1 });
+    assert.deepEqual(await iterations.completeShard('it-3', 2, Date.now()), { allDone: false, shardsDone: 1 }, 'a repeat does not count twice');
+    assert.deepEqual(await iterations.completeShard('it-3', 0, Date.now()), { allDone: false, shardsDone: 2 });
+    assert.deepEqual(await iterations.completeShard('it-3', 1, Date.now()), { allDone: true, shardsDone: 3 });
+    assert.deepEqual(await iterations.completeShard('it-3', 9, Date.now()), { allDone: false, shardsDone: 0 }, 'an unknown shard');
+    assert.deepEqual(await iterations.completeShard('missing', 0, Date.now()), { allDone: false, shardsDone: 0 }, 'an unknown iteration');
+  });
+});
