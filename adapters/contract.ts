@@ -11,16 +11,20 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { newestFirst } from '../src/core/cursor.js';
 import { CloudDeferError } from '../src/core/errors.js';
 import { canTransition, isFinished, MAX_HISTORY, TASK_STATUSES, type AttemptRecord, type TaskRecord, type TaskStatus } from '../src/core/records.js';
-import type { IterationRecord } from '../src/core/iteration.js';
-import type { OutboxEntry, SettleInput, Stores, TaskQuery } from '../src/core/stores.js';
+import type { IterationRecord, ShardProgress } from '../src/core/iteration.js';
+import type { OutboxEntry, SettleInput, StagedDefer, Stores, TaskQuery, TransactionHook } from '../src/core/stores.js';
 
 /** The parts of mocha's BDD interface the suite uses; taken from the global scope when it runs. */
 interface SuiteContext {
   timeout(ms: number): void;
 }
+interface TestContext extends SuiteContext {
+  /** Marks the running test pending (mocha's this.skip()). */
+  skip(): never;
+}
 interface MochaGlobals {
   describe(title: string, body: (this: SuiteContext) => void): void;
-  it(title: string, body: (this: SuiteContext) => Promise<void> | void): void;
+  it(title: string, body: (this: TestContext) => Promise<void> | void): void;
   before(body: (this: SuiteContext) => Promise<void> | void): void;
   after(body: (this: SuiteContext) => Promise<void> | void): void;
 }
@@ -35,6 +39,11 @@ export interface RawBackend {
   /** When the backend will drop the payload (epoch ms); undefined when there is none. */
   rawPayloadExpiry(id: string): Promise<number | undefined>;
   rawOutbox(taskId: string): Promise<OutboxEntry | undefined>;
+  /**
+   * Optional: one iteration shard as stored (its own document or row), undefined when absent or
+   * expired. The shard tests that need it are skipped, and say so, where a harness lacks it.
+   */
+  rawShard?(iterationId: string, shardIndex: number): Promise<ShardProgress | undefined>;
 }
 
 export interface ContractHarness {
@@ -114,6 +123,42 @@ async function inBatches<T>(count: number, batch: number, make: (i: number) => P
     results.push(...(await Promise.all(Array.from({ length: size }, (_, k) => make(start + k)))));
   }
   return results;
+}
+
+/** An outbox entry as the engine writes one: the enqueue to make for `taskId`. */
+function outboxEntry(taskId: string, createdAt: number, label = taskId): OutboxEntry {
+  return {
+    taskId,
+    createdAt,
+    request: {
+      queue: 'default',
+      taskId: `task-${label}`,
+      scheduleTime: createdAt + 1000,
+      dispatchDeadlineMs: 600_000,
+      bodyBase64: Buffer.from(`body ${label}`).toString('base64'),
+      headers: { 'content-type': 'application/json' },
+      target: { kind: 'http', url: 'https://example.com/_ah/queue/deferred', oidc: { serviceAccountEmail: 'sa@p.iam.gserviceaccount.com' } },
+    },
+  };
+}
+
+/** Stores without a `transaction` runner fail the transaction tests with this. */
+function transactionRunner(adapterName: string, stores: Stores): <T>(work: (tx: unknown) => Promise<T>) => Promise<T> {
+  if (!stores.transaction) {
+    assert.fail(
+      `${adapterName}: the stores have no transaction(work) runner. Add one that commits a transaction of the backend when work resolves, ` +
+        'then runs the staged afterCommit callbacks, and rolls back when work throws (see memoryStores).',
+    );
+  }
+  const runner = stores as Required<Pick<Stores, 'transaction'>>;
+  return (work) => runner.transaction(work);
+}
+
+/** Stage a defer in `tx` through the one TransactionHook of the stores that accepts it. */
+async function stageIn(adapterName: string, stores: Stores, tx: unknown, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
+  const hook: TransactionHook | undefined = stores.transactions.find((candidate) => candidate.accepts(tx));
+  if (!hook) assert.fail(`${adapterName}: no TransactionHook in stores.transactions accepts the transaction that stores.transaction(work) hands to work.`);
+  await hook.stage(tx, staged, afterCommit);
 }
 
 export interface ContractOptions {
@@ -603,18 +648,60 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         assert.equal(await h.raw.rawPayload(id), undefined);
       });
 
-      it('sweepExpired, where the store has it, removes expired records and keeps live ones', async function () {
-        const sweep = h.stores.sweepExpired;
-        if (!sweep) return; // Stores with native expiry (TTL) have nothing to sweep.
+      it('past their expiry, records, references and payloads read as absent everywhere', async function () {
         const queue = unique('q');
-        const expired = await created({ queue, expiresAt: Date.now() + 100 });
+        const expiresAt = Date.now() + 150;
+        const records = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => created({ queue, expiresAt, ...(i % 2 ? { reference: unique('ref') } : {}) })),
+        );
+        const payloads = Array.from({ length: 5 }, () => unique('payload'));
+        for (const id of payloads) await h.stores.payloads.put(id, Buffer.from(`expiring ${id}`), 150);
         const live = await created({ queue, expiresAt: Date.now() + HOUR });
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        let removed = 0;
-        for (let round = 0; round < 20 && (await h.raw.rawTask(expired.id)) !== undefined; round += 1) removed += await sweep.call(h.stores, 1000);
-        assert.equal(await h.raw.rawTask(expired.id), undefined);
-        assert.ok(removed >= 0);
+        await eventually('every expired record reads as absent', async () => (await h.raw.rawTask(records[0]!.id)) === undefined);
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt + 50 - Date.now())));
+        for (const record of records) {
+          assert.equal(await h.raw.rawTask(record.id), undefined, 'raw read: gone or absent');
+          assert.equal(await h.stores.state.getTask(record.id), undefined);
+          if (record.reference !== undefined) assert.equal(await h.stores.state.findByReference(record.reference), undefined);
+        }
+        await eventually('every expired payload reads as absent', async () => (await h.stores.payloads.get(payloads[4]!)) === undefined);
+        for (const id of payloads) {
+          assert.equal(await h.stores.payloads.get(id), undefined);
+          assert.equal(await h.raw.rawPayload(id), undefined);
+        }
+        assert.deepEqual(
+          (await h.stores.state.listTasks({ queue })).records.map((r) => r.id),
+          [live.id],
+        );
+      });
+
+      it('sweepExpired removes expired records and payloads, counts them, and keeps live ones (skipped on stores with native expiry)', async function () {
+        const sweep = h.stores.sweepExpired;
+        if (!sweep) this.skip(); // Stores with native expiry (TTL) have nothing to sweep.
+        const queue = unique('q');
+        const expired = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => created({ queue, expiresAt: Date.now() + 100, ...(i % 3 === 0 ? { reference: unique('ref') } : {}) })),
+        );
+        const payload = unique('payload');
+        await h.stores.payloads.put(payload, Buffer.from('expiring'), 100);
+        const live = await created({ queue, expiresAt: Date.now() + HOUR });
+        const livePayload = unique('payload');
+        await h.stores.payloads.put(livePayload, Buffer.from('kept'), HOUR);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const first = await sweep.call(h.stores, 5);
+        assert.ok(first >= 1 && first <= 5, `a sweep of limit 5 removed ${first}: between 1 and 5`);
+        let removed = first;
+        let last = first;
+        for (let round = 0; round < 100 && last > 0; round += 1) {
+          last = await sweep.call(h.stores, 1000);
+          removed += last;
+        }
+        assert.equal(last, 0, 'sweeping again finds nothing left');
+        assert.ok(removed >= expired.length + 1, `counted ${removed} removals for ${expired.length} records and 1 payload`);
+        for (const record of expired) assert.equal(await h.raw.rawTask(record.id), undefined);
+        assert.equal(await h.raw.rawPayload(payload), undefined);
         assert.equal((await h.raw.rawTask(live.id))?.id, live.id, 'a live record is kept');
+        assert.ok(await h.raw.rawPayload(livePayload), 'a live payload is kept');
         assert.deepEqual(
           (await h.stores.state.listTasks({ queue })).records.map((r) => r.id),
           [live.id],
@@ -641,34 +728,78 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         };
       }
 
-      it('20 shards, each completed twice by concurrent callers: every shard done once, the tally reaches all', async function () {
-        const iterations = h.stores.iterations;
-        if (!iterations) return; // Stores without deferIteration support.
-        const shardCount = 20;
+      /** An iteration split into `shardCount` shards, as deferIteration's start task leaves it. */
+      async function started(shardCount: number): Promise<IterationRecord> {
         const record = iteration(shardCount);
-        await iterations.createIteration({ ...record, shardCount: 0 });
-        await iterations.startIteration(record.id, shardCount, Date.now());
-        const contenders = await h.contenders(2 * shardCount);
-        const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i % shardCount, Date.now())));
-        for (const result of results)
-          assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
-        assert.equal(results.filter((r) => r.allDone).length >= 1, true, 'some caller saw every shard done');
-        const counts = results.map((r) => r.shardsDone);
-        for (let n = 1; n <= shardCount; n += 1) assert.ok(counts.includes(n), `some first completion heard count ${n}: each one hears a distinct count`);
+        await h.stores.iterations!.createIteration({ ...record, shardCount: 0 });
+        await h.stores.iterations!.startIteration(record.id, shardCount, Date.now());
+        return record;
+      }
+
+      it('32 concurrent completeShard, one per shard: exactly one hears allDone; a repeat of each changes nothing', async function () {
+        const iterations = h.stores.iterations;
+        if (!iterations) this.skip(); // Stores without deferIteration support.
+        const shardCount = 32;
+        const record = await started(shardCount);
+        const contenders = await h.contenders(shardCount);
+        const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i, Date.now())));
+        const finishers = results.flatMap((result, i) => (result.allDone ? [i] : []));
+        assert.equal(finishers.length, 1, `exactly one completion hears allDone (heard by shards ${finishers.join(', ')})`);
+        assert.equal(results[finishers[0]!]!.shardsDone, shardCount, 'allDone comes with every shard counted');
+        for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
         const stored = await iterations.getIteration(record.id);
         assert.equal(stored?.shards.length, shardCount);
         assert.ok(
-          stored?.shards.every((shard) => shard.done),
+          stored?.shards.every((shard) => shard.done && shard.finishedAt !== undefined),
           'every shard is marked done',
         );
-        assert.deepEqual(await iterations.completeShard(record.id, 0, Date.now()), { allDone: true, shardsDone: shardCount }, 'a repeat changes nothing');
+
+        const repeats = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i, Date.now() + 1)));
+        assert.deepEqual(
+          repeats.map((r) => r.allDone),
+          results.map((r) => r.allDone),
+          'a repeat hears what the first call heard: only the finisher (a redelivery) hears allDone again',
+        );
+        for (const repeat of repeats) assert.ok(repeat.shardsDone <= shardCount, 'a repeat never counts a shard twice');
+        assert.deepEqual(plain(await iterations.getIteration(record.id)), plain(stored), 'a repeat writes nothing');
         await iterations.deleteIteration(record.id);
         assert.equal(await iterations.getIteration(record.id), undefined);
       });
 
+      it('64 concurrent completeShard, each of 32 shards twice: allDone only for one shard, each shard done once', async function () {
+        const iterations = h.stores.iterations;
+        if (!iterations) this.skip();
+        const shardCount = 32;
+        const record = await started(shardCount);
+        const contenders = await h.contenders(2 * shardCount);
+        const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i % shardCount, Date.now())));
+        const finishingShards = new Set(results.flatMap((result, i) => (result.allDone ? [i % shardCount] : [])));
+        assert.equal(finishingShards.size, 1, 'every allDone belongs to one shard (its second call may hear it too)');
+        for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount);
+        const stored = await iterations.getIteration(record.id);
+        assert.ok(stored?.shards.every((shard) => shard.done));
+        await iterations.deleteIteration(record.id);
+      });
+
+      it('completed shards are done in raw reads of their own documents (skipped where the harness has no rawShard)', async function () {
+        const iterations = h.stores.iterations;
+        const rawShard = h.raw.rawShard;
+        if (!iterations || !rawShard) this.skip();
+        const shardCount = 8;
+        const record = await started(shardCount);
+        const contenders = await h.contenders(shardCount - 1);
+        await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(record.id, i, Date.now())));
+        for (let i = 0; i < shardCount - 1; i += 1) assert.equal((await rawShard.call(h.raw, record.id, i))?.done, true, `shard ${i} done as stored`);
+        assert.equal((await rawShard.call(h.raw, record.id, shardCount - 1))?.done, false, 'the shard not completed is not done');
+        assert.deepEqual(await iterations.completeShard(record.id, shardCount - 1, Date.now()), { allDone: true, shardsDone: shardCount });
+        assert.equal((await rawShard.call(h.raw, record.id, shardCount - 1))?.done, true);
+        await iterations.deleteIteration(record.id);
+        assert.equal(await rawShard.call(h.raw, record.id, 0), undefined, 'deleting the iteration removes its shards');
+      });
+
       it('concurrent progress on different shards loses no update', async function () {
         const iterations = h.stores.iterations;
-        if (!iterations) return;
+        if (!iterations) this.skip();
         const shardCount = 4;
         const record = iteration(shardCount);
         await iterations.createIteration({ ...record, shardCount: 0 });
@@ -689,6 +820,94 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
           10,
         );
         await iterations.deleteIteration(record.id);
+      });
+    });
+
+    describe('transactions', function () {
+      /** A defer as the engine stages it: the record, its outbox entry and, when asked, a payload. */
+      function staged(stores: Stores, fields: Partial<TaskRecord> = {}, payload = false): StagedDefer {
+        const record = newRecord(stores, fields);
+        return {
+          record,
+          outbox: outboxEntry(record.id, record.createdAt),
+          ...(payload ? { payload: { id: unique('payload'), data: randomBytes(300), ttlMs: HOUR } } : {}),
+        };
+      }
+
+      it('a defer staged through stores.transaction(work) and its TransactionHook is written with its outbox entry; afterCommit runs once, after the commit', async function () {
+        const run = transactionRunner(adapterName, h.stores);
+        const defer = staged(h.stores, { reference: unique('ref') }, true);
+        const seenAfterCommit: Array<{ record?: TaskRecord; outbox?: OutboxEntry }> = [];
+        const result = await run(async (tx) => {
+          await stageIn(adapterName, h.stores, tx, defer, async () => {
+            seenAfterCommit.push({ record: await h.raw.rawTask(defer.record.id), outbox: await h.raw.rawOutbox(defer.record.id) });
+          });
+          assert.equal(await h.raw.rawTask(defer.record.id), undefined, 'nothing is visible before the commit');
+          return 'work result';
+        });
+        assert.equal(result, 'work result', 'the runner returns what work returned');
+        assert.equal(seenAfterCommit.length, 1, 'afterCommit ran exactly once');
+        assert.deepEqual(seenAfterCommit[0]?.record, plain(defer.record), 'afterCommit ran after the record was committed');
+        assert.deepEqual(seenAfterCommit[0]?.outbox, defer.outbox, 'and after its outbox entry was');
+        assert.deepEqual(await h.raw.rawTask(defer.record.id), plain(defer.record));
+        assert.deepEqual(await h.raw.rawOutbox(defer.record.id), defer.outbox);
+        const bytes = await h.raw.rawPayload(defer.payload!.id);
+        assert.ok(bytes && Buffer.from(bytes).equals(Buffer.from(defer.payload!.data)), 'the staged payload is stored');
+        assert.equal((await h.stores.state.findByReference(defer.record.reference!))?.id, defer.record.id, 'the reference names the task');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(seenAfterCommit.length, 1, 'and never again');
+      });
+
+      it('when work throws, the runner rolls back: nothing is written and afterCommit never runs', async function () {
+        const run = transactionRunner(adapterName, h.stores);
+        const reference = unique('ref');
+        const defer = staged(h.stores, { reference }, true);
+        let afterCommits = 0;
+        await assert.rejects(
+          run(async (tx) => {
+            await stageIn(adapterName, h.stores, tx, defer, async () => {
+              afterCommits += 1;
+            });
+            throw new Error('the work failed');
+          }),
+          /the work failed/,
+          'the work error reaches the caller',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(afterCommits, 0, 'afterCommit never ran');
+        assert.equal(await h.raw.rawTask(defer.record.id), undefined, 'no record');
+        assert.equal(await h.raw.rawOutbox(defer.record.id), undefined, 'no outbox entry');
+        assert.equal(await h.raw.rawPayload(defer.payload!.id), undefined, 'no payload');
+        assert.equal(await h.stores.state.findByReference(reference), undefined, 'the reference stays free');
+        const next = newRecord(h.stores, { reference });
+        assert.deepEqual(await h.stores.state.createTask(next, Date.now()), { created: true });
+      });
+
+      it('20 concurrent transactions, each deferring with one reference: all commit, exactly one task is created and enqueued', async function () {
+        const reference = unique('ref');
+        const contenders = await h.contenders(20);
+        const defers = contenders.map((stores) => staged(stores, { reference }));
+        const enqueued: number[] = [];
+        const settled = await Promise.allSettled(
+          contenders.map((stores, i) =>
+            transactionRunner(adapterName, stores)(async (tx) => {
+              await stageIn(adapterName, stores, tx, defers[i]!, async () => {
+                enqueued.push(i);
+              });
+            }),
+          ),
+        );
+        const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error)?.message ?? s.reason)] : []));
+        assert.deepEqual(failures, [], 'every transaction commits (a held reference makes a defer a no-op, as outside a transaction)');
+        const stored = await Promise.all(defers.map((defer) => h.raw.rawTask(defer.record.id)));
+        const winners = defers.flatMap((defer, i) => (stored[i] ? [i] : []));
+        assert.equal(winners.length, 1, `exactly one record is created (created: ${winners.length})`);
+        assert.deepEqual(enqueued, winners, 'only the created task is enqueued, once');
+        assert.deepEqual(stored[winners[0]!], plain(defers[winners[0]!]!.record));
+        for (const [i, defer] of defers.entries()) {
+          assert.deepEqual(await h.raw.rawOutbox(defer.record.id), i === winners[0] ? defer.outbox : undefined, 'an outbox entry only for the created task');
+        }
+        assert.equal((await h.stores.state.findByReference(reference))?.id, defers[winners[0]!]!.record.id);
       });
     });
 
@@ -722,19 +941,7 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
     describe('outbox', function () {
       it('adds, lists oldest first before a time, and removes entries', async function () {
         const base = 1_000_000;
-        const entries: OutboxEntry[] = [0, 1, 2].map((i) => ({
-          taskId: h.stores.state.newTaskId?.(undefined) ?? randomUUID(),
-          createdAt: base + i,
-          request: {
-            queue: 'default',
-            taskId: `task-${i}`,
-            scheduleTime: base + 1000,
-            dispatchDeadlineMs: 600_000,
-            bodyBase64: Buffer.from(`body ${i}`).toString('base64'),
-            headers: { 'content-type': 'application/json' },
-            target: { kind: 'http', url: 'https://example.com/_ah/queue/deferred', oidc: { serviceAccountEmail: 'sa@p.iam.gserviceaccount.com' } },
-          },
-        }));
+        const entries: OutboxEntry[] = [0, 1, 2].map((i) => outboxEntry(h.stores.state.newTaskId?.(undefined) ?? randomUUID(), base + i, String(i)));
         for (const entry of entries) await h.stores.state.addOutbox(entry);
         assert.deepEqual(await h.raw.rawOutbox(entries[1]!.taskId), entries[1]);
         assert.deepEqual(await h.stores.state.listOutbox(base + 2, 10), entries.slice(0, 2));

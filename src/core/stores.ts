@@ -148,6 +148,13 @@ export interface Stores {
    * native expiry (Datastore). Returns how many were removed.
    */
   sweepExpired?(limit: number): Promise<number>;
+  /**
+   * Run `work` in one of this backend's transactions, through the client's public API: commit when
+   * `work` resolves and then run the enqueues that defers given `{ transaction: tx }` staged
+   * (their afterCommit, once each); roll back and run none of them when it throws. Every adapter
+   * shipped with cloud-defer has one; the contract suite runs the transaction path through it.
+   */
+  transaction?<T>(work: (tx: unknown) => Promise<T>): Promise<T>;
   /** deferIteration's bookkeeping; stores without it cannot run iterations. */
   readonly iterations?: IterationStore;
   close?(): Promise<void>;

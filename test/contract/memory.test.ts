@@ -1,4 +1,6 @@
 import { memoryStores, type MemoryStores } from '../../adapters/memory/index.js';
+import { shardId } from '../../src/core/documents.js';
+import type { ShardProgress } from '../../src/core/iteration.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry } from '../../src/core/stores.js';
 import { describeStoreContract, type ContractHarness } from './suite.js';
@@ -34,6 +36,12 @@ function memoryHarness(): ContractHarness {
       },
       async rawOutbox(taskId) {
         return documents.rawDocument('outbox', taskId)?.value as OutboxEntry | undefined;
+      },
+      async rawShard(iterationId, shardIndex) {
+        const doc = documents.rawDocument('shard', shardId(iterationId, shardIndex))?.value as (ShardProgress & { iterationId: string }) | undefined;
+        if (!doc) return undefined;
+        const { iterationId: _id, ...shard } = doc;
+        return shard;
       },
     },
     // One process, one store: concurrent calls interleave on the event loop.
