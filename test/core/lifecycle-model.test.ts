@@ -3,10 +3,15 @@
  * callers, each deciding on its own (possibly stale) read and committing under the version it
  * read, as the core's read -> decide -> commit loop does against a store. Every commit that
  * applies is checked against a reference model written independently of lifecycle.ts.
- * No backend: the "store" is one versioned record and its reference hold.
+ * No backend: the "store" is one versioned record and its reference hold, and an iteration's
+ * header and shard documents, each with its version. Shard completion follows documents.ts's
+ * protocol step by step (mark the shard, read the header, read the shards, decide, commit the
+ * header), so the callers' steps interleave at every point a real store would let them.
+ * CLOUD_DEFER_PRINT_FIGURES=1 prints how long the runs took.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import type { ShardProgress } from '../../src/core/iteration.js';
 import * as lifecycle from '../../src/core/lifecycle.js';
 import { isFinished, type TaskRecord, type TaskStatus } from '../../src/core/records.js';
 import { sampleRecord } from '../helpers/records.js';
@@ -23,7 +28,12 @@ type Action =
   | { kind: 'cancel' }
   | { kind: 'rerun' };
 
-type Step = { kind: 'read'; caller: number } | { kind: 'act'; caller: number; action: Action } | { kind: 'tick'; ms: number };
+type Step =
+  | { kind: 'read'; caller: number }
+  | { kind: 'act'; caller: number; action: Action }
+  | { kind: 'tick'; ms: number }
+  /** One step of `caller`'s shard completion; `redeliver` starts it over once it has finished. */
+  | { kind: 'shard'; caller: number; redeliver: boolean };
 
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.constant({ kind: 'acquire' } as const),
@@ -38,6 +48,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: callerArb.map((caller) => ({ kind: 'read', caller }) as const) },
   { weight: 5, arbitrary: fc.record({ caller: callerArb, action: actionArb }).map((s) => ({ kind: 'act', ...s }) as const) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 150 }).map((ms) => ({ kind: 'tick', ms }) as const) },
+  { weight: 6, arbitrary: fc.record({ caller: callerArb, redeliver: fc.boolean() }).map((s) => ({ kind: 'shard', ...s }) as const) },
 );
 
 /** The reference model: only what the lifecycle promises, as a plain table of rules. */
@@ -107,6 +118,119 @@ function decide(record: TaskRecord, action: Action, owner: string, now: number):
   }
 }
 
+interface Doc<T> {
+  value: T;
+  version: number;
+}
+
+type Phase = 'readShard' | 'commitShard' | 'readHeader' | 'readShards' | 'decide' | 'done';
+
+/** One iteration's documents and the callers completing its shards (caller c completes shard c % shardCount). */
+class ShardWorld {
+  header: Doc<lifecycle.IterationCompletion>;
+  shards: Array<Doc<ShardProgress>>;
+  /** How many times each shard went from not done to done. */
+  readonly marks: number[];
+  /** Every completion that heard allDone: the shard it completed. */
+  readonly heard: number[] = [];
+  private readonly callers: Array<{ shard: number; phase: Phase; shardSnap?: Doc<ShardProgress>; headerSnap?: Doc<lifecycle.IterationCompletion>; done?: number }>;
+
+  constructor(readonly shardCount: number) {
+    this.header = { value: { shardCount }, version: 1 };
+    this.shards = Array.from({ length: shardCount }, (_, index) => ({ value: { index, processed: 0, errors: 0, done: false }, version: 1 }));
+    this.marks = new Array(shardCount).fill(0);
+    this.callers = Array.from({ length: CALLERS }, (_, c) => ({ shard: c % shardCount, phase: 'readShard' }));
+  }
+
+  get finished(): boolean {
+    return this.callers.every((caller) => caller.phase === 'done');
+  }
+
+  /** Advance `c` by one step of documents.ts's completeShard. */
+  step(c: number, redeliver: boolean, now: number): void {
+    const caller = this.callers[c]!;
+    const s = caller.shard;
+    switch (caller.phase) {
+      case 'readShard':
+        caller.shardSnap = structuredClone(this.shards[s]!);
+        caller.phase = 'commitShard';
+        return;
+      case 'commitShard': {
+        const next = lifecycle.completeShard(caller.shardSnap!.value, now);
+        if (next && caller.shardSnap!.version !== this.shards[s]!.version) {
+          caller.phase = 'readShard'; // lost to another writer of this shard: read again
+          return;
+        }
+        if (next) {
+          assert.equal(this.shards[s]!.value.done, false, 'only a shard not yet done is marked');
+          this.shards[s] = { value: next, version: this.shards[s]!.version + 1 };
+          this.marks[s]! += 1;
+        }
+        caller.phase = 'readHeader';
+        return;
+      }
+      case 'readHeader':
+        caller.headerSnap = structuredClone(this.header);
+        caller.phase = caller.headerSnap.value.completedBy === undefined ? 'readShards' : 'decide';
+        return;
+      case 'readShards':
+        caller.done = this.shards.filter((shard) => shard.value.done).length;
+        caller.phase = 'decide';
+        return;
+      case 'decide': {
+        const decision = lifecycle.shardCompletion(caller.headerSnap!.value, caller.done ?? this.shardCount, s);
+        if (decision.kind === 'finish') {
+          if (caller.headerSnap!.version !== this.header.version) {
+            caller.phase = 'readHeader';
+            return;
+          }
+          assert.ok(
+            this.shards.every((shard) => shard.value.done),
+            'the header is finished only when every shard is done',
+          );
+          this.header = { value: { ...this.header.value, completedBy: s }, version: this.header.version + 1 };
+        }
+        if (decision.allDone) this.heard.push(s);
+        caller.phase = 'done';
+        caller.shardSnap = undefined;
+        caller.headerSnap = undefined;
+        caller.done = undefined;
+        return;
+      }
+      case 'done':
+        if (redeliver) caller.phase = 'readShard';
+        return;
+    }
+  }
+
+  /** What the iteration promises at any time. */
+  check(): void {
+    const by = this.header.value.completedBy;
+    if (by !== undefined) assert.ok(this.shards.every((shard) => shard.value.done));
+    for (const shard of this.heard) assert.equal(shard, by, 'allDone is heard only by the shard that finished the iteration');
+    for (const marks of this.marks) assert.ok(marks <= 1, 'a shard is never counted twice');
+  }
+}
+
+function runShards(world: ShardWorld, steps: readonly Step[]): void {
+  let now = 1_000;
+  for (const step of steps) {
+    if (step.kind === 'tick') now += step.ms;
+    if (step.kind !== 'shard') continue;
+    world.step(step.caller, step.redeliver, now);
+    world.check();
+  }
+  // Let every caller finish: lost rounds are decided again, so each completion ends.
+  for (let round = 0; round < 100 && !world.finished; round += 1) {
+    for (let c = 0; c < CALLERS; c += 1) world.step(c, false, now);
+    world.check();
+  }
+  assert.ok(world.finished, 'every completion ends');
+  assert.deepEqual(world.marks, new Array(world.shardCount).fill(1), 'every shard was marked done exactly once');
+  assert.ok(world.heard.length >= 1, 'a completion heard allDone once every shard was done');
+  assert.equal(world.header.value.completedBy, world.heard[0]);
+}
+
 function runSequence(steps: readonly Step[]): void {
   let now = 1_000;
   const created = lifecycle.createWithReference(sampleRecord('model.task', { reference: 'ref', createdAt: now }), now, {});
@@ -122,6 +246,7 @@ function runSequence(steps: readonly Step[]): void {
       now += step.ms;
       continue;
     }
+    if (step.kind === 'shard') continue;
     if (step.kind === 'read') {
       snapshots[step.caller] = structuredClone(doc);
       continue;
@@ -168,10 +293,23 @@ function runSequence(steps: readonly Step[]): void {
 
 describe('lifecycle: model-based, concurrent callers', function () {
   this.timeout(120_000);
-  it(`${RUNS.toLocaleString('en')} random sequences from ${CALLERS} callers agree with the reference model`, function () {
+  it(`${RUNS.toLocaleString('en')} random sequences from ${CALLERS} callers (leases, renew, release, settle, cancel, rerun, shard completion) agree with the reference model`, function () {
+    const started = process.hrtime.bigint();
+    let sequences = 0;
+    let steps = 0;
     fc.assert(
-      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 60 }), (steps) => runSequence(steps)),
+      fc.property(fc.integer({ min: 1, max: CALLERS }), fc.array(stepArb, { minLength: 10, maxLength: 80, size: 'max' }), (shardCount, sequence) => {
+        sequences += 1;
+        steps += sequence.length;
+        runSequence(sequence);
+        runShards(new ShardWorld(shardCount), sequence);
+      }),
       { numRuns: RUNS },
     );
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    assert.ok(sequences >= RUNS, `${sequences} sequences ran`);
+    if (process.env.CLOUD_DEFER_PRINT_FIGURES === '1') {
+      console.log(`      lifecycle model: ${sequences} sequences, ${steps} steps, ${ms.toFixed(0)} ms`);
+    }
   });
 });
