@@ -651,9 +651,7 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
       it('past their expiry, records, references and payloads read as absent everywhere', async function () {
         const queue = unique('q');
         const expiresAt = Date.now() + 150;
-        const records = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => created({ queue, expiresAt, ...(i % 2 ? { reference: unique('ref') } : {}) })),
-        );
+        const records = await Promise.all(Array.from({ length: 20 }, (_, i) => created({ queue, expiresAt, ...(i % 2 ? { reference: unique('ref') } : {}) })));
         const payloads = Array.from({ length: 5 }, () => unique('payload'));
         for (const id of payloads) await h.stores.payloads.put(id, Buffer.from(`expiring ${id}`), 150);
         const live = await created({ queue, expiresAt: Date.now() + HOUR });
@@ -746,7 +744,8 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         const finishers = results.flatMap((result, i) => (result.allDone ? [i] : []));
         assert.equal(finishers.length, 1, `exactly one completion hears allDone (heard by shards ${finishers.join(', ')})`);
         assert.equal(results[finishers[0]!]!.shardsDone, shardCount, 'allDone comes with every shard counted');
-        for (const result of results) assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
+        for (const result of results)
+          assert.ok(result.shardsDone >= 1 && result.shardsDone <= shardCount, `shardsDone ${result.shardsDone} within 1..${shardCount}`);
         const stored = await iterations.getIteration(record.id);
         assert.equal(stored?.shards.length, shardCount);
         assert.ok(
@@ -890,7 +889,10 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         const enqueued: number[] = [];
         const settled = await Promise.allSettled(
           contenders.map((stores, i) =>
-            transactionRunner(adapterName, stores)(async (tx) => {
+            transactionRunner(
+              adapterName,
+              stores,
+            )(async (tx) => {
               await stageIn(adapterName, stores, tx, defers[i]!, async () => {
                 enqueued.push(i);
               });
@@ -900,7 +902,7 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error)?.message ?? s.reason)] : []));
         assert.deepEqual(failures, [], 'every transaction commits (a held reference makes a defer a no-op, as outside a transaction)');
         const stored = await Promise.all(defers.map((defer) => h.raw.rawTask(defer.record.id)));
-        const winners = defers.flatMap((defer, i) => (stored[i] ? [i] : []));
+        const winners = defers.flatMap((_, i) => (stored[i] ? [i] : []));
         assert.equal(winners.length, 1, `exactly one record is created (created: ${winners.length})`);
         assert.deepEqual(enqueued, winners, 'only the created task is enqueued, once');
         assert.deepEqual(stored[winners[0]!], plain(defers[winners[0]!]!.record));

@@ -5,14 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { memoryStores } from '../../adapters/memory/index.js';
-import {
-  DEFAULT_RETRY,
-  DocumentIterationStore,
-  DocumentStateStore,
-  retryPause,
-  type DocumentStore,
-  type DocumentWrite,
-} from '../../src/core/documents.js';
+import { DEFAULT_RETRY, DocumentIterationStore, DocumentStateStore, retryPause, type DocumentStore, type DocumentWrite } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import type { IterationRecord } from '../../src/core/iteration.js';
 import type { TaskRecord } from '../../src/core/records.js';
@@ -106,12 +99,21 @@ describe('documents: retrying lost commits', function () {
     assert.ok(DEFAULT_RETRY.budgetMs >= 30_000);
     assert.ok(DEFAULT_RETRY.maxRounds >= 100);
     const policy = { firstPauseMs: 4, maxPauseMs: 100 };
-    assert.equal(retryPause(0, policy, () => 0.99), 0, 'no pause before the first round');
+    assert.equal(
+      retryPause(0, policy, () => 0.99),
+      0,
+      'no pause before the first round',
+    );
     assert.deepEqual(
       [1, 2, 3, 4, 5, 6, 7, 10].map((lost) => retryPause(lost, policy, () => 0.999)),
       [3, 7, 15, 31, 63, 99, 99, 99],
     );
-    for (let lost = 1; lost < 40; lost += 1) assert.equal(retryPause(lost, policy, () => 0), 0, 'full jitter reaches zero');
+    for (let lost = 1; lost < 40; lost += 1)
+      assert.equal(
+        retryPause(lost, policy, () => 0),
+        0,
+        'full jitter reaches zero',
+      );
   });
 });
 

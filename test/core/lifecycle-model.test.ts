@@ -133,7 +133,13 @@ class ShardWorld {
   readonly marks: number[];
   /** Every completion that heard allDone: the shard it completed. */
   readonly heard: number[] = [];
-  private readonly callers: Array<{ shard: number; phase: Phase; shardSnap?: Doc<ShardProgress>; headerSnap?: Doc<lifecycle.IterationCompletion>; done?: number }>;
+  private readonly callers: Array<{
+    shard: number;
+    phase: Phase;
+    shardSnap?: Doc<ShardProgress>;
+    headerSnap?: Doc<lifecycle.IterationCompletion>;
+    done?: number;
+  }>;
 
   constructor(readonly shardCount: number) {
     this.header = { value: { shardCount }, version: 1 };

@@ -49,7 +49,7 @@ const NAMED_PATTERN = new RegExp(`(?<![\\w$])(${NAMED.map((name) => name.replace
 /** `.x_` / `._x` after an expression (not a spread, not a number), and `['_x']` / `["x_"]` lookups. */
 const ACCESS_PATTERN = /(?<=[\w$)\]]\??)\.(_[\w$]+|[A-Za-z$][\w$]*_)(?![\w$])|\[\s*(['"`])(_[\w$]+|[A-Za-z$][\w$]*_)\2\s*\]/g;
 
-export function scan(text: string, pattern: RegExp): Finding[] {
+function scan(text: string, pattern: RegExp): Finding[] {
   const findings: Finding[] = [];
   code(text)
     .split('\n')
@@ -81,7 +81,7 @@ describe('no private fields of client libraries', function () {
       ["['_writeBatch']", '._firestore'],
     );
     assert.deepEqual(
-      scan("interface Shape { isPipeline?: unknown; skipCommit?: boolean }\nconst { isPipeline } = p;", NAMED_PATTERN).map((f) => f.line),
+      scan('interface Shape { isPipeline?: unknown; skipCommit?: boolean }\nconst { isPipeline } = p;', NAMED_PATTERN).map((f) => f.line),
       [1, 1, 2],
     );
     const harmless = [
