@@ -673,7 +673,7 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         );
       });
 
-      it('sweepExpired removes expired records and payloads, counts them, and keeps live ones (skipped on stores with native expiry)', async function () {
+      it('sweepExpired (stores without native expiry; skipped on the others) removes expired records and payloads, counts them, keeps live ones', async function () {
         const sweep = h.stores.sweepExpired;
         if (!sweep) this.skip(); // Stores with native expiry (TTL) have nothing to sweep.
         const queue = unique('q');
@@ -882,7 +882,7 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         assert.deepEqual(await h.stores.state.createTask(next, Date.now()), { created: true });
       });
 
-      it('20 concurrent transactions, each deferring with one reference: all commit, exactly one task is created and enqueued', async function () {
+      it('20 concurrent transactions, each deferring with one reference: exactly one task is created and enqueued; the others write nothing', async function () {
         const reference = unique('ref');
         const contenders = await h.contenders(20);
         const defers = contenders.map((stores) => staged(stores, { reference }));
@@ -899,11 +899,14 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
             }),
           ),
         );
-        const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error)?.message ?? s.reason)] : []));
-        assert.deepEqual(failures, [], 'every transaction commits (a held reference makes a defer a no-op, as outside a transaction)');
+        // A losing transaction may commit without creating (the reference is held: a no-op, as outside
+        // a transaction) or be refused by a backend that locks (the caller retries its transaction).
+        const committed = settled.filter((s) => s.status === 'fulfilled').length;
+        assert.ok(committed >= 1, `at least one transaction commits (${20 - committed} failed)`);
         const stored = await Promise.all(defers.map((defer) => h.raw.rawTask(defer.record.id)));
         const winners = defers.flatMap((_, i) => (stored[i] ? [i] : []));
-        assert.equal(winners.length, 1, `exactly one record is created (created: ${winners.length})`);
+        assert.equal(winners.length, 1, `exactly one record is created (created: ${winners.length}; ${committed} of 20 transactions committed)`);
+        assert.equal(settled[winners[0]!]!.status, 'fulfilled', 'the created one is from a transaction that committed');
         assert.deepEqual(enqueued, winners, 'only the created task is enqueued, once');
         assert.deepEqual(stored[winners[0]!], plain(defers[winners[0]!]!.record));
         for (const [i, defer] of defers.entries()) {
