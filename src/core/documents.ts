@@ -136,6 +136,9 @@ export interface DocumentStoreOptions {
 
 type Read<K extends DocumentKind> = Versioned<DocumentValues[K]> | undefined;
 
+/** Shards read per round trip when a completion checks whether every shard is done. */
+const SHARD_PAGE = 50;
+
 export const shardId = (iterationId: string, index: number): string => `${iterationId}/${index}`;
 
 /** A write that replaces `current` (or creates the document when there is none). */
@@ -411,14 +414,31 @@ export class DocumentIterationStore implements IterationStore {
       const header = await this.header(id);
       if (!header) return { writes: [], result: { allDone: false, shardsDone: 0 } };
       // Once a finisher is named the shards need not be read again.
-      const shardsDone =
-        header.value.completedBy === undefined ? (await this.shards(header.value)).filter((doc) => doc?.value.done).length : header.value.shardCount;
+      const shardsDone = header.value.completedBy === undefined ? await this.doneShards(header.value, shardIndex) : header.value.shardCount;
       const decision = lifecycle.shardCompletion(header.value, shardsDone, shardIndex);
       const result = { allDone: decision.allDone, shardsDone: decision.shardsDone };
       if (decision.kind === 'report') return { writes: [], result };
       const next: IterationHeader = { ...header.value, shardsDone: decision.shardsDone, completedBy: shardIndex, updatedAt: now };
       return { writes: [put('iteration', id, header, next, next.expiresAt)], result };
     });
+  }
+
+  /**
+   * How many shards are done, read in pages starting after `from` and stopping at the first page
+   * with a shard not done: all but the last completions of a 1,000-shard iteration read one page,
+   * not every shard. Short of all, the count is of the pages read.
+   */
+  private async doneShards(header: IterationHeader, from: number): Promise<number> {
+    const order = Array.from({ length: header.shardCount }, (_, k) => (from + 1 + k) % header.shardCount);
+    let done = 0;
+    for (let start = 0; start < order.length; start += SHARD_PAGE) {
+      const keys = order.slice(start, start + SHARD_PAGE).map((index) => ({ kind: 'shard' as const, id: shardId(header.id, index) }));
+      const page = (await this.docs.read(keys)) as Array<Read<'shard'>>;
+      const pageDone = page.filter((doc) => doc?.value.done).length;
+      done += pageDone;
+      if (pageDone < page.length) return done;
+    }
+    return done;
   }
 
   async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {

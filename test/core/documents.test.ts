@@ -143,6 +143,34 @@ describe('documents: shard completion', function () {
     assert.equal(docs.rawDocument('iteration', id)!.version, before + 1);
   });
 
+  it('completions of a 200-shard iteration read a page of shards each, not every shard', async function () {
+    const memory = memoryStores().state.documents;
+    let shardReads = 0;
+    const counting: DocumentStore = {
+      kind: 'memory-counting',
+      async read(keys) {
+        shardReads += keys.filter((key) => key.kind === 'shard').length;
+        return memory.read(keys);
+      },
+      commit: (writes) => memory.commit(writes),
+      listTasks: (query) => memory.listTasks(query),
+      listOutbox: (before, limit) => memory.listOutbox(before, limit),
+      listIterations: (query) => memory.listIterations(query),
+    };
+    const iterations = new DocumentIterationStore(counting);
+    await iterations.createIteration(iteration('it-200'));
+    await iterations.startIteration('it-200', 200, Date.now());
+    shardReads = 0;
+    const results = [];
+    for (let i = 0; i < 200; i += 1) results.push(await iterations.completeShard('it-200', i, Date.now()));
+    assert.deepEqual(
+      results.flatMap((r, i) => (r.allDone ? [i] : [])),
+      [199],
+    );
+    // Each completion reads its own shard, then one page of 50 (the last reads all 200).
+    assert.ok(shardReads <= 200 * 51 + 200, `${shardReads} shard reads for 200 completions (every shard each time: ${200 * 201})`);
+  });
+
   it('a completion that did not see every shard done is not the finisher; the last one is', async function () {
     const docs = memoryStores().state.documents;
     const iterations = new DocumentIterationStore(docs);
