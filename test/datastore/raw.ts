@@ -32,6 +32,7 @@ const NUMBER_FIELDS = [
 export interface RawDatastore extends RawBackend {
   /** Every entity of a kind in the namespace (keys and properties), for layout checks. */
   entities(kind: string): Promise<Array<{ key: Key; data: Entity }>>;
+  /** The reference's hold ({ reference, taskId, held, uniqueUntil? }), expiry applied. */
   rawReference(reference: string): Promise<Entity | undefined>;
 }
 
@@ -80,11 +81,11 @@ export function rawDatastore(datastore: Datastore, namespace: string | undefined
     },
     async rawOutbox(taskId) {
       const entity = await get(key(`${prefix}Outbox`, taskId));
-      if (!entity) return undefined;
-      return { taskId: String(entity.taskId), createdAt: Number(entity.createdAt), request: JSON.parse(String(entity.request)) } as OutboxEntry;
+      return entity && (JSON.parse(String(entity.value)) as OutboxEntry);
     },
     async rawReference(reference) {
-      return get(key(`${prefix}Reference`, createHash('sha256').update(reference, 'utf8').digest('hex')));
+      const entity = live(await get(key(`${prefix}Reference`, createHash('sha256').update(reference, 'utf8').digest('hex'))));
+      return entity && (JSON.parse(String(entity.value)) as Entity);
     },
     async entities(kind) {
       const [rows] = (await datastore.runQuery(datastore.createQuery(namespace ?? '', kind))) as [Entity[], unknown];
