@@ -22,12 +22,21 @@ const LOOKUP_KEYS = 1000;
 const MAX_LIMIT = 1000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
 const REMEMBERED = 1000;
+/**
+ * After an ABORTED round, wait a random time up to 25 ms doubling per loss, at most 1 s: where
+ * reads lock (Datastore mode), contenders that lost together would otherwise all meet again,
+ * and each meeting costs the lock wait (2 s on Google's emulator).
+ */
+const BACKOFF_MS = 25;
+const MAX_BACKOFF_MS = 1000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 export class DatastoreDocuments implements DocumentStore {
   readonly kind = 'datastore';
-  private readonly lost = new Map<string, string>();
+  private readonly lost = new Map<string, { id?: string; losses: number }>();
 
   constructor(readonly ctx: AdapterContext) {}
 
@@ -86,7 +95,7 @@ export class DatastoreDocuments implements DocumentStore {
     const tx = this.ctx.datastore.transaction();
     try {
       // Begun explicitly: Google's Datastore-mode emulator fails commits of lazily begun ones.
-      await tx.run(previous ? { transactionOptions: { id: previous } } : {});
+      await tx.run(previous?.id ? { transactionOptions: { id: previous.id } } : {});
       const current: Array<EntityData | undefined> = [];
       for (let i = 0; i < keys.length; i += LOOKUP_KEYS) current.push(...(await this.ctx.read(tx, keys.slice(i, i + LOOKUP_KEYS))));
       const stale = writes.some((write, i) => {
@@ -106,7 +115,9 @@ export class DatastoreDocuments implements DocumentStore {
       void tx.rollback().catch(() => undefined);
       if (!isAborted(error)) throw this.ctx.storeError('commit documents', error);
       if (this.lost.size >= REMEMBERED) this.lost.clear();
-      if (typeof tx.id === 'string') this.lost.set(first, tx.id);
+      const losses = (previous?.losses ?? 0) + 1;
+      this.lost.set(first, { ...(typeof tx.id === 'string' ? { id: tx.id } : {}), losses });
+      await sleep(Math.random() * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** losses));
       return false;
     }
   }

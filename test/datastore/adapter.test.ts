@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Datastore, Transaction } from '@google-cloud/datastore';
 import { datastoreStores } from '../../adapters/datastore/index.js';
@@ -97,6 +98,14 @@ describe('Datastore adapter', function () {
     assert.equal(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim(), '0 true', 'none before, some once the app loads it');
   });
 
+  it("reads no private field of the client (no x_ or _x properties, no skipCommit)", () => {
+    const folder = path.resolve(__dirname, '..', '..', '..', 'adapters', 'datastore');
+    for (const file of readdirSync(folder).filter((name) => name.endsWith('.ts'))) {
+      const code = readFileSync(path.join(folder, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      assert.doesNotMatch(code, /\.(\w+_|_\w+)\b|skipCommit|modifiedEntities/, file);
+    }
+  });
+
   it('refuses a record too large for an entity with advice, rather than failing at the service', async () => {
     const now = Date.now();
     await assert.rejects(h.stores.state.createTask(record(`big-${now}`, now, { argsJson: 'x'.repeat(1_100_000) }), now), (err: unknown) => {
@@ -129,7 +138,9 @@ describe('Datastore adapter', function () {
       assert.equal((await h.raw.rawTask(r.id))?.attempts, 1, 'applied once');
     });
 
-    it('a commit that never goes through ends in STORE_UNAVAILABLE, writing nothing', async () => {
+    it('a commit that never goes through ends in STORE_UNAVAILABLE, writing nothing', async function () {
+      // Every round lost, each after a backoff of up to 1 s: the core's round limit ends it.
+      this.timeout(180_000);
       const failures = { left: Number.POSITIVE_INFINITY, transactions: 0 };
       const stores = datastoreStores({ datastore: aborting(h.datastore, failures), namespace: h.stores.namespace });
       const now = Date.now();
