@@ -23,9 +23,11 @@ const MAX_LIMIT = 1000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
 const REMEMBERED = 1000;
 /**
- * After an ABORTED round, wait a random time up to 25 ms doubling per loss, at most 1 s: where
- * reads lock (Datastore mode), contenders that lost together would otherwise all meet again,
- * and each meeting costs the lock wait (2 s on Google's emulator).
+ * After an ABORTED round, wait a random time within a window that starts at what the lost round
+ * took (at least 25 ms) and doubles per loss of the same document, at most 1 s or 4x the round.
+ * Where reads lock (Datastore mode) contenders that lost together lost after the lock wait (2 s
+ * on Google's emulator) and would otherwise all meet again; optimistic losses are fast and wait
+ * little.
  */
 const BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 1000;
@@ -93,6 +95,7 @@ export class DatastoreDocuments implements DocumentStore {
     const first = keyString(keys[0]!);
     const previous = this.lost.get(first);
     const tx = this.ctx.datastore.transaction();
+    const started = Date.now();
     try {
       // Begun explicitly: Google's Datastore-mode emulator fails commits of lazily begun ones.
       await tx.run(previous?.id ? { transactionOptions: { id: previous.id } } : {});
@@ -117,7 +120,8 @@ export class DatastoreDocuments implements DocumentStore {
       if (this.lost.size >= REMEMBERED) this.lost.clear();
       const losses = (previous?.losses ?? 0) + 1;
       this.lost.set(first, { ...(typeof tx.id === 'string' ? { id: tx.id } : {}), losses });
-      await sleep(Math.random() * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** losses));
+      const took = Date.now() - started;
+      await sleep(Math.random() * Math.min(Math.max(MAX_BACKOFF_MS, 4 * took), Math.max(BACKOFF_MS, took) * 2 ** (losses - 1)));
       return false;
     }
   }
