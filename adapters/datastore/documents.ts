@@ -83,7 +83,12 @@ export class DatastoreDocuments implements DocumentStore {
     return this.ctx.guard('read documents', async () => {
       const found: Array<EntityData | undefined> = [];
       for (let i = 0; i < keys.length; i += LOOKUP_KEYS) {
-        found.push(...(await this.ctx.read(this.ctx.datastore, keys.slice(i, i + LOOKUP_KEYS).map((key) => this.key(key)))));
+        found.push(
+          ...(await this.ctx.read(
+            this.ctx.datastore,
+            keys.slice(i, i + LOOKUP_KEYS).map((key) => this.key(key)),
+          )),
+        );
       }
       return found.map((entity, i) => this.decode(keys[i]!.kind, entity));
     });

@@ -45,7 +45,7 @@ async function sweepRecords(docs: DatastoreDocuments, keys: readonly Key[]): Pro
 }
 
 /** Remove iterations and all their shard entities. */
-async function deleteIterations(ctx: AdapterContext, ids: readonly string[]): Promise<void> {
+async function deleteIterations(ctx: AdapterContext, ids: string[]): Promise<void> {
   const keys = await Promise.all(
     ids.map(async (id) => {
       const parent = ctx.key(ctx.kinds.iteration, id);
@@ -74,7 +74,11 @@ export async function sweepExpired(docs: DatastoreDocuments, limit: number): Pro
     for (let i = 0; i < keys.length; i += RECORDS_PER_TRANSACTION) swept += await sweepRecords(docs, keys.slice(i, i + RECORDS_PER_TRANSACTION));
     return swept;
   });
-  await sweepKind(ctx.kinds.payload, async (keys) => (await deletePayloads(ctx, names(keys)), keys.length));
-  await sweepKind(ctx.kinds.iteration, async (keys) => (await deleteIterations(ctx, names(keys)), keys.length));
+  const deleting = (remove: (ctx: AdapterContext, ids: string[]) => Promise<void>) => async (keys: Key[]) => {
+    await remove(ctx, names(keys));
+    return keys.length;
+  };
+  await sweepKind(ctx.kinds.payload, deleting(deletePayloads));
+  await sweepKind(ctx.kinds.iteration, deleting(deleteIterations));
   return removed;
 }

@@ -59,7 +59,10 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
     const state = this.staging.get(tx) ?? this.wrap(tx);
     const refuseIfClosed = (): void => {
       if (state.closed) {
-        throw new CloudDeferError('INVALID_STATE', 'This Datastore transaction has already been committed or rolled back; start a new one to defer in a transaction.');
+        throw new CloudDeferError(
+          'INVALID_STATE',
+          'This Datastore transaction has already been committed or rolled back; start a new one to defer in a transaction.',
+        );
       }
     };
     refuseIfClosed();
@@ -69,9 +72,13 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
       const hold = await this.readIn(tx, 'ref', record.reference);
       const holder = hold?.value.held ? await this.readIn(tx, 'task', hold.value.taskId) : undefined;
       refuseIfClosed(); // commit() may have been called while we read
-      const decision = lifecycle.createWithReference(record, record.createdAt, { ...(hold ? { hold: hold.value } : {}), ...(holder ? { holder: holder.value } : {}) });
+      const decision = lifecycle.createWithReference(record, record.createdAt, {
+        ...(hold ? { hold: hold.value } : {}),
+        ...(holder ? { holder: holder.value } : {}),
+      });
       if (decision.kind !== 'create') return;
-      if (decision.hold) writes.push({ kind: 'ref', id: record.reference, expect: hold ? hold.version : 'absent', value: decision.hold, expiresAt: record.expiresAt });
+      if (decision.hold)
+        writes.push({ kind: 'ref', id: record.reference, expect: hold ? hold.version : 'absent', value: decision.hold, expiresAt: record.expiresAt });
     }
     // Insert: a record under this fresh id already there fails the commit rather than being overwritten.
     tx.insert(this.docs.entity({ kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt }));

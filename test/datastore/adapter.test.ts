@@ -98,7 +98,7 @@ describe('Datastore adapter', function () {
     assert.equal(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim(), '0 true', 'none before, some once the app loads it');
   });
 
-  it("reads no private field of the client (no x_ or _x properties, no skipCommit)", () => {
+  it('reads no private field of the client (no x_ or _x properties, no skipCommit)', () => {
     const folder = path.resolve(__dirname, '..', '..', '..', 'adapters', 'datastore');
     for (const file of readdirSync(folder).filter((name) => name.endsWith('.ts'))) {
       const code = readFileSync(path.join(folder, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');

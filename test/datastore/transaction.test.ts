@@ -118,7 +118,10 @@ describe('transactional defer on Datastore', function () {
         assert.ok(!enqueuedIds().includes(info.id));
       }
     }
-    assert.deepEqual(runs, committed.map((i) => ['o-3a', 'o-3b'][i]));
+    assert.deepEqual(
+      runs,
+      committed.map((i) => ['o-3a', 'o-3b'][i]),
+    );
   });
 
   it('a large payload stays transactional: its chunks commit or roll back with the transaction', async () => {
