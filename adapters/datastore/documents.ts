@@ -12,13 +12,15 @@ import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
-import { entityToRecord, recordToEntity, UNINDEXED_FIELDS } from './codec.js';
+import { CloudDeferError } from '../../src/core/errors.js';
 import { keyString, where, type AdapterContext, type EntityData, type EntityWrite } from './context.js';
 import { isAborted } from './errors.js';
 import { listTasks } from './listing.js';
-import { sortKey } from './listing-keys.js';
+import { listingKeys, sortKey } from './listing-keys.js';
 
 const LOOKUP_KEYS = 1000;
+/** Datastore's entity limit is 1,048,572 bytes; leave room for the key and the listing keys. */
+const MAX_VALUE_BYTES = 1_000_000;
 const MAX_LIMIT = 1000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
 const REMEMBERED = 1000;
@@ -57,26 +59,33 @@ export class DatastoreDocuments implements DocumentStore {
   /** A stored entity as a document; past its expiresAt it is absent (Datastore has no TTL: sweep.ts removes it). */
   decode(kind: DocumentKind, entity: EntityData | undefined): Versioned<unknown> | undefined {
     if (!entity || (entity.expiresAt != null && Number(entity.expiresAt) <= this.ctx.now())) return undefined;
-    return { value: kind === 'task' ? entityToRecord(entity) : JSON.parse(String(entity.value)), version: Number(entity.v) };
+    return { value: JSON.parse(String(entity.value)), version: Number(entity.v) };
   }
 
   /**
-   * The entity a write saves. Tasks keep one property per field (readable in the console) and
-   * their listing keys; other documents are JSON in `value`. Indexed: expiresAt (the sweep),
-   * the outbox's createdAt and the iteration's lAll (listing); nothing else.
+   * The entity a write saves: the document as JSON in `value` (unindexed), its version `v`, and
+   * the indexed properties queries need: expiresAt (the sweep), a task's listing keys, the
+   * outbox's createdAt and the iteration's lAll. Nothing else is indexed.
    */
   entity(write: DocumentWrite & { value: object }): EntityWrite {
+    const value = JSON.stringify(write.value);
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `The ${write.kind} document ${write.id} is ${Buffer.byteLength(value)} bytes, more than a Datastore entity holds; lower inlineLimitBytes (at most about 900 KiB with Datastore stores) so that large arguments go to the PayloadStore.`,
+      );
+    }
+    const indexed =
+      write.kind === 'task'
+        ? listingKeys(write.value as TaskRecord)
+        : write.kind === 'outbox'
+          ? { createdAt: (write.value as OutboxEntry).createdAt }
+          : write.kind === 'iteration'
+            ? { lAll: sortKey(write.value as IterationHeader) }
+            : {};
     const v = write.expect === 'absent' ? 1 : write.expect + 1;
     const expiry = write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {};
-    const key = this.key(write);
-    if (write.kind === 'task') return { key, data: { ...recordToEntity(write.value as TaskRecord), v }, excludeFromIndexes: [...UNINDEXED_FIELDS, 'v'] };
-    const listing =
-      write.kind === 'outbox'
-        ? { createdAt: (write.value as OutboxEntry).createdAt }
-        : write.kind === 'iteration'
-          ? { lAll: sortKey(write.value as IterationHeader) }
-          : {};
-    return { key, data: { value: JSON.stringify(write.value), v, ...expiry, ...listing }, excludeFromIndexes: ['value', 'v'] };
+    return { key: this.key(write), data: { value, v, ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
   }
 
   read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {

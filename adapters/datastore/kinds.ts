@@ -2,7 +2,7 @@
  * Entity layout of the Datastore adapter. Every kind name starts with the stores' `kindPrefix`
  * (default "CloudDefer"); every key lives in the stores' namespace.
  *
- *   <P>Task            name = task id        the task record (codec.ts), its listing keys, v
+ *   <P>Task            name = task id        value: the record as JSON, v, expiresAt, listing keys
  *   <P>Reference       name = sha256(ref)    value: the ReferenceHold as JSON, v, expiresAt
  *   <P>Payload         name = payload id     { size, chunks, generation, expiresAt, data }: the
  *     <P>PayloadChunk  name = "<gen>:<i>"    first chunk inline, chunks 1..n-1 as children

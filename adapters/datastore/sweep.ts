@@ -6,7 +6,8 @@
  */
 import type { Key } from '@google-cloud/datastore';
 import type { ReferenceHold } from '../../src/core/lifecycle.js';
-import { where, type AdapterContext, type EntityData } from './context.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import { where, type AdapterContext } from './context.js';
 import type { DatastoreDocuments } from './documents.js';
 import { deletePayloads } from './payload-store.js';
 
@@ -29,13 +30,15 @@ async function sweepRecords(docs: DatastoreDocuments, keys: readonly Key[]): Pro
   const tx = ctx.datastore.transaction();
   try {
     await tx.run();
-    const expired = (await ctx.read(tx, keys)).filter((entity): entity is EntityData => entity !== undefined && !docs.decode('task', entity));
-    const ids = new Set(expired.map((entity) => String(entity.id)));
-    const references = new Set(expired.map((entity) => entity.reference).filter((ref): ref is string => typeof ref === 'string'));
+    const found = await ctx.read(tx, keys);
+    const expired = keys.filter((_, i) => found[i] !== undefined && !docs.decode('task', found[i]));
+    const records = found.flatMap((entity) => (entity && !docs.decode('task', entity) ? [JSON.parse(String(entity.value)) as TaskRecord] : []));
+    const ids = new Set(records.map((record) => record.id));
+    const references = new Set(records.flatMap((record) => (record.reference === undefined ? [] : [record.reference])));
     const refKeys = [...references].map((id) => docs.key({ kind: 'ref', id }));
     const holds = await ctx.read(tx, refKeys);
     const freed = refKeys.filter((_, i) => ids.has(String((JSON.parse(String(holds[i]?.value ?? '{}')) as Partial<ReferenceHold>).taskId)));
-    tx.delete([...expired.map((entity) => ctx.keyOf(entity)), ...freed]);
+    tx.delete([...expired, ...freed]);
     await tx.commit();
     return ids.size;
   } catch (error) {
