@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Key } from '@google-cloud/datastore';
 import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
-import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
+import type { DocumentKey, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { CloudDeferError } from '../../src/core/errors.js';
@@ -57,7 +57,7 @@ export class DatastoreDocuments implements DocumentStore {
   }
 
   /** A stored entity as a document; past its expiresAt it is absent (Datastore has no TTL: sweep.ts removes it). */
-  decode(kind: DocumentKind, entity: EntityData | undefined): Versioned<unknown> | undefined {
+  decode(entity: EntityData | undefined): Versioned<unknown> | undefined {
     if (!entity || (entity.expiresAt != null && Number(entity.expiresAt) <= this.ctx.now())) return undefined;
     return { value: JSON.parse(String(entity.value)), version: Number(entity.v) };
   }
@@ -99,7 +99,7 @@ export class DatastoreDocuments implements DocumentStore {
           )),
         );
       }
-      return found.map((entity, i) => this.decode(keys[i]!.kind, entity));
+      return found.map((entity, i) => this.decode(entity));
     });
   }
 
@@ -116,7 +116,7 @@ export class DatastoreDocuments implements DocumentStore {
       const current: Array<EntityData | undefined> = [];
       for (let i = 0; i < keys.length; i += LOOKUP_KEYS) current.push(...(await this.ctx.read(tx, keys.slice(i, i + LOOKUP_KEYS))));
       const stale = writes.some((write, i) => {
-        const doc = this.decode(write.kind, current[i]);
+        const doc = this.decode(current[i]);
         return write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect;
       });
       if (stale) {
@@ -148,7 +148,7 @@ export class DatastoreDocuments implements DocumentStore {
     if (limit <= 0) return [];
     return this.ctx.guard('list outbox entries', async () => {
       const q = where(this.ctx.query(this.ctx.kinds.outbox), 'createdAt', '<', createdBefore).order('createdAt').limit(limit);
-      return (await this.ctx.runQuery(q)).map((entity) => this.decode('outbox', entity)!.value as OutboxEntry);
+      return (await this.ctx.runQuery(q)).map((entity) => this.decode(entity)!.value as OutboxEntry);
     });
   }
 
@@ -166,7 +166,7 @@ export class DatastoreDocuments implements DocumentStore {
         const entities = await this.ctx.runQuery(q);
         for (const entity of entities) {
           upper = String(entity.lAll);
-          const doc = this.decode('iteration', entity);
+          const doc = this.decode(entity);
           if (!doc) continue; // expired, waiting for the sweep
           if (records.length === limit) return { records, nextCursor: encodeCursor(records[limit - 1]!) };
           records.push(doc.value as IterationHeader);

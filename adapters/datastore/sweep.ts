@@ -31,8 +31,8 @@ async function sweepRecords(docs: DatastoreDocuments, keys: readonly Key[]): Pro
   try {
     await tx.run();
     const found = await ctx.read(tx, keys);
-    const expired = keys.filter((_, i) => found[i] !== undefined && !docs.decode('task', found[i]));
-    const records = found.flatMap((entity) => (entity && !docs.decode('task', entity) ? [JSON.parse(String(entity.value)) as TaskRecord] : []));
+    const expired = keys.filter((_, i) => found[i] !== undefined && !docs.decode(found[i]));
+    const records = found.flatMap((entity) => (entity && !docs.decode(entity) ? [JSON.parse(String(entity.value)) as TaskRecord] : []));
     const ids = new Set(records.map((record) => record.id));
     const references = new Set(records.flatMap((record) => (record.reference === undefined ? [] : [record.reference])));
     const refKeys = [...references].map((id) => docs.key({ kind: 'ref', id }));

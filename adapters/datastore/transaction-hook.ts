@@ -90,7 +90,7 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
 
   private async readIn<K extends 'ref' | 'task'>(tx: Transaction, kind: K, id: string) {
     const [entity] = await this.docs.ctx.read(tx, [this.docs.key({ kind, id })]);
-    return this.docs.decode(kind, entity) as { value: K extends 'ref' ? ReferenceHold : TaskRecord; version: number } | undefined;
+    return this.docs.decode(entity) as { value: K extends 'ref' ? ReferenceHold : TaskRecord; version: number } | undefined;
   }
 
   /** A transaction the runner begins: it commits, then calls committed(). */

@@ -144,7 +144,7 @@ describe('Datastore adapter', function () {
       const failures = { left: Number.POSITIVE_INFINITY, transactions: 0 };
       const stores = datastoreStores({ datastore: aborting(h.datastore, failures), namespace: h.stores.namespace });
       const now = Date.now();
-      const r = record(`giveup-${now}`, now);
+      const r = record(`giveup-${now}`, now, { expiresAt: now + 3_600_000 }); // outlives every round
       await h.stores.state.createTask(r, now);
       await assert.rejects(stores.state.transition(r.id, ['queued'], 'cancelled', {}, now + 1), (err: unknown) => {
         return err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE' && /other writers|contention/.test(err.message);
