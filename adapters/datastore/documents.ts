@@ -99,7 +99,7 @@ export class DatastoreDocuments implements DocumentStore {
           )),
         );
       }
-      return found.map((entity, i) => this.decode(entity));
+      return found.map((entity) => this.decode(entity));
     });
   }
 
