@@ -157,7 +157,7 @@ describe('transactional defer on Datastore', function () {
     assert.deepEqual(runs.sort(), ['a', 'b']);
   });
 
-  it('joins the reservation: a held reference writes nothing, and of two transactions racing for one reference only one commits', async () => {
+  it('joins the reservation: a held reference writes nothing, and of two transactions racing for one reference at most one commits', async () => {
     await app.deferred.pauseQueue('held');
     const holder = await app.deferred.defer('work', ['holder'], { queue: 'held', reference: 'invoice-1' });
     const tx = await begin();
