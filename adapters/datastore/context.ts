@@ -1,9 +1,9 @@
 /**
  * What the stores of one datastoreStores() call share: the client, the namespace and kind names,
- * key and read helpers, error mapping, and the transaction runner that retries ABORTED.
+ * key and read helpers, and error mapping.
  */
 import type { Datastore, Key, Query, Transaction } from '@google-cloud/datastore';
-import { isAborted, toStoreError } from './errors.js';
+import { toStoreError } from './errors.js';
 import type { KindNames } from './kinds.js';
 
 /** An entity's properties as the client hands them over (its key sits under datastore.KEY). */
@@ -18,24 +18,6 @@ export interface EntityWrite {
 
 /** Where reads may come from: the client itself, or a transaction (its reads join it). */
 export type Reader = Pick<Datastore, 'get'> | Pick<Transaction, 'get'>;
-
-export interface RetryPolicy {
-  /** Attempts per transaction, the first included. */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-/** What a transaction's work decided: its value, and whether the writes it staged must commit. */
-export interface TxOutcome<T> {
-  value: T;
-  write: boolean;
-}
-
-export const commitWith = <T>(value: T): TxOutcome<T> => ({ value, write: true });
-export const readOnly = <T>(value: T): TxOutcome<T> => ({ value, write: false });
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Adds a property filter (ANDed with the others). Through the query's plain `filters` list, not
@@ -60,7 +42,6 @@ export class AdapterContext {
     readonly namespace: string | undefined,
     readonly kinds: KindNames,
     readonly now: () => number,
-    readonly retry: RetryPolicy,
   ) {}
 
   key(kind: string, name: string): Key {
@@ -95,7 +76,7 @@ export class AdapterContext {
 
   describe(): string {
     const { servicePath, port } = this.datastore.options as { servicePath?: string; port?: number };
-    const where = servicePath ? `${servicePath}${port ? `:${port}` : ''}` : (this.datastore.baseUrl_ ?? 'datastore.googleapis.com');
+    const where = `${servicePath ?? 'datastore.googleapis.com'}${port ? `:${port}` : ''}`;
     return `Datastore at ${where}${this.namespace ? ` (namespace "${this.namespace}")` : ''}`;
   }
 
@@ -104,33 +85,11 @@ export class AdapterContext {
     try {
       return await work();
     } catch (error) {
-      throw toStoreError(this.describe(), action, error);
+      throw this.storeError(action, error);
     }
   }
 
-  /**
-   * Run `work` in a fresh transaction and commit what it staged, retrying the whole of it on
-   * ABORTED with jittered exponential backoff: the Node client never retries a commit itself,
-   * and under contention the first committer wins while the others abort.
-   */
-  transact<T>(action: string, work: (tx: Transaction) => Promise<TxOutcome<T>>): Promise<T> {
-    return this.guard(action, async () => {
-      for (let attempt = 1; ; attempt += 1) {
-        // Reads begin the transaction lazily (Lookup with new_transaction): one round trip less.
-        const tx = this.datastore.transaction();
-        try {
-          const outcome = await work(tx);
-          if (outcome.write) await tx.commit();
-          else void tx.rollback().catch(() => undefined); // frees locks on pessimistic databases
-          return outcome.value;
-        } catch (error) {
-          // A failed commit has rolled back already; a failed read has not.
-          void tx.rollback().catch(() => undefined);
-          if (!isAborted(error) || attempt >= this.retry.attempts) throw error;
-          const ceiling = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
-          await sleep(Math.random() * ceiling);
-        }
-      }
-    });
+  storeError(action: string, error: unknown): unknown {
+    return toStoreError(this.describe(), action, error);
   }
 }

@@ -8,21 +8,21 @@
  *   const stores = datastoreStores({ datastore: new Datastore() });
  *   const deferred = createDeferred({ stores, sources: [stores.source] });
  *
- * See kinds.ts for the entity layout, codec.ts for the record encoding, listing-keys.ts for
- * listing without composite indexes, context.ts for transactions and their retries,
- * transaction-hook.ts for transactional defers, and sweep.ts for retention.
+ * The lifecycle is the core's (DocumentStateStore, DocumentIterationStore); this adapter stores
+ * documents (documents.ts; layout in kinds.ts), payloads (payload-store.ts), joins the user's
+ * transactions (transaction-hook.ts) and sweeps what expired (sweep.ts).
  */
-import type { Datastore } from '@google-cloud/datastore';
-import type { Stores } from '../../src/core/stores.js';
+import type { Datastore, Transaction } from '@google-cloud/datastore';
+import { DocumentIterationStore, DocumentStateStore } from '../../src/core/documents.js';
 import type { IterationSource } from '../../src/core/iteration.js';
-import { AdapterContext, type RetryPolicy } from './context.js';
-import { DatastoreIterationStore } from './iteration-store.js';
+import type { Stores } from '../../src/core/stores.js';
+import { AdapterContext } from './context.js';
+import { DatastoreDocuments } from './documents.js';
 import { kindNames, type KindNames } from './kinds.js';
 import { DatastorePayloadStore } from './payload-store.js';
 import { datastoreQuerySource } from './sources.js';
-import { DatastoreStateStore } from './state-store.js';
 import { sweepExpired } from './sweep.js';
-import { DatastoreTransactionHook } from './transaction-hook.js';
+import { DatastoreTransactionHook, runTransaction } from './transaction-hook.js';
 
 export interface DatastoreStoresOptions {
   /** A `new Datastore(...)` client; DATASTORE_EMULATOR_HOST works as Google defines it. */
@@ -31,8 +31,6 @@ export interface DatastoreStoresOptions {
   namespace?: string;
   /** Start of every kind name: letters, digits or '_'. Default "CloudDefer" (CloudDeferTask, ...). */
   kindPrefix?: string;
-  /** Transactions that meet contention (ABORTED) are run again; default 10 attempts, 20 ms doubling to 1 s, jittered. */
-  retry?: Partial<RetryPolicy>;
   /** Where "now" comes from for retention checks. Default Date.now. */
   now?: () => number;
 }
@@ -40,46 +38,53 @@ export interface DatastoreStoresOptions {
 export interface DatastoreStores extends Stores {
   readonly kind: 'datastore';
   readonly payloads: DatastorePayloadStore;
-  readonly state: DatastoreStateStore;
+  readonly state: DocumentStateStore;
   readonly transactions: readonly [DatastoreTransactionHook];
-  readonly iterations: DatastoreIterationStore;
+  readonly iterations: DocumentIterationStore;
+  /** The storage primitives the state and iteration stores are built on. */
+  readonly documents: DatastoreDocuments;
   /** deferIteration over a kind: pass it in createDeferred({ sources }) and defer datastoreQuery(...). */
   readonly source: IterationSource;
   readonly namespace: string | undefined;
   readonly kinds: KindNames;
+  /**
+   * Begin a transaction, run `work` (defer with `{ transaction: tx }` inside it), commit, then
+   * enqueue the deferred tasks; roll back when `work` throws. The commit's ABORTED reaches you.
+   */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Remove up to `limit` (default 500) expired records, payloads and iterations; returns how many. */
   sweepExpired(limit?: number): Promise<number>;
   /** Nothing to release: the client stays the caller's. */
   close(): Promise<void>;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 10, baseDelayMs: 20, maxDelayMs: 1_000 };
-
 export function datastoreStores(options: DatastoreStoresOptions): DatastoreStores {
   const { datastore } = options;
   const namespace = options.namespace ?? datastore.namespace;
   const kinds = kindNames(options.kindPrefix ?? 'CloudDefer');
-  const ctx = new AdapterContext(datastore, namespace, kinds, options.now ?? Date.now, { ...DEFAULT_RETRY, ...options.retry });
+  const ctx = new AdapterContext(datastore, namespace, kinds, options.now ?? Date.now);
+  const documents = new DatastoreDocuments(ctx);
+  const hook = new DatastoreTransactionHook(documents);
   return {
     kind: 'datastore',
     namespace,
     kinds,
+    documents,
     payloads: new DatastorePayloadStore(ctx),
-    state: new DatastoreStateStore(ctx),
-    transactions: [new DatastoreTransactionHook(ctx)],
-    iterations: new DatastoreIterationStore(ctx),
+    state: new DocumentStateStore(documents),
+    transactions: [hook],
+    iterations: new DocumentIterationStore(documents),
     source: datastoreQuerySource(datastore) as IterationSource,
-    sweepExpired: (limit = 500) => ctx.guard('remove expired entities', () => sweepExpired(ctx, limit)),
+    transaction: (work) => runTransaction(documents, hook, work),
+    sweepExpired: (limit = 500) => ctx.guard('remove expired entities', () => sweepExpired(documents, limit)),
     async close() {},
   };
 }
 
 export type { DatastorePayloadStore } from './payload-store.js';
-export type { DatastoreStateStore } from './state-store.js';
+export type { DatastoreDocuments } from './documents.js';
 export type { DatastoreTransactionHook } from './transaction-hook.js';
-export type { DatastoreIterationStore } from './iteration-store.js';
 export type { KindNames } from './kinds.js';
-export type { RetryPolicy } from './context.js';
 export type { KeyPath } from './key-paths.js';
 export { datastoreQuery, datastoreQuerySource, DATASTORE_QUERY } from './sources.js';
 export type { DatastoreQuerySpec, DatastoreKeyRange, DatastoreFilter, FilterOperator, FilterValue } from './sources.js';

@@ -2,18 +2,18 @@
  * Entity layout of the Datastore adapter. Every kind name starts with the stores' `kindPrefix`
  * (default "CloudDefer"); every key lives in the stores' namespace.
  *
- *   <P>Task            name = task id        the task record (codec.ts), plus its listing keys
- *   <P>Reference       name = sha256(ref)    { reference, taskId }: newest task created with it
+ *   <P>Task            name = task id        value: the record as JSON, v, expiresAt, listing keys
+ *   <P>Reference       name = sha256(ref)    value: the ReferenceHold as JSON, v, expiresAt
  *   <P>Payload         name = payload id     { size, chunks, generation, expiresAt, data }: the
  *     <P>PayloadChunk  name = "<gen>:<i>"    first chunk inline, chunks 1..n-1 as children
- *   <P>Outbox          name = task id        { taskId, createdAt, request }
- *   <P>Iteration       name = iteration id   the iteration's own fields and shardsDone
- *     <P>IterationShard id = index + 1       one shard's progress and its done marker
+ *   <P>Outbox          name = task id        value: the entry as JSON, v, createdAt
+ *   <P>Iteration       name = iteration id   value: the header as JSON, v, expiresAt, lAll
+ *     <P>IterationShard id = index + 1       value: the shard's progress as JSON, v, expiresAt
  *
+ * Every kind but the payload's is a document of src/core/documents.ts: `v` is its version.
  * Indexed properties (all single-property, built in, so no index.yaml is needed):
- *   Task: expiresAt and the listing keys lAll, lStatus, lQueue, lTask, lRef, lIteration,
- *   lQueueStatus (see listing.ts); Payload and Iteration: expiresAt (and Iteration: lAll);
- *   Outbox: createdAt. Everything else is excluded from indexes.
+ *   expiresAt (the sweep); Task: the listing keys lAll, lStatus, lQueue, lTask, lRef, lIteration,
+ *   lQueueStatus (see listing-keys.ts); Iteration: lAll; Outbox: createdAt. Nothing else.
  */
 import { CloudDeferError } from '../../src/core/errors.js';
 

@@ -10,7 +10,6 @@ import type { TaskRecord } from '../../src/core/records.js';
 import type { TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { where, type AdapterContext } from './context.js';
 import { prefixEnd, rangeFor, sortKey } from './listing-keys.js';
-import { entityToRecord } from './codec.js';
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 1000;
@@ -44,7 +43,7 @@ export async function listTasks(ctx: AdapterContext, query: TaskQuery): Promise<
     const entities = await ctx.runQuery(q);
     for (const entity of entities) {
       scanned += 1;
-      const record = entityToRecord(entity);
+      const record = JSON.parse(String(entity.value)) as TaskRecord;
       lastRead = record;
       upper = String(entity[property]);
       if (record.expiresAt <= now || !matches(record, query)) continue;

@@ -1,14 +1,15 @@
 /**
  * Retention without a TTL: Datastore keeps entities until deleted, so sweepExpired removes what
  * has expired in bounded batches. Records go in transactions that re-check the expiry and free
- * the reference only if it still points at the record (a new holder may have taken it since);
+ * the reference only if it still names the record (a new holder may have taken it since);
  * payloads and iterations, whose ids are never reused, are deleted with all their children.
  */
 import type { Key } from '@google-cloud/datastore';
-import { commitWith, where, type AdapterContext } from './context.js';
-import { deleteIterations } from './iteration-store.js';
+import type { ReferenceHold } from '../../src/core/lifecycle.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import { where, type AdapterContext } from './context.js';
+import type { DatastoreDocuments } from './documents.js';
 import { deletePayloads } from './payload-store.js';
-import { liveRecord, referenceKey } from './records.js';
 
 /** Expired keys read per query, and payloads or iterations per delete. */
 const BATCH = 100;
@@ -24,24 +25,43 @@ async function expiredKeys(ctx: AdapterContext, kind: string, limit: number): Pr
   return (await ctx.runQuery(q)).map((entity) => ctx.keyOf(entity));
 }
 
-async function sweepRecords(ctx: AdapterContext, keys: readonly Key[]): Promise<number> {
-  return ctx.transact('remove expired task records', async (tx) => {
-    const entities = await ctx.read(tx, keys);
-    const expired = entities.filter((entity) => entity !== undefined && !liveRecord(ctx, entity));
-    const references = expired.map((entity) => entity!.reference).filter((ref): ref is string => typeof ref === 'string');
-    const refKeys = [...new Set(references)].map((reference) => referenceKey(ctx, reference));
-    const claims = await ctx.read(tx, refKeys);
-    const expiredIds = new Set(expired.map((entity) => String(entity!.id)));
-    claims.forEach((claim, i) => {
-      if (claim && expiredIds.has(String(claim.taskId))) tx.delete(refKeys[i]!);
-    });
-    tx.delete(expired.map((entity) => ctx.keyOf(entity!)));
-    return commitWith(expired.length);
-  });
+async function sweepRecords(docs: DatastoreDocuments, keys: readonly Key[]): Promise<number> {
+  const { ctx } = docs;
+  const tx = ctx.datastore.transaction();
+  try {
+    await tx.run();
+    const found = await ctx.read(tx, keys);
+    const expired = keys.filter((_, i) => found[i] !== undefined && !docs.decode(found[i]));
+    const records = found.flatMap((entity) => (entity && !docs.decode(entity) ? [JSON.parse(String(entity.value)) as TaskRecord] : []));
+    const ids = new Set(records.map((record) => record.id));
+    const references = new Set(records.flatMap((record) => (record.reference === undefined ? [] : [record.reference])));
+    const refKeys = [...references].map((id) => docs.key({ kind: 'ref', id }));
+    const holds = await ctx.read(tx, refKeys);
+    const freed = refKeys.filter((_, i) => ids.has(String((JSON.parse(String(holds[i]?.value ?? '{}')) as Partial<ReferenceHold>).taskId)));
+    tx.delete([...expired, ...freed]);
+    await tx.commit();
+    return ids.size;
+  } catch (error) {
+    void tx.rollback().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Remove iterations and all their shard entities. */
+async function deleteIterations(ctx: AdapterContext, ids: string[]): Promise<void> {
+  const keys = await Promise.all(
+    ids.map(async (id) => {
+      const parent = ctx.key(ctx.kinds.iteration, id);
+      const shards = await ctx.runQuery(ctx.query(ctx.kinds.iterationShard).hasAncestor(parent).select('__key__'));
+      return [parent, ...shards.map((shard) => ctx.keyOf(shard))];
+    }),
+  );
+  if (keys.length > 0) await ctx.datastore.delete(keys.flat());
 }
 
 /** Remove up to `limit` expired records, payloads and iterations (in that order); returns how many. */
-export async function sweepExpired(ctx: AdapterContext, limit: number): Promise<number> {
+export async function sweepExpired(docs: DatastoreDocuments, limit: number): Promise<number> {
+  const { ctx } = docs;
   let removed = 0;
   const left = (): number => Math.min(BATCH, limit - removed);
   const sweepKind = async (kind: string, remove: (keys: Key[]) => Promise<number>): Promise<void> => {
@@ -51,24 +71,17 @@ export async function sweepExpired(ctx: AdapterContext, limit: number): Promise<
       if (keys.length < BATCH) return;
     }
   };
+  const names = (keys: Key[]): string[] => keys.map((key) => key.name!);
   await sweepKind(ctx.kinds.task, async (keys) => {
     let swept = 0;
-    for (let i = 0; i < keys.length; i += RECORDS_PER_TRANSACTION) swept += await sweepRecords(ctx, keys.slice(i, i + RECORDS_PER_TRANSACTION));
+    for (let i = 0; i < keys.length; i += RECORDS_PER_TRANSACTION) swept += await sweepRecords(docs, keys.slice(i, i + RECORDS_PER_TRANSACTION));
     return swept;
   });
-  await sweepKind(ctx.kinds.payload, async (keys) => {
-    await deletePayloads(
-      ctx,
-      keys.map((key) => key.name!),
-    );
+  const deleting = (remove: (ctx: AdapterContext, ids: string[]) => Promise<void>) => async (keys: Key[]) => {
+    await remove(ctx, names(keys));
     return keys.length;
-  });
-  await sweepKind(ctx.kinds.iteration, async (keys) => {
-    await deleteIterations(
-      ctx,
-      keys.map((key) => key.name!),
-    );
-    return keys.length;
-  });
+  };
+  await sweepKind(ctx.kinds.payload, deleting(deletePayloads));
+  await sweepKind(ctx.kinds.iteration, deleting(deleteIterations));
   return removed;
 }

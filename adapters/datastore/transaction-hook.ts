@@ -1,118 +1,133 @@
 /**
- * Joins a defer to the user's Datastore transaction (`datastore.transaction()` of the stores'
- * own client, after or without `await tx.run()`).
+ * Transactional defer on Datastore, through the client's public Transaction API only.
  *
- * stage() reads the reference claim and its holder through the transaction (so two transactions
- * deferring with one reference conflict, and only one of them can commit), then stages, in the
- * same transaction, the record, the reference claim, the outbox entity and a large payload's head
- * and chunks: the defer commits or rolls back with the user's own writes. A reference held by
- * an unfinished task makes the defer write nothing and enqueue nothing, as outside a transaction.
+ * stage() reads the reference hold and its holder through the transaction (so two transactions
+ * deferring with one reference conflict, and at most one of them commits), lets the core's
+ * lifecycle decide, and stages with the transaction's own save/insert: the record, the hold, the
+ * outbox entity and a large payload's head and chunks commit or roll back with the user's writes.
+ * A reference held by an unfinished task makes the defer write and enqueue nothing.
  *
- * afterCommit is arranged by wrapping this transaction's own `commit` once (the first stage() on
- * it): the wrapper calls the client's commit and, once it has resolved with the service's answer,
- * runs each staged afterCommit exactly once, then resolves the user's promise (or calls their
- * callback) with the same response. It never runs them when the commit fails (the client then
- * rolls back by itself), and not after rollback(), when the client refuses the commit, or answers
- * it without sending anything (its `skipCommit`); the wrapper checks both. A failing afterCommit rejects
- * commit() as the other stores do; the transaction has committed, and the outbox entity lets the
- * sweeper enqueue the task later.
+ * The staged enqueues run after the commit. With `stores.transaction(work)` the runner commits
+ * and then runs them. A transaction the user began and commits (`{ transaction: tx }`) gets its
+ * instance's public `commit` and `rollback` methods wrapped once, on the first stage(): the
+ * enqueues run once the service has accepted the commit, before the user's promise resolves (or
+ * callback is called), never after a failed commit or a rollback. A failing enqueue rejects
+ * commit(); the transaction has committed, and the outbox entity lets the sweeper enqueue later.
  */
 import type { Transaction } from '@google-cloud/datastore';
-import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
+import type { DocumentWrite } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { AdapterContext } from './context.js';
-import { outboxWrite } from './outbox.js';
+import * as lifecycle from '../../src/core/lifecycle.js';
+import type { ReferenceHold } from '../../src/core/lifecycle.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
+import type { DatastoreDocuments } from './documents.js';
 import { payloadWrites } from './payload-store.js';
-import { holds, recordWrite, referenceHolder, referenceWrite } from './records.js';
 
 /** A transaction's commit stays under Datastore's 10 MiB request limit with room for the user's writes. */
 const MAX_TRANSACTIONAL_PAYLOAD = 9 * 1024 * 1024;
 
-type CommitCallback = (error: Error | null, response?: unknown) => void;
-type CommitFunction = (...args: unknown[]) => Promise<unknown[]> | void;
+type Callback = (error: Error | null, response?: unknown) => void;
+type Method = (...args: unknown[]) => Promise<unknown[]> | undefined;
 
-interface TransactionState {
+interface Staging {
   afterCommits: Array<() => Promise<void>>;
-  commitStarted: boolean;
-}
-
-/** The client's Transaction fields the hook relies on (public in its typings). */
-interface TransactionShape {
-  datastore?: unknown;
-  readOnly?: unknown;
-  skipCommit?: unknown;
-  commit?: unknown;
-  modifiedEntities_?: unknown;
+  closed: boolean;
 }
 
 export class DatastoreTransactionHook implements TransactionHook<Transaction> {
   readonly name = 'datastore';
-  private readonly transactions = new WeakMap<object, TransactionState>();
+  private readonly staging = new WeakMap<Transaction, Staging>();
 
-  constructor(private readonly ctx: AdapterContext) {}
+  constructor(private readonly docs: DatastoreDocuments) {}
 
-  /** A transaction made by this stores' own client (so by the same project and credentials). */
+  /** A transaction of this stores' own client (so of the same project and credentials). */
   accepts(transaction: unknown): transaction is Transaction {
-    if (typeof transaction !== 'object' || transaction === null) return false;
-    const shape = transaction as TransactionShape;
-    return shape.datastore === this.ctx.datastore && typeof shape.commit === 'function' && Array.isArray(shape.modifiedEntities_);
+    const { datastore } = this.docs.ctx;
+    return transaction instanceof datastore.Transaction && transaction.datastore === datastore;
   }
 
   async stage(tx: Transaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
     if (tx.readOnly) throw new CloudDeferError('INVALID_OPTION', 'defer() cannot join a read-only Datastore transaction: it writes the task record.');
-    if (staged.payload && staged.payload.data.byteLength > MAX_TRANSACTIONAL_PAYLOAD) {
+    const { record, outbox, payload } = staged;
+    if (payload && payload.data.byteLength > MAX_TRANSACTIONAL_PAYLOAD) {
       throw new CloudDeferError(
         'PAYLOAD_TOO_LARGE',
-        `A transactional defer's arguments (${staged.payload.data.byteLength} bytes) must fit in one Datastore commit (10 MiB with the rest of the transaction); defer outside the transaction or pass a smaller argument.`,
+        `A transactional defer's arguments (${payload.data.byteLength} bytes) must fit in one Datastore commit (10 MiB with the rest of the transaction); defer outside the transaction or pass a smaller argument.`,
       );
     }
-    const state = this.stateOf(tx);
-    const refuseIfCommitted = (): void => {
-      if (state.commitStarted || (tx as TransactionShape).skipCommit === true) {
+    const state = this.staging.get(tx) ?? this.wrap(tx);
+    const refuseIfClosed = (): void => {
+      if (state.closed) {
         throw new CloudDeferError(
           'INVALID_STATE',
           'This Datastore transaction has already been committed or rolled back; start a new one to defer in a transaction.',
         );
       }
     };
-    refuseIfCommitted();
-    const { record, outbox, payload } = staged;
+    refuseIfClosed();
+    const writes: DocumentWrite[] = [];
     if (record.reference !== undefined) {
       // Unguarded: an ABORTED read dooms the user's transaction, and they retry on that code.
-      const holder = await referenceHolder(this.ctx, tx, record.reference);
-      refuseIfCommitted(); // commit() may have been called while we read
-      if (holds(holder, record.createdAt)) return;
-      tx.upsert(referenceWrite(this.ctx, { ...record, reference: record.reference }));
+      const hold = await this.readIn(tx, 'ref', record.reference);
+      const holder = hold?.value.held ? await this.readIn(tx, 'task', hold.value.taskId) : undefined;
+      refuseIfClosed(); // commit() may have been called while we read
+      const decision = lifecycle.createWithReference(record, record.createdAt, {
+        ...(hold ? { hold: hold.value } : {}),
+        ...(holder ? { holder: holder.value } : {}),
+      });
+      if (decision.kind !== 'create') return;
+      if (decision.hold)
+        writes.push({ kind: 'ref', id: record.reference, expect: hold ? hold.version : 'absent', value: decision.hold, expiresAt: record.expiresAt });
     }
     // Insert: a record under this fresh id already there fails the commit rather than being overwritten.
-    tx.insert(recordWrite(this.ctx, record));
-    tx.upsert(outboxWrite(this.ctx, outbox));
-    if (payload && payload.ttlMs > 0) tx.upsert(payloadWrites(this.ctx, payload.id, payload.data, this.ctx.now() + payload.ttlMs));
+    tx.insert(this.docs.entity({ kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt }));
+    writes.push({ kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox });
+    for (const write of writes) tx.upsert(this.docs.entity(write as DocumentWrite & { value: object }));
+    if (payload && payload.ttlMs > 0) tx.upsert(payloadWrites(this.docs.ctx, payload.id, payload.data, this.docs.ctx.now() + payload.ttlMs));
     state.afterCommits.push(afterCommit);
   }
 
-  private stateOf(tx: Transaction): TransactionState {
-    let state = this.transactions.get(tx);
-    if (!state) {
-      state = { afterCommits: [], commitStarted: false };
-      this.transactions.set(tx, state);
-      this.wrapCommit(tx, state);
-    }
-    return state;
+  private async readIn<K extends 'ref' | 'task'>(tx: Transaction, kind: K, id: string) {
+    const [entity] = await this.docs.ctx.read(tx, [this.docs.key({ kind, id })]);
+    return this.docs.decode(entity) as { value: K extends 'ref' ? ReferenceHold : TaskRecord; version: number } | undefined;
   }
 
-  private wrapCommit(tx: Transaction, state: TransactionState): void {
-    const target = tx as unknown as { commit: CommitFunction };
-    const originalCommit = target.commit;
-    target.commit = function commitThenAfterCommit(this: unknown, ...args: unknown[]) {
-      const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as CommitCallback) : undefined;
-      if (state.commitStarted) return originalCommit.apply(this, callback ? [...args, callback] : args);
-      state.commitStarted = true;
-      // With skipCommit set (after a rollback) the client calls back at once, sending nothing.
-      const skipped = (tx as TransactionShape).skipCommit === true;
-      const done = (originalCommit.apply(this, args) as Promise<unknown[]>).then(async (results) => {
-        const response = results?.[0];
-        if (!skipped && response !== undefined) await runAll(state.afterCommits);
+  /** A transaction the runner begins: it commits, then calls committed(). */
+  own(tx: Transaction): void {
+    this.staging.set(tx, { afterCommits: [], closed: false });
+  }
+
+  /** Runs the staged enqueues of a committed transaction, once. */
+  async committed(tx: Transaction): Promise<void> {
+    const state = this.staging.get(tx);
+    if (!state) return;
+    state.closed = true;
+    const work = state.afterCommits.splice(0);
+    const failures: unknown[] = [];
+    for (const run of work) await run().catch((error: unknown) => failures.push(error));
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, 'Several deferred enqueues failed after the Datastore transaction committed.');
+  }
+
+  /** The user's own transaction: wrap this instance's commit and rollback, once. */
+  private wrap(tx: Transaction): Staging {
+    const state: Staging = { afterCommits: [], closed: false };
+    this.staging.set(tx, state);
+    const target = tx as unknown as { commit: Method; rollback: Method };
+    const [commit, rollback] = [target.commit, target.rollback];
+    target.rollback = function rollbackFirst(this: unknown, ...args: unknown[]) {
+      state.closed = true;
+      state.afterCommits.length = 0;
+      return rollback.apply(this, args);
+    };
+    const hook = this;
+    target.commit = function commitThenEnqueue(this: unknown, ...args: unknown[]) {
+      const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as Callback) : undefined;
+      const wasClosed = state.closed;
+      state.closed = true;
+      const done = (commit.apply(this, args) as Promise<unknown[]>).then(async (results) => {
+        if (!wasClosed) await hook.committed(tx);
         return results;
       });
       if (!callback) return done;
@@ -122,18 +137,23 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
       );
       return undefined;
     };
+    return state;
   }
 }
 
-async function runAll(work: ReadonlyArray<() => Promise<void>>): Promise<void> {
-  const failures: unknown[] = [];
-  for (const run of work) {
-    try {
-      await run();
-    } catch (error) {
-      failures.push(error);
-    }
+/** stores.transaction(work): begin, run `work`, commit, then the staged enqueues; roll back when `work` throws. */
+export async function runTransaction<T>(docs: DatastoreDocuments, hook: DatastoreTransactionHook, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const tx = docs.ctx.datastore.transaction();
+  await docs.ctx.guard('begin a transaction', () => tx.run());
+  hook.own(tx);
+  let result: T;
+  try {
+    result = await work(tx);
+  } catch (error) {
+    await tx.rollback().catch(() => undefined);
+    throw error;
   }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, 'Several deferred enqueues failed after the Datastore transaction committed.');
+  await tx.commit();
+  await hook.committed(tx);
+  return result;
 }

@@ -1,37 +1,20 @@
 /**
  * Reads what the Datastore adapter wrote straight from the entities, with the client and the
- * layout documented in adapters/datastore/kinds.ts, not through the adapter's own code.
+ * layout documented in adapters/datastore/kinds.ts (documents as JSON in `value`), not through
+ * the adapter's own code.
  */
 import { createHash } from 'node:crypto';
 import type { Datastore, Key } from '@google-cloud/datastore';
-import type { AttemptRecord, TaskErrorInfo, TaskRecord } from '../../src/core/records.js';
+import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry } from '../../src/core/stores.js';
 import type { RawBackend } from '../contract/suite.js';
 
 type Entity = Record<string, unknown>;
 
-const STRING_FIELDS = ['id', 'taskName', 'queue', 'cloudTaskName', 'status', 'reference', 'argsJson', 'payloadRef', 'iterationId', 'leaseOwner'] as const;
-const NUMBER_FIELDS = [
-  'uniqueUntil',
-  'createdAt',
-  'updatedAt',
-  'eta',
-  'startedAt',
-  'finishedAt',
-  'attempts',
-  'executionCount',
-  'maxAttempts',
-  'durationMs',
-  'payloadSize',
-  'shardIndex',
-  'leaseUntil',
-  'version',
-  'expiresAt',
-] as const;
-
 export interface RawDatastore extends RawBackend {
   /** Every entity of a kind in the namespace (keys and properties), for layout checks. */
   entities(kind: string): Promise<Array<{ key: Key; data: Entity }>>;
+  /** The reference's hold ({ reference, taskId, held, uniqueUntil? }), expiry applied. */
   rawReference(reference: string): Promise<Entity | undefined>;
 }
 
@@ -43,14 +26,7 @@ export function rawDatastore(datastore: Datastore, namespace: string | undefined
   };
   const live = (entity: Entity | undefined): Entity | undefined => (entity && Number(entity.expiresAt) > Date.now() ? entity : undefined);
 
-  const decodeTask = (entity: Entity): TaskRecord => {
-    const record: Record<string, unknown> = {};
-    for (const name of STRING_FIELDS) if (typeof entity[name] === 'string') record[name] = entity[name];
-    for (const name of NUMBER_FIELDS) if (typeof entity[name] === 'number') record[name] = entity[name];
-    if (typeof entity.lastError === 'string') record.lastError = JSON.parse(entity.lastError) as TaskErrorInfo;
-    record.history = typeof entity.history === 'string' ? (JSON.parse(entity.history) as AttemptRecord[]) : [];
-    return record as unknown as TaskRecord;
-  };
+  const decodeTask = (entity: Entity): TaskRecord => JSON.parse(String(entity.value)) as TaskRecord;
 
   const payloadHead = async (id: string) => live(await get(key(`${prefix}Payload`, id)));
 
@@ -80,11 +56,11 @@ export function rawDatastore(datastore: Datastore, namespace: string | undefined
     },
     async rawOutbox(taskId) {
       const entity = await get(key(`${prefix}Outbox`, taskId));
-      if (!entity) return undefined;
-      return { taskId: String(entity.taskId), createdAt: Number(entity.createdAt), request: JSON.parse(String(entity.request)) } as OutboxEntry;
+      return entity && (JSON.parse(String(entity.value)) as OutboxEntry);
     },
     async rawReference(reference) {
-      return get(key(`${prefix}Reference`, createHash('sha256').update(reference, 'utf8').digest('hex')));
+      const entity = live(await get(key(`${prefix}Reference`, createHash('sha256').update(reference, 'utf8').digest('hex'))));
+      return entity && (JSON.parse(String(entity.value)) as Entity);
     },
     async entities(kind) {
       const [rows] = (await datastore.runQuery(datastore.createQuery(namespace ?? '', kind))) as [Entity[], unknown];

@@ -42,6 +42,7 @@ describe('transactional defer on Datastore', function () {
     app.transport.beforeEnqueue = undefined;
   });
 
+  const pessimistic = () => h.env.google === 'datastore-mode';
   const userKey = (name: string) => h.datastore.key({ namespace: h.stores.namespace, path: ['Order', name] });
   async function begin(datastore: Datastore = h.datastore): Promise<Transaction> {
     const tx = datastore.transaction();
@@ -104,16 +105,23 @@ describe('transactional defer on Datastore', function () {
       tx.save({ key: userKey('o-3'), data: { total: Number(order.total) + 1 } });
     }
     const outcomes = await Promise.allSettled([a.commit(), b.commit()]);
-    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, 'one commits');
-    const failed = outcomes.findIndex((o) => o.status === 'rejected');
-    assert.equal(((outcomes[failed] as PromiseRejectedResult).reason as { code?: number }).code, 10, 'the other is ABORTED');
+    const committed = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
+    // Where reads lock (Google's Datastore mode), both may time out on each other's lock.
+    assert.ok(committed.length === 1 || (pessimistic() && committed.length === 0), `${committed.length} committed`);
+    for (const o of outcomes) if (o.status === 'rejected') assert.equal((o.reason as { code?: number }).code, 10, 'a loser is ABORTED');
     await app.deferred.drain();
-    const [winner, loser] = failed === 0 ? [infos[1]!, infos[0]!] : [infos[0]!, infos[1]!];
-    assert.equal(await h.raw.rawTask(loser.id), undefined);
-    assert.equal(await h.raw.rawOutbox(loser.id), undefined);
-    assert.ok(!enqueuedIds().includes(loser.id));
-    assert.equal((await h.raw.rawTask(winner.id))?.status, 'succeeded');
-    assert.deepEqual(runs, [failed === 0 ? 'o-3b' : 'o-3a']);
+    for (const [i, info] of infos.entries()) {
+      if (committed.includes(i)) assert.equal((await h.raw.rawTask(info.id))?.status, 'succeeded');
+      else {
+        assert.equal(await h.raw.rawTask(info.id), undefined);
+        assert.equal(await h.raw.rawOutbox(info.id), undefined);
+        assert.ok(!enqueuedIds().includes(info.id));
+      }
+    }
+    assert.deepEqual(
+      runs,
+      committed.map((i) => ['o-3a', 'o-3b'][i]),
+    );
   });
 
   it('a large payload stays transactional: its chunks commit or roll back with the transaction', async () => {
@@ -149,7 +157,7 @@ describe('transactional defer on Datastore', function () {
     assert.deepEqual(runs.sort(), ['a', 'b']);
   });
 
-  it('joins the reservation: a held reference writes nothing, and of two transactions racing for one reference only one commits', async () => {
+  it('joins the reservation: a held reference writes nothing, and of two transactions racing for one reference at most one commits', async () => {
     await app.deferred.pauseQueue('held');
     const holder = await app.deferred.defer('work', ['holder'], { queue: 'held', reference: 'invoice-1' });
     const tx = await begin();
@@ -163,18 +171,45 @@ describe('transactional defer on Datastore', function () {
     const deferA = await app.deferred.defer('work', ['a'], { queue: 'held', transaction: a, reference: 'invoice-2' });
     const deferB = await app.deferred.defer('work', ['b'], { queue: 'held', transaction: b, reference: 'invoice-2' });
     const outcomes = await Promise.allSettled([a.commit(), b.commit()]);
-    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, 'exactly one commits');
-    assert.ok(
-      outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: number }).code === 10),
-      'the other is ABORTED',
-    );
+    const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
+    assert.ok(committed === 1 || (pessimistic() && committed === 0), `${committed} committed`);
+    for (const o of outcomes) if (o.status === 'rejected') assert.equal((o.reason as { code?: number }).code, 10, 'a loser is ABORTED');
     const winner = (await h.stores.state.findByReference('invoice-2'))?.id;
-    assert.ok(winner === deferA.id || winner === deferB.id);
-    const loser = winner === deferA.id ? deferB.id : deferA.id;
-    assert.equal(await h.raw.rawTask(loser), undefined);
-    assert.ok(!enqueuedIds().includes(loser));
+    for (const info of [deferA, deferB]) {
+      if (info.id === winner) continue;
+      assert.equal(await h.raw.rawTask(info.id), undefined);
+      assert.ok(!enqueuedIds().includes(info.id));
+    }
+    if (committed === 1) assert.ok(winner === deferA.id || winner === deferB.id);
     await app.deferred.purgeQueue('held');
     await app.deferred.resumeQueue('held');
+  });
+
+  it('stores.transaction(work) commits the work, then enqueues; a throwing work rolls back and enqueues nothing', async () => {
+    const info = await h.stores.transaction(async (tx) => {
+      tx.save({ key: userKey('o-run'), data: { total: 7 } });
+      const deferred = await app.deferred.defer('work', ['run'], { transaction: tx });
+      assert.equal(await h.raw.rawTask(deferred.id), undefined, 'nothing visible inside the work');
+      return deferred;
+    });
+    assert.equal(enqueuedIds().filter((id) => id === info.id).length, 1, 'enqueued once, after the commit');
+    assert.equal((await info.wait({ timeoutMs: 10_000 })).status, 'succeeded');
+    const [order] = await h.datastore.get(userKey('o-run'));
+    assert.equal(order?.total, 7);
+    let thrown: string | undefined;
+    await assert.rejects(
+      h.stores.transaction(async (tx) => {
+        tx.save({ key: userKey('o-thrown'), data: { total: 1 } });
+        thrown = (await app.deferred.defer('work', ['thrown'], { transaction: tx })).id;
+        throw new Error('work failed');
+      }),
+      /work failed/,
+    );
+    await app.deferred.drain();
+    assert.equal(await h.raw.rawTask(thrown!), undefined);
+    assert.ok(!enqueuedIds().includes(thrown!));
+    assert.equal((await h.datastore.get(userKey('o-thrown')))[0], undefined);
+    assert.deepEqual(runs, ['run']);
   });
 
   it('refuses a read-only transaction and a transaction of another client', async () => {

@@ -18,6 +18,8 @@ export interface PessimisticLocking {
 
 const LOCK_POLL_MS = 10;
 
+const lockTimeout = (): RpcError => new RpcError(status.ABORTED, 'Transaction lock timeout.');
+
 interface PreparedMutation {
   operation: Operation;
   partition: Partition;
@@ -48,6 +50,10 @@ interface Outcome {
 }
 
 export class Commits {
+  /** Transactions whose commit waits for other readers' locks, and those that timed out with another. */
+  private readonly upgrading = new Set<Transaction>();
+  private readonly timedOut = new WeakSet<Transaction>();
+
   constructor(
     private readonly store: EntityStore,
     private readonly transactions: TransactionRegistry,
@@ -59,7 +65,7 @@ export class Commits {
    * Commit, first waiting (in pessimistic mode) for the locks that other transactions' reads
    * hold on the keys written, as Firestore in Datastore mode does: a transaction's commit waits
    * up to `upgradeTimeoutMs`, then fails with ABORTED "Transaction lock timeout." (two
-   * transactions that read and then write one entity wait for each other); a write outside any
+   * transactions that read and then write one entity wait for each other, and both fail); a write outside any
    * transaction waits up to `outsideWaitMs`, then the readers lose their locks (their commit is
    * then INVALID_ARGUMENT) and it goes through.
    */
@@ -71,19 +77,30 @@ export class Commits {
       .filter((mutation) => isComplete(mutation.key))
       .map((mutation) => refId(mutation.partition, mutation.key));
     const deadline = Date.now() + (own ? this.locking.upgradeTimeoutMs : this.locking.outsideWaitMs);
-    for (;;) {
-      const holders = this.transactions.readersOf(ids, own);
-      if (holders.length === 0) break;
-      if (Date.now() >= deadline) {
-        if (own) {
+    if (own) this.upgrading.add(own);
+    try {
+      for (;;) {
+        if (own && this.timedOut.has(own)) {
           this.transactions.close(own);
-          throw new RpcError(status.ABORTED, 'Transaction lock timeout.');
+          throw lockTimeout();
         }
-        for (const holder of holders) this.transactions.close(holder);
-        break;
+        const holders = this.transactions.readersOf(ids, own);
+        if (holders.length === 0) break;
+        if (Date.now() >= deadline) {
+          if (own) {
+            // As Google's emulator: holders waiting to write what we read time out with us (both lose).
+            for (const holder of holders) if (this.upgrading.has(holder)) this.timedOut.add(holder);
+            this.transactions.close(own);
+            throw lockTimeout();
+          }
+          for (const holder of holders) this.transactions.close(holder);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+        if (own && !this.transactions.isOpen(own)) throw invalidArgument('Transaction is invalid or closed.');
       }
-      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-      if (own && !this.transactions.isOpen(own)) throw invalidArgument('Transaction is invalid or closed.');
+    } finally {
+      if (own) this.upgrading.delete(own);
     }
     return this.commit(request);
   }
