@@ -635,18 +635,14 @@ export class Deferred implements DeferredAdmin {
     });
     const queue = this.options.defaultQueue ?? 'default';
     const email = this.serviceAccountEmail();
-    // The delivery warm-up runs a sweep: only with the default auth, this process's memory stores, a real clock and a queue with no rate limit to spend.
-    const sweepIsLocal =
-      options.auth === undefined &&
-      this.engine.stores.kind === 'memory' &&
-      canRunOnWorker(emulatorOptions) &&
-      !options.queues?.some((q) => q.name === queue && q.rateLimits);
+    // The full warm-up (a task delivered) needs the default auth, a real clock and a queue with no rate limit to spend.
+    const full = options.auth === undefined && canRunOnWorker(emulatorOptions) && !options.queues?.some((q) => q.name === queue && q.rateLimits);
     await warmUp({
       transport: runtime.transport,
       queue,
       audience: url,
       ...(email ? { serviceAccountEmail: email } : {}),
-      ...(sweepIsLocal ? { delivery: { handler: this.handler, sweepPath: this.sweepPath } } : {}),
+      ...(full ? { delivery: { authenticator: this.authenticator, handlerPath: this.handlerPath } } : {}),
     });
     return runtime;
   }
