@@ -104,9 +104,11 @@ const starting = new WeakSet<Deferred>();
  */
 export function startInBackground(deferred: Deferred): void {
   if (starting.has(deferred)) return;
-  // The embedded emulator fixes the app's address when it starts: with no PORT and no target URL
-  // the port is not known yet (listen(0), setTargetUrl later), so it starts at the first defer or ready().
-  if (deferred.mode === 'embedded' && process.env.PORT === undefined && !deferred.hasTargetUrl()) return;
+  // The embedded emulator fixes the app's address when it starts: with no PORT (or PORT=0, the OS
+  // picks) and no target URL the port is not known yet (setTargetUrl later), so it starts at the
+  // first defer or ready().
+  const port = Number(process.env.PORT ?? 0);
+  if (deferred.mode === 'embedded' && !(port > 0) && !deferred.hasTargetUrl()) return;
   starting.add(deferred);
   deferred.ready().catch((err: unknown) => {
     deferred.logger.error(`could not start: ${err instanceof Error ? err.message : String(err)} (every defer fails with this error until it is fixed)`, {

@@ -34,6 +34,7 @@ import { appEngineServiceAccountEmail } from './emulator/oidc.js';
 import { TaskHandler } from './http/handler.js';
 import { createConsoleHandler, type ConsoleHandler, type ConsoleOptions } from './console/console.js';
 import { CloudTasksTransport } from './queue/cloud-tasks.js';
+import { warmUp } from './warm-up.js';
 import { Iterations, type DeferIterationOptions, type IterationInfo } from './iteration/iteration.js';
 import type { IterationRecord, IterationSource, SourceSpec } from './core/iteration.js';
 import { memoryStores } from '../adapters/memory/index.js';
@@ -588,7 +589,9 @@ export class Deferred implements DeferredAdmin {
       appEngineTarget: target !== undefined && 'appEngine' in target,
       serviceAccountEmail: this.serviceAccountEmail(),
       appEngineServiceAccountEmail: appEngineServiceAccountEmail(this.projectId() ?? 'local-project'),
-      embeddedJwks: () => this.ready().then(() => this.embeddedEmulator!.jwks as Jwks),
+      // Once the emulator runs, its keys: the start-up warm-up checks a delivery before ready() resolves.
+      embeddedJwks: () =>
+        this.embeddedEmulator ? Promise.resolve(this.embeddedEmulator.jwks as Jwks) : this.ready().then(() => this.embeddedEmulator!.jwks as Jwks),
     });
   }
 
@@ -625,11 +628,23 @@ export class Deferred implements DeferredAdmin {
     this.logger.info(
       `no Google Cloud configuration found: using the embedded Cloud Tasks emulator at ${emulator.address}, delivering to ${url} (set CLOUD_TASKS_EMULATOR_HOST or deploy with K_SERVICE/GAE_ENV to change this)`,
     );
-    return this.withQueues({
+    const runtime = await this.withQueues({
       transport: new CloudTasksTransport({ client, projectId: projectId!, location, queueConfig: (q) => this.declaredQueue(q) }),
       mode: 'embedded',
       emulator,
     });
+    const queue = this.options.defaultQueue ?? 'default';
+    const email = this.serviceAccountEmail();
+    // The full warm-up (a task delivered) needs the default auth, a real clock and a queue with no rate limit to spend.
+    const full = options.auth === undefined && canRunOnWorker(emulatorOptions) && !options.queues?.some((q) => q.name === queue && q.rateLimits);
+    await warmUp({
+      transport: runtime.transport,
+      queue,
+      audience: url,
+      ...(email ? { serviceAccountEmail: email } : {}),
+      ...(full ? { delivery: { authenticator: this.authenticator, handlerPath: this.handlerPath } } : {}),
+    });
+    return runtime;
   }
 
   /** A queue this app configured (or, on an emulator, uses): what to recreate if the emulator forgot it. */

@@ -17,10 +17,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Runs `file` in the app until it prints `done`; returns its output. */
-async function runUntil(app: string, file: string, done: RegExp): Promise<string> {
+/** Runs `file` in the app (PORT set, plus `env`) until it prints `done`; returns its output. */
+async function runUntil(app: string, file: string, done: RegExp, env: Record<string, string> = {}): Promise<string> {
   const port = await freePort();
-  const child = spawn(process.execPath, [file], { cwd: app, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [file], { cwd: app, env: { ...process.env, PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -90,6 +90,61 @@ describe('the default instance (fresh app, packed tarball)', () => {
     writeFileSync(path.join(app, 'default.ts'), typeScript);
     assert.equal(typeCheck(app, ['default.ts'], 'nodenext'), '');
     assert.equal(typeCheck(app, ['default.ts'], 'bundler'), '');
+  });
+
+  it('a start-up error is logged once, clearly, and every defer() and ready() rejects with it', async () => {
+    // An external emulator whose key set cannot be fetched: start-up (at mount) is refused.
+    writeFileSync(
+      path.join(app, 'bad-start.cjs'),
+      `
+const express = require('express');
+const { task, deferredMiddleware, ready } = require('cloud-defer');
+const hello = task('hello', () => {});
+const app = express();
+app.use(deferredMiddleware());
+app.listen(Number(process.env.PORT), async () => {
+  for (let i = 1; i <= 3; i++) await hello.defer().then(() => console.log('defer ' + i + ' ran'), (e) => console.log('defer ' + i + ' rejected ' + e.code));
+  await ready().catch((e) => console.log('ready rejected ' + e.code));
+  setTimeout(() => console.log('done'), 300);
+});
+`,
+    );
+    const closed = await freePort();
+    const output = await runUntil(app, 'bad-start.cjs', /done/, {
+      CLOUD_TASKS_EMULATOR_HOST: `127.0.0.1:${closed}`,
+      CLOUD_TASKS_EMULATOR_JWKS_URI: `http://127.0.0.1:${closed}/jwks`,
+    });
+    for (const n of [1, 2, 3]) assert.match(output, new RegExp(`defer ${n} rejected UNSAFE_CONFIGURATION`));
+    assert.match(output, /ready rejected UNSAFE_CONFIGURATION/);
+    const logged = output.split('\n').filter((line) => /could not start/.test(line));
+    assert.equal(logged.length, 1, output);
+    assert.match(
+      logged[0]!,
+      /could not start: Refusing to start: the emulator's key set could not be fetched .*CLOUD_TASKS_EMULATOR_JWKS_URI.*every defer fails with this error until it is fixed/,
+    );
+  });
+
+  it('the start-up warm-up leaves nothing a user sees: no task record, no task in the queue, no warning', async () => {
+    writeFileSync(
+      path.join(app, 'warm.cjs'),
+      `
+const express = require('express');
+const { task, deferredMiddleware, ready, defaultDeferred } = require('cloud-defer');
+const hello = task('hello', (name) => console.log('hello ran for ' + name));
+const app = express();
+app.use(deferredMiddleware());
+app.listen(Number(process.env.PORT), async () => {
+  await ready();
+  const d = defaultDeferred();
+  console.log('records ' + (await d.listTasks()).records.length + ', queued ' + (await d.queuedTasks('default')).length);
+  await hello.defer('ada');
+});
+`,
+    );
+    const output = await runUntil(app, 'warm.cjs', /hello ran for ada/);
+    assert.match(output, /records 0, queued 0/);
+    assert.equal(output.split('\n').filter((l) => l.startsWith('[cloud-defer]')).length, 1, `only the start-up line:\n${output}`);
+    assert.doesNotMatch(output, /refused|warn|error/i);
   });
 
   it('configure() after the default is in use is refused with a clear error', async () => {

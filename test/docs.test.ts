@@ -1,12 +1,15 @@
 /**
  * Every code block in README.md and docs/*.md, checked against the packed package in a fresh app:
- * JavaScript blocks must parse with Node and type-check (checkJs), TypeScript blocks type-check
- * with tsc --strict under module nodenext and under bundler resolution, JSON blocks parse.
- * A fragment names the set-up it assumes in an HTML comment just above it
- * (`<!-- docs-test: setup NAME -->`, invisible on GitHub and npm); the set-ups are below.
+ * JavaScript blocks RUN with Node on the embedded default (a real Cloud Tasks emulator in process,
+ * Redis on 127.0.0.1:6379) and type-check (checkJs); TypeScript blocks type-check with tsc --strict
+ * under module nodenext and under bundler resolution; JSON blocks parse.
+ * HTML comments just above a block (invisible on GitHub and npm) say what it needs:
+ * `<!-- docs-test: setup NAME -->` names the set-up a fragment assumes (below), and
+ * `<!-- docs-test: no-run needs ... -->` marks a JavaScript block that cannot run here, with the reason.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { freshApp, repoRoot, typeCheck } from './helpers/fresh-app.js';
@@ -17,6 +20,8 @@ interface Block {
   lang: string;
   code: string;
   setup?: string;
+  /** Why a JavaScript block cannot run here (`<!-- docs-test: no-run needs ... -->`). */
+  noRun?: string;
 }
 
 function blocksOf(doc: string): Block[] {
@@ -26,20 +31,68 @@ function blocksOf(doc: string): Block[] {
     const open = /^```(\w*)\s*$/.exec(lines[i]!);
     if (!open) continue;
     const end = lines.indexOf('```', i + 1);
-    const setup = /<!-- docs-test: setup (\S+) -->/.exec(lines[i - 1] ?? '')?.[1];
-    blocks.push({ doc, line: i + 1, lang: open[1]!, code: lines.slice(i + 1, end).join('\n'), ...(setup ? { setup } : {}) });
+    const notes: string[] = [];
+    for (let j = i - 1; j >= 0; j--) {
+      const note = /^<!-- docs-test: (.*) -->$/.exec(lines[j]!);
+      if (!note) break;
+      notes.push(note[1]!.trim());
+    }
+    const setup = notes.map((n) => /^setup (\S+)$/.exec(n)?.[1]).find((x) => x !== undefined);
+    const noRun = notes.map((n) => /^no-run (.*)$/.exec(n)?.[1]).find((x) => x !== undefined);
+    blocks.push({ doc, line: i + 1, lang: open[1]!, code: lines.slice(i + 1, end).join('\n'), ...(setup ? { setup } : {}), ...(noRun ? { noRun } : {}) });
     i = end;
   }
   return blocks;
 }
 
-/** What a fragment assumes exists; `import` set-ups for ESM blocks, `require` ones for CommonJS. */
-const setups: Record<string, { esm: string; cjs?: string; ts?: string }> = {
+/**
+ * What a fragment assumes exists; `import` set-ups for ESM blocks, `require` ones for CommonJS,
+ * `after` what a run does once the block is done (close what it opened). Set-ups that serve
+ * deliveries listen on $PORT (the test gives each run a free one) with the block's own engine.
+ */
+const setups: Record<string, { esm: string; cjs?: string; ts?: string; after?: string }> = {
   deferred: {
-    esm: "import { createDeferred } from 'cloud-defer';\nconst deferred = createDeferred();\n/** @type {string} */ const id = 'task-id';\n/** @type {string | undefined} */ const cursor = undefined;\nconst info = await deferred.defer(deferred.task('t', () => {}), []);\n",
+    esm: [
+      "import * as http from 'node:http';",
+      "import { createDeferred, deferredMiddleware } from 'cloud-defer';",
+      'const deferred = createDeferred();',
+      'const tasks = deferredMiddleware(deferred);',
+      'const server = http.createServer((req, res) => tasks(req, res, () => res.writeHead(404).end())).listen(Number(process.env.PORT));',
+      "/** @type {string} */ const id = 'task-id';",
+      '/** @type {string | undefined} */ const cursor = undefined;',
+      "const info = await deferred.defer(deferred.task('t', () => {}), []);",
+      '',
+    ].join('\n'),
+    after: 'server.close();\nawait deferred.close();\n',
   },
   redis: {
-    esm: "import { Redis } from 'ioredis';\nimport { createDeferred } from 'cloud-defer';\nconst client = new Redis();\nconst deferred = createDeferred();\nconst id = 'order-1';\nconst sendReceipt = deferred.task('sendReceipt', (/** @type {string} */ orderId) => {});\n",
+    esm: [
+      "import * as http from 'node:http';",
+      "import { Redis } from 'ioredis';",
+      "import { createDeferred, deferredMiddleware } from 'cloud-defer';",
+      "import { redisStores } from 'cloud-defer/redis';",
+      'const client = new Redis();',
+      // Our own keys in the shared Redis: a prefix of this run, removed after it.
+      "const prefix = 'docs-test-' + process.pid + '-' + Date.now();",
+      'const deferred = createDeferred({ stores: redisStores({ client, prefix }) });',
+      'const tasks = deferredMiddleware(deferred);',
+      'const server = http.createServer((req, res) => tasks(req, res, () => res.writeHead(404).end())).listen(Number(process.env.PORT));',
+      "const id = prefix + '-order-1';",
+      '/** @type {string[]} */ const receipts = [];',
+      "const sendReceipt = deferred.task('sendReceipt', (/** @type {string} */ orderId) => { receipts.push(orderId); });",
+      '',
+    ].join('\n'),
+    after: [
+      'const waitUntil = Date.now() + 10000;',
+      'while (receipts.length === 0 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 50));',
+      "if (receipts[0] !== id) throw new Error('the transactional defer did not run after EXEC');",
+      'server.close();',
+      'await deferred.close();',
+      "const keys = [...(await client.keys('*' + prefix + '*')), 'order:' + id];",
+      'await client.del(...keys);',
+      'await client.quit();',
+      '',
+    ].join('\n'),
   },
   shutdown: {
     esm: "import express from 'express';\nimport { createDeferred } from 'cloud-defer';\nconst deferred = createDeferred();\nconst app = express();\n",
@@ -48,7 +101,19 @@ const setups: Record<string, { esm: string; cjs?: string; ts?: string }> = {
   datastore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Datastore } = require('@google-cloud/datastore');\n" },
   firestore: { esm: '', cjs: "const { createDeferred } = require('cloud-defer');\nconst { Firestore } = require('@google-cloud/firestore');\n" },
   iteration: {
-    esm: "import { createDeferred } from 'cloud-defer';\nimport { sortedSet } from 'cloud-defer/redis';\nconst deferred = createDeferred();\nconst userIds = ['u1', 'u2'];\n",
+    esm: [
+      "import * as http from 'node:http';",
+      "import { Redis } from 'ioredis';",
+      "import { createDeferred, deferredMiddleware } from 'cloud-defer';",
+      "import { redisSources, sortedSet } from 'cloud-defer/redis';",
+      'const client = new Redis();',
+      'const deferred = createDeferred({ sources: redisSources(client) });',
+      'const tasks = deferredMiddleware(deferred);',
+      'const server = http.createServer((req, res) => tasks(req, res, () => res.writeHead(404).end())).listen(Number(process.env.PORT));',
+      "const userIds = ['u1', 'u2'];",
+      '',
+    ].join('\n'),
+    after: 'server.close();\nawait deferred.close();\nawait client.quit();\n',
   },
   app: {
     esm: "import express from 'express';\nimport { createDeferred, deferredMiddleware } from 'cloud-defer';\nconst app = express();\nconst ADMINS = ['admin@example.com'];\n",
@@ -76,6 +141,48 @@ const docs = [
 const blocks = docs.flatMap(blocksOf);
 const CODE = new Set(['js', 'javascript', 'cjs', 'mjs', 'ts', 'typescript']);
 
+const END = 'docs-test: end of block';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Runs one block's program in the fresh app, PORT set. It passes when it prints END and then, given
+ * a moment for what it started (the engine starts at mount), stops on SIGTERM (its own handler or
+ * Node's default), with nothing on stderr that reads like an error. Returns what went wrong, or ''.
+ */
+async function runBlock(app: string, file: string): Promise<string> {
+  const child = spawn(process.execPath, [file], { cwd: app, env: { ...process.env, PORT: String(await freePort()) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let ended = false;
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (!ended && stdout.includes(END)) {
+      ended = true;
+      setTimeout(() => child.kill('SIGTERM'), 1500);
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const { code, signal } = await exit;
+  clearTimeout(timer);
+  const output = `${stdout}${stderr}`.split('\n').slice(-15).join('\n');
+  if (!ended) return `stopped (${signal ?? code}) before the end of the block:\n${output}`;
+  if (signal === 'SIGKILL') return `did not stop on SIGTERM:\n${output}`;
+  if (code !== null && code !== 0) return `exited ${code}:\n${output}`;
+  if (/\b(\w*Error|could not start|Refusing|refused)\b/.test(stderr)) return `reported an error:\n${output}`;
+  return '';
+}
+
 describe('README and docs code blocks', () => {
   let app: string;
   const written: { block: Block; file: string }[] = [];
@@ -91,7 +198,9 @@ describe('README and docs code blocks', () => {
       const prelude = ts ? (setup?.ts ?? '') : commonJs ? (setup?.cjs ?? '') : (setup?.esm ?? '');
       // ESM for import blocks and fragments with top-level await; CommonJS where the block uses require.
       const file = `doc-${n}${ts ? '.mts' : commonJs ? '.cjs' : '.mjs'}`;
-      writeFileSync(path.join(app, file), `${prelude}${block.code}\n${ts || commonJs ? '' : 'export {};\n'}`);
+      // A run prints END once the block (and its set-up's `after`) got through, top-level awaits included.
+      const after = ts ? '' : `${commonJs ? '' : (setup?.after ?? '')}console.log(${JSON.stringify(END)});\n`;
+      writeFileSync(path.join(app, file), `${prelude}${block.code}\n${after}${ts || commonJs ? '' : 'export {};\n'}`);
       written.push({ block, file });
     });
   });
@@ -114,6 +223,28 @@ describe('README and docs code blocks', () => {
         );
       }
     }
+    assert.deepEqual(failures, []);
+  });
+
+  it('JavaScript blocks run with Node on the embedded default, or say what they need', async function () {
+    this.timeout(240_000);
+    const js = written.filter((w) => w.file.endsWith('js'));
+    const failures: string[] = [];
+    for (const { block } of js.filter((w) => w.block.noRun !== undefined)) {
+      if (!/^needs \S+ \S+/.test(block.noRun!)) failures.push(`${block.doc}:${block.line}: no-run without a reason ("needs ..."): ${block.noRun}`);
+    }
+    const runnable = js.filter((w) => w.block.noRun === undefined);
+    assert.ok(runnable.length >= 8, `only ${runnable.length} runnable blocks`);
+    // Two at a time: each starts an emulator, and the machine has two cores.
+    const queue = [...runnable];
+    await Promise.all(
+      [0, 1].map(async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const problem = await runBlock(app, next.file);
+          if (problem) failures.push(`${next.block.doc}:${next.block.line} (${next.file}): ${problem}`);
+        }
+      }),
+    );
     assert.deepEqual(failures, []);
   });
 

@@ -1,6 +1,9 @@
 /**
- * Mounting the middleware every way Express and Koa users mount things: tasks deferred from the app
- * run, the console is served under the same mount, other routes are untouched.
+ * Mounting the middleware every way Express and Koa users mount things, with the package as users
+ * get it (the packed tarball installed in a fresh app, loaded through its `exports` map, not src/):
+ * tasks deferred from the app run, the console is served under the same mount, other routes are
+ * untouched, and a delivery that reaches the middleware at a path it does not serve is logged once
+ * with the fix.
  */
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
@@ -10,9 +13,30 @@ import express from 'express';
 import Koa from 'koa';
 import Router from '@koa/router';
 import mount from 'koa-mount';
-import { createDeferred, deferredMiddleware, type CreateDeferredOptions, type Deferred } from '../src/index.js';
-import { koaDeferred, koaDeferredMiddleware } from '../src/http/koa.js';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import type { CreateDeferredOptions, Deferred } from '../src/index.js';
 import { eventually, recordingLogger } from './helpers/app.js';
+import { freshApp } from './helpers/fresh-app.js';
+
+type Package = typeof import('../src/index.js');
+type KoaPackage = typeof import('../src/http/koa.js');
+let pkg: Package;
+let koaPkg: KoaPackage;
+
+before(function () {
+  this.timeout(120_000);
+  // require('cloud-defer') and require('cloud-defer/koa') as the fresh app would resolve them.
+  const requireFromApp = createRequire(path.join(freshApp(), 'package.json'));
+  pkg = requireFromApp('cloud-defer') as Package;
+  koaPkg = requireFromApp('cloud-defer/koa') as KoaPackage;
+  assert.ok(requireFromApp.resolve('cloud-defer').includes(`${path.sep}node_modules${path.sep}cloud-defer${path.sep}dist${path.sep}`));
+});
+
+const createDeferred = (options: CreateDeferredOptions): Deferred => pkg.createDeferred(options);
+const deferredMiddleware = (d: Deferred) => pkg.deferredMiddleware(d);
+const koaDeferred = (d: Deferred) => koaPkg.koaDeferred(d);
+const koaDeferredMiddleware = (d: Deferred) => koaPkg.koaDeferredMiddleware(d);
 
 const CONSOLE = '/_ah/deferred/console';
 
@@ -212,6 +236,18 @@ describe('mounting: Koa', () => {
     await assertServed(app, `/tasks${CONSOLE}`);
     const viaRouter = await fetch(`${app.base}/jobs${CONSOLE}/`);
     assert.equal(viaRouter.status, 200);
+  });
+
+  it('a delivery that reaches the router at a path it does not serve is logged once, with the fix', async () => {
+    // Mounted under koa-mount at /tasks but not told so; a proxy sends /tasks/jobs/_ah/queue/deferred.
+    app = await mounted({}, (d) => koaApp((a) => a.use(mount('/tasks', koaDeferred(d).middleware))));
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${app.base}/tasks/jobs/_ah/queue/deferred`, { method: 'POST', headers: { 'X-CloudTasks-TaskName': 't1' }, body: '{}' });
+      assert.equal(res.status, 404);
+    }
+    const warnings = app.logger.lines.filter((l) => /matched no handler path/.test(l.message));
+    assert.equal(warnings.length, 1, 'logged once');
+    assert.match(warnings[0]!.message, /handlerPath: '\/jobs\/_ah\/queue\/deferred'/);
   });
 
   it('passing something that is not an engine fails when the middleware is built', () => {

@@ -27,7 +27,8 @@ app.get('/tasks/:id', async (req, res) => {
   res.json((await deferred.getTask(req.params.id)) ?? { error: 'unknown task' });
 });
 
-const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async () => {
+const port = Number(process.env.PORT ?? 3000);
+const server = app.listen(port, '127.0.0.1', async () => {
   const base = `http://127.0.0.1:${server.address().port}`;
   // Locally the emulator delivers to this process; tell it the port if the OS picked one.
   if (deferred.mode === 'embedded') deferred.setTargetUrl(`${base}${deferred.handlerPath}`);
@@ -43,9 +44,10 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async (
 
 server.on('error', (err) => {
   if (err.code !== 'EADDRINUSE') throw err;
-  console.error(`port ${process.env.PORT ?? 3000} is busy: stop what uses it or start with PORT=<another port>`);
+  console.error(`port ${port} is busy: stop what uses it or start with PORT=<another port>`);
   process.exit(1);
 });
 
-process.on('SIGINT', () => deferred.close().finally(() => server.close(() => process.exit(0))));
-process.on('SIGTERM', () => deferred.close().finally(() => server.close(() => process.exit(0))));
+const stop = () => deferred.close().finally(() => server.close(() => process.exit(0)));
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

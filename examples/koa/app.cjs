@@ -8,7 +8,8 @@ const { koaDeferredMiddleware } = require('cloud-defer/koa');
 const deferred = createDeferred();
 
 const resizeImage = deferred.task('resizeImage', async (imageId, sizes) => {
-  console.log(`resizing ${imageId} to ${sizes.join(', ')} - task ${currentTask().id}`);
+  const task = currentTask();
+  console.log(`resizing ${imageId} to ${sizes.join(', ')} - task ${task.id}, attempt ${task.attempt + 1}`); // attempt counts from 1
 });
 
 const app = new Koa();
@@ -26,10 +27,14 @@ router.get('/tasks/:id', async (ctx) => {
 });
 app.use(router.routes()).use(router.allowedMethods());
 
-const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async () => {
+const port = Number(process.env.PORT ?? 3000);
+const server = app.listen(port, '127.0.0.1', async () => {
   const base = `http://127.0.0.1:${server.address().port}`;
+  // Locally the emulator delivers to this process; tell it the port if the OS picked one.
   if (deferred.mode === 'embedded') deferred.setTargetUrl(`${base}${deferred.handlerPath}`);
   console.log(`example app listening on ${base}  (try: curl -XPOST ${base}/images/42)`);
+  if (deferred.consoleHandler) console.log(`console: ${base}${deferred.consoleHandler.path}/`);
+  console.log('Ctrl-C to stop');
   if (process.env.DEMO_TASK !== '0') {
     const info = await resizeImage.defer('demo-image', [64]);
     const record = await info.wait({ timeoutMs: 30000 });
@@ -37,4 +42,12 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async (
   }
 });
 
-process.on('SIGTERM', () => deferred.close().finally(() => server.close(() => process.exit(0))));
+server.on('error', (err) => {
+  if (err.code !== 'EADDRINUSE') throw err;
+  console.error(`port ${port} is busy: stop what uses it or start with PORT=<another port>`);
+  process.exit(1);
+});
+
+const stop = () => deferred.close().finally(() => server.close(() => process.exit(0)));
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -73,7 +73,8 @@ function logFields(delivery: Delivery, task: { id?: string; taskName?: string; q
     ...(task.id !== undefined ? { taskId: task.id } : {}),
     ...(task.taskName !== undefined ? { taskName: task.taskName } : {}),
     ...(queue !== undefined ? { queue } : {}),
-    attempt: delivery.retryCount,
+    // 1-based, as the messages and the console count attempts (X-CloudTasks-TaskRetryCount + 1).
+    attempt: delivery.retryCount + 1,
     ...(delivery.cloudTaskName !== undefined ? { cloudTaskName: delivery.cloudTaskName } : {}),
     ...(delivery.trace
       ? {

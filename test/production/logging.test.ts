@@ -72,7 +72,7 @@ describe('logging: pino and winston keep every task field', () => {
       }
       assert.deepEqual(
         chargeEntries.map((e) => e.attempt),
-        [0, 1],
+        [1, 2],
       );
       const closeEntry = entries.find((e) => e.taskId === closed.id);
       assert.ok(closeEntry, 'the permanent failure is logged');
@@ -174,7 +174,7 @@ describe('logging: the Cloud Logging JSON logger', () => {
         const labels = entry['logging.googleapis.com/labels'] as Record<string, string>;
         assert.equal(labels.taskName, 'chargeCard');
         assert.equal(labels.queue, 'billing');
-        assert.match(labels.attempt!, /^[01]$/);
+        assert.match(labels.attempt!, /^[12]$/);
       }
       // Without a trace header there is no trace field (the traced case is in otel.test.ts and cloud-run.test.ts).
       assert.ok(failures.every((e) => !('logging.googleapis.com/trace' in e)));
