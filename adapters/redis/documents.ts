@@ -207,9 +207,12 @@ export class RedisDocuments implements DocumentStore {
       score,
       member: entry,
     });
+    // A new document was in no index; an expected version means it exists (so 'c' cannot hold).
+    const created = w.expect === 'absent';
     return [
-      ...fixedIndexes(record).map((name) => op('c', 'a', name)),
-      ...TASK_STATUSES.map((status) => (status === record.status ? op('s', 'a', `status:${status}`) : op(status, 'r', `status:${status}`))),
+      ...(created ? fixedIndexes(record).map((name) => op('c', 'a', name)) : []),
+      op('s', 'a', `status:${record.status}`),
+      ...(created ? [] : TASK_STATUSES.filter((status) => status !== record.status).map((status) => op(status, 'r', `status:${status}`))),
       ...(expiresAt ? [op('e', 'a', 'expiry', expiresAt, sweepEntry(record))] : []),
     ];
   }
@@ -277,7 +280,12 @@ export class RedisDocuments implements DocumentStore {
    * and our ZREM, so each is read again and put back if it belongs; a task found in the wrong
    * status index goes to its own (on Cluster a writer that died before its index pipeline leaves that).
    */
-  private async prune<T extends { createdAt: number; id: string }>(kind: DocumentKind, name: string, members: string[], judge: (value: T) => Verdict): Promise<void> {
+  private async prune<T extends { createdAt: number; id: string }>(
+    kind: DocumentKind,
+    name: string,
+    members: string[],
+    judge: (value: T) => Verdict,
+  ): Promise<void> {
     const key = this.layout.index(name);
     await this.client.zrem(key, ...members);
     const docs = await this.readKeys(members.map((member) => this.layout.doc(kind, idOfMember(member))));

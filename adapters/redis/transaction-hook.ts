@@ -59,7 +59,12 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
   /** A MULTI or pipeline of this stores' client (it carries the client's own defined command). */
   accepts(transaction: unknown): transaction is ChainableCommander {
     const client = this.docs.client as unknown as Record<string, unknown>;
-    return typeof transaction === 'object' && transaction !== null && transaction !== client && (transaction as Record<string, unknown>).cloudDeferCommit === client.cloudDeferCommit;
+    return (
+      typeof transaction === 'object' &&
+      transaction !== null &&
+      transaction !== client &&
+      (transaction as Record<string, unknown>).cloudDeferCommit === client.cloudDeferCommit
+    );
   }
 
   /** For the stores' transaction() runner: it calls exec itself and then `afterExec`. */
@@ -83,7 +88,10 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     if (record.reference !== undefined) {
       const [hold] = (await this.docs.read([{ kind: 'ref', id: record.reference }])) as Array<{ value: ReferenceHold; version: number } | undefined>;
       const [holder] = hold?.value.held ? await this.docs.read([{ kind: 'task', id: hold.value.taskId }]) : [];
-      const decision = createWithReference(record, Date.now(), { ...(hold ? { hold: hold.value } : {}), ...(holder ? { holder: holder.value as TaskRecord } : {}) });
+      const decision = createWithReference(record, Date.now(), {
+        ...(hold ? { hold: hold.value } : {}),
+        ...(holder ? { holder: holder.value as TaskRecord } : {}),
+      });
       if (decision.kind !== 'create') return;
       const expect = hold ? hold.version : 'absent';
       writes.push({ kind: 'ref', id: record.reference, expect, value: decision.hold!, expiresAt: record.expiresAt });
@@ -91,7 +99,10 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     // A payload whose time-to-live has already run out is no payload (PayloadStore.put does the same).
     const bytes = payload && payload.ttlMs > 0 ? Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength) : undefined;
     const key = payload && this.docs.layout.payload(payload.id);
-    const prepared = this.docs.prepare(writes, bytes && key ? [{ write: 1, cond: '*', command: 'p', key, score: Math.ceil(payload.ttlMs), member: bytes, local: true }] : []);
+    const prepared = this.docs.prepare(
+      writes,
+      bytes && key ? [{ write: 1, cond: '*', command: 'p', key, score: Math.ceil(payload.ttlMs), member: bytes, local: true }] : [],
+    );
     // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
     await this.docs.guard('register an outbox slot', () => this.docs.registerOutboxSlots(writes));
     refuseIfClosed(); // exec() may have been called while we read
@@ -139,7 +150,11 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
         await hook.afterExec(staging, results, queued);
         return results;
       });
-      if (callback) done.then((results) => callback(null, results), (error: Error) => callback(error));
+      if (callback)
+        done.then(
+          (results) => callback(null, results),
+          (error: Error) => callback(error),
+        );
       return done;
     };
     return staging;

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -57,6 +58,16 @@ describe('cloud-defer/redis adapter', function () {
     assert.equal(typeof commands.cloudDeferCommit, 'function');
     for (const gone of ['CreateTask', 'AcquireLease', 'Settle', 'Transition']) assert.equal(commands[`cloudDefer${gone}`], undefined, gone);
     assert.ok(!client.options.keyPrefix, 'no keyPrefix set on the client');
+  });
+
+  it('reads no private field of ioredis (public API only, issue 12)', function () {
+    const dir = path.resolve(__dirname, '../../../adapters/redis');
+    for (const file of readdirSync(dir).filter((name) => name.endsWith('.ts'))) {
+      const source = readFileSync(path.join(dir, file), 'utf8');
+      for (const internal of ['_queue', 'isPipeline', '_transactions', '_result', 'scriptsSet', 'nodeifiedPromise']) {
+        assert.ok(!source.includes(internal), `${file} mentions ioredis' ${internal}`);
+      }
+    }
   });
 
   it('makes task ids "<tag>_<random>" that are valid Cloud Tasks ids and share their reference\'s tag', function () {
