@@ -27,6 +27,8 @@ function figures(dir: string, suite: string): Map<string, number> {
   for (const line of out.split('\n')) {
     const match = /^ {2}(.+?): (-?[\d.]+) \S+/.exec(line);
     if (match) found.set(`${suite}: ${match[1]!}`, Number(match[2]));
+    const ratio = / \| ratio (-?[\d.]+)/.exec(line);
+    if (match && ratio) found.set(`${suite}: ${match[1]!} (ratio to its baseline)`, Number(ratio[1]));
   }
   return found;
 }
@@ -40,6 +42,7 @@ for (let round = 0; round < Number(rounds); round += 1) {
     ] as const) {
       process.stdout.write(`round ${round + 1}: ${suite} on ${dir} ...\n`);
       for (const [name, value] of figures(dir, suite)) {
+        process.stdout.write(`  ${name}: ${value}\n`);
         const entry = seen.get(name) ?? { a: [], b: [] };
         entry[side].push(value);
         seen.set(name, entry);
