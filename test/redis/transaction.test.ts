@@ -76,7 +76,7 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     await Promise.all([whenReady(client), whenReady(other)]);
     stores = redisStores({ client, prefix });
     hook = stores.transactions[0];
-    raw = redisRawBackend(other, prefix, false);
+    raw = redisRawBackend(other, prefix);
   });
 
   after(async function () {
@@ -91,10 +91,10 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     assert.equal(await raw.rawPayload(staged.payload!.id), undefined, 'no payload');
   }
 
-  it('accepts a MULTI of its own client only', async function () {
+  it('accepts a MULTI or a pipeline of its own client only', async function () {
     assert.equal(hook.name, 'redis');
     assert.ok(hook.accepts(client.multi()));
-    assert.ok(!hook.accepts(client.pipeline()), 'a plain pipeline is no transaction');
+    assert.ok(hook.accepts(client.pipeline()), 'a pipeline: the defer is written when it runs');
     assert.ok(!hook.accepts(other.multi()), "another client's MULTI");
     assert.ok(!hook.accepts(client));
     assert.ok(!hook.accepts({ exec() {} }));
@@ -268,11 +268,95 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     );
   });
 
+  it('a plain pipeline: the defer is written when it runs, afterCommit after it', async function () {
+    const staged = stagedDefer(stores);
+    const { afterCommit, runs } = counter();
+    const pipeline = client.pipeline().set(`${prefix}:piped`, '1');
+    await hook.stage(pipeline, staged, afterCommit);
+    await assertNothingWritten(staged);
+    const results = await pipeline.exec();
+    assert.deepEqual(results?.[0], [null, 'OK']);
+    assert.equal(runs(), 1);
+    assert.deepEqual(await raw.rawTask(staged.record.id), JSON.parse(JSON.stringify(staged.record)));
+  });
+
+  it('the hold of a reference changes between stage and EXEC: the committed defer is made afresh, once', async function () {
+    const reference = `tx-race-${randomUUID()}`;
+    const staged = stagedDefer(stores, { reference });
+    const { afterCommit, runs } = counter();
+    const tx = client.multi().set(`${prefix}:race`, '1');
+    await hook.stage(tx, staged, afterCommit);
+    // Another defer takes the free reference and finishes before this EXEC: the reference is free again.
+    const other = stagedDefer(stores, { reference }, false);
+    assert.deepEqual(await stores.state.createTask(other.record, Date.now()), { created: true });
+    await stores.state.transition(other.record.id, ['queued'], 'cancelled', {}, Date.now());
+    await tx.exec();
+    assert.equal(runs(), 1);
+    assert.deepEqual(await raw.rawTask(staged.record.id), JSON.parse(JSON.stringify(staged.record)));
+    assert.deepEqual(await raw.rawOutbox(staged.outbox.taskId), staged.outbox);
+    assert.ok(await raw.rawPayload(staged.payload!.id));
+    assert.equal((await stores.state.findByReference(reference))?.id, staged.record.id);
+  });
+
+  describe('stores.transaction(work)', function () {
+    it('EXECs after work resolves, then runs the enqueues; returns what work returned', async function () {
+      const staged = stagedDefer(stores);
+      const { afterCommit, runs } = counter();
+      const userKey = `${prefix}:runner:${randomUUID()}`;
+      const value = await stores.transaction(async (tx) => {
+        tx.set(userKey, 'v');
+        await hook.stage(tx, staged, afterCommit);
+        assert.equal(runs(), 0);
+        return 42;
+      });
+      assert.equal(value, 42);
+      assert.equal(runs(), 1);
+      assert.equal(await other.get(userKey), 'v');
+      assert.ok(await raw.rawTask(staged.record.id));
+    });
+
+    it('sends nothing when work throws, and refuses defers into it afterwards', async function () {
+      const staged = stagedDefer(stores);
+      const { afterCommit, runs } = counter();
+      const userKey = `${prefix}:runner:${randomUUID()}`;
+      let kept: Parameters<Parameters<RedisStores['transaction']>[0]>[0] | undefined;
+      await assert.rejects(
+        stores.transaction(async (tx) => {
+          kept = tx;
+          tx.set(userKey, 'v');
+          await hook.stage(tx, staged, afterCommit);
+          throw new Error('work failed');
+        }),
+        /work failed/,
+      );
+      assert.equal(runs(), 0);
+      assert.equal(await other.get(userKey), null);
+      await assertNothingWritten(staged);
+      await assert.rejects(hook.stage(kept!, stagedDefer(stores), afterCommit), { code: 'INVALID_STATE' });
+    });
+
+    it('rejects with the failing command of EXEC and does not enqueue', async function () {
+      const staged = stagedDefer(stores);
+      const { afterCommit, runs } = counter();
+      const listKey = `${prefix}:runner-list:${randomUUID()}`;
+      await other.rpush(listKey, 'x');
+      await assert.rejects(
+        stores.transaction(async (tx) => {
+          tx.incr(listKey);
+          await hook.stage(tx, staged, afterCommit);
+        }),
+        /WRONGTYPE/,
+      );
+      assert.equal(runs(), 0);
+      assert.deepEqual(await raw.rawOutbox(staged.outbox.taskId), staged.outbox, 'left for the outbox sweeper');
+    });
+  });
+
   it('works on a client with a keyPrefix (stored key names include it)', async function () {
     const prefixed = new Redis({ host: REDIS_HOST, port: REDIS_PORT, keyPrefix: 'kp:' });
     try {
       const prefixedStores = redisStores({ client: prefixed, prefix, sweepIntervalMs: 0 });
-      const prefixedRaw = redisRawBackend(other, `kp:${prefix}`, false);
+      const prefixedRaw = redisRawBackend(other, `kp:${prefix}`);
       const reference = `kp-ref-${randomUUID()}`;
       const staged = stagedDefer(prefixedStores, { reference });
       const { afterCommit, runs } = counter();
