@@ -39,14 +39,19 @@ export function collectionNames(prefix: string): CollectionNames {
   if (!/^[A-Za-z0-9_-]*$/.test(prefix) || prefix.startsWith('__')) {
     throw new CloudDeferError('INVALID_OPTION', `collectionPrefix "${prefix}" must be letters, digits, "_" or "-", not starting with "__".`);
   }
-  const [tasks, references, payloads, payloadChunks, outbox, iterations] = ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations'].map((n) => prefix + n);
+  const [tasks, references, payloads, payloadChunks, outbox, iterations] = ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations'].map(
+    (n) => prefix + n,
+  );
   return { tasks: tasks!, references: references!, payloads: payloads!, payloadChunks: payloadChunks!, outbox: outbox!, iterations: iterations! };
 }
 
 /** Task, payload and iteration ids become document ids as they are; refuse the few Firestore cannot hold. */
 export function checkDocId(id: string, what: string): string {
   if (!id || id.includes('/') || id === '.' || id === '..' || /^__.*__$/.test(id) || Buffer.byteLength(id, 'utf8') > 1500) {
-    throw new CloudDeferError('INVALID_OPTION', `${what} "${id.slice(0, 80)}" cannot be a Firestore document id (no "/", not "." or "..", not __x__, at most 1500 bytes).`);
+    throw new CloudDeferError(
+      'INVALID_OPTION',
+      `${what} "${id.slice(0, 80)}" cannot be a Firestore document id (no "/", not "." or "..", not __x__, at most 1500 bytes).`,
+    );
   }
   return id;
 }
@@ -86,7 +91,9 @@ export class FirestoreDocuments implements DocumentStore {
     if (kind === 'ref') return this.firestore.collection(n.references).doc(createHash('sha256').update(id, 'utf8').digest('hex'));
     if (kind === 'shard') {
       const cut = id.lastIndexOf('/');
-      return this.ref({ kind: 'iteration', id: id.slice(0, cut) }).collection('shards').doc(id.slice(cut + 1));
+      return this.ref({ kind: 'iteration', id: id.slice(0, cut) })
+        .collection('shards')
+        .doc(id.slice(cut + 1));
     }
     const [collection, what] = kind === 'iteration' ? [n.iterations, 'Iteration id'] : [kind === 'task' ? n.tasks : n.outbox, 'Task id'];
     return this.firestore.collection(collection).doc(checkDocId(id, what));
@@ -207,7 +214,8 @@ export class FirestoreDocuments implements DocumentStore {
    */
   listTasks(query: TaskQuery): Promise<TaskPage> {
     let filtered: Query = this.firestore.collection(this.names.tasks);
-    for (const field of ['status', 'queue', 'taskName', 'reference', 'iterationId'] as const) if (query[field]) filtered = filtered.where(field, '==', query[field]);
+    for (const field of ['status', 'queue', 'taskName', 'reference', 'iterationId'] as const)
+      if (query[field]) filtered = filtered.where(field, '==', query[field]);
     return this.guard('list task records', () => this.newestFirst('task', filtered, query));
   }
 

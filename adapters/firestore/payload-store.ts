@@ -25,10 +25,16 @@ function payloadHead(docs: FirestoreDocuments, id: string): DocumentReference {
   return docs.firestore.collection(docs.names.payloads).doc(checkDocId(id, 'Payload id'));
 }
 
-const chunkRef = (docs: FirestoreDocuments, head: DocumentReference, generation: string, n: number) => head.collection(docs.names.payloadChunks).doc(`${generation}.${n}`);
+const chunkRef = (docs: FirestoreDocuments, head: DocumentReference, generation: string, n: number) =>
+  head.collection(docs.names.payloadChunks).doc(`${generation}.${n}`);
 
 /** The documents that hold `data` until `expiresAt` (epoch ms); the head comes last. */
-export function payloadWrites(docs: FirestoreDocuments, id: string, data: Uint8Array, expiresAt: number): Array<{ ref: DocumentReference; data: DocumentData }> {
+export function payloadWrites(
+  docs: FirestoreDocuments,
+  id: string,
+  data: Uint8Array,
+  expiresAt: number,
+): Array<{ ref: DocumentReference; data: DocumentData }> {
   const head = payloadHead(docs, id);
   const expireAt = docs.library.Timestamp.fromMillis(expiresAt);
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);

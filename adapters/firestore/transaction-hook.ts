@@ -1,19 +1,12 @@
 /**
  * Transactional defer through the client's public Transaction methods only (get, create, set).
- * A defer with a reference reads the reference's hold (and its holder) through the transaction,
- * so two transactions deferring with one reference conflict and only one takes it; the record,
- * the hold, the outbox document and a large payload are written in the transaction. Two ways in:
- *
- * - `stores.transaction(async (tx) => ...)` wraps firestore.runTransaction. The defers' writes
- *   join the transaction after `work` resolved (so `work` may read after a defer), and their
- *   enqueues run once runTransaction resolved, for the attempt that committed; never on failure.
- * - The user's own `firestore.runTransaction(async (tx) => ...)`: Transaction.commit is not public,
- *   so nothing tells the hook that the commit happened. The writes join the transaction at once
- *   (Firestore then refuses reads in it after the defer), and a relay polls the outbox document,
- *   which only a committed transaction makes exist, and enqueues when it reads it: after the
- *   commit by at most half the time since the defer (at least 10 ms, at most 2 s) plus one read.
- *   An attempt that never commits is given up after 5 minutes (Firestore ends transactions after
- *   270 s); a process that dies first leaves the outbox entry to sweep().
+ * A defer with a reference reads the reference's hold and holder through the transaction (so two
+ * transactions taking one reference conflict); record, hold, outbox document and a large payload
+ * are written in the transaction. stores.transaction() (run()) adds those writes after `work`
+ * and enqueues once runTransaction resolved. In the user's own runTransaction the writes join at
+ * once, and since Transaction.commit is not public, a relay polls the outbox document (only a
+ * committed transaction makes it exist) and enqueues when it reads it; sweep() is the backstop.
+ * See docs/firestore.md for the latency this adds.
  */
 import type { Transaction } from '@google-cloud/firestore';
 import type { DocumentWrite } from '../../src/core/documents.js';
@@ -66,7 +59,13 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
       const task = write({ kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt });
       tx.create(task.ref, task.data);
       if (decision.hold) {
-        const hold = write({ kind: 'ref', id: decision.hold.reference, expect: current.holdVersion ?? 'absent', value: decision.hold, expiresAt: record.expiresAt });
+        const hold = write({
+          kind: 'ref',
+          id: decision.hold.reference,
+          expect: current.holdVersion ?? 'absent',
+          value: decision.hold,
+          expiresAt: record.expiresAt,
+        });
         tx.set(hold.ref, hold.data);
       }
       const entry = write({ kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox });
@@ -162,7 +161,8 @@ const ended = (cause?: unknown) =>
 /** The client's refusals, as the errors defer() documents. */
 function clientRefusal(error: unknown): unknown {
   const message = error instanceof Error ? error.message : '';
-  if (/read-only/.test(message)) return new CloudDeferError('INVALID_OPTION', 'defer() cannot join a read-only Firestore transaction: it writes the task record.', { cause: error });
+  if (/read-only/.test(message))
+    return new CloudDeferError('INVALID_OPTION', 'defer() cannot join a read-only Firestore transaction: it writes the task record.', { cause: error });
   if (/reads to be executed before all writes/.test(message)) {
     return new CloudDeferError(
       'INVALID_STATE',
@@ -178,7 +178,11 @@ async function runAll(work: ReadonlyArray<() => Promise<void>>): Promise<void> {
   const failures: unknown[] = [];
   for (const run of work) await run().catch((error: unknown) => failures.push(error));
   if (failures.length === 0) return;
-  throw new CloudDeferError('ENQUEUE_FAILED', `${failures.length} deferred enqueue(s) failed after the Firestore transaction committed; sweepOutbox() will retry them.`, {
-    cause: failures.length === 1 ? failures[0] : new AggregateError(failures),
-  });
+  throw new CloudDeferError(
+    'ENQUEUE_FAILED',
+    `${failures.length} deferred enqueue(s) failed after the Firestore transaction committed; sweepOutbox() will retry them.`,
+    {
+      cause: failures.length === 1 ? failures[0] : new AggregateError(failures),
+    },
+  );
 }

@@ -1,6 +1,7 @@
 /** Firestore-specific behaviour of cloud-defer/firestore beyond the store contract. */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Timestamp } from '@google-cloud/firestore';
@@ -8,6 +9,18 @@ import { firestoreStores } from '../../adapters/firestore/index.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { firestoreBackends, openFirestoreHarness, type FirestoreHarness } from './harness.js';
 import { HOUR, plain, taskRecord } from './records.js';
+
+describe('cloud-defer/firestore sources', function () {
+  it("read no private field of the client (no `._x`, `x_` or `['_x']`): a minor release cannot break them silently", function () {
+    const folder = path.resolve(__dirname, '../../../adapters/firestore');
+    const files = readdirSync(folder).filter((name) => name.endsWith('.ts'));
+    assert.ok(files.length >= 5, `found the sources in ${folder}`);
+    for (const name of files) {
+      const code = readFileSync(path.join(folder, name), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      assert.doesNotMatch(code, /\._[A-Za-z]|\b[a-z][A-Za-z]*_\b(?!\()|\[['"]_/, name);
+    }
+  });
+});
 
 for (const { label, backend } of firestoreBackends())
   describe(`cloud-defer/firestore adapter${label}`, function () {

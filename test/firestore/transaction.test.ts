@@ -25,7 +25,8 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
   assert.fail(`still not true after ${ms} ms: ${what}`);
 }
 
-const isCode = (code: string, pattern?: RegExp) => (error: unknown) => error instanceof CloudDeferError && error.code === code && (!pattern || pattern.test(error.message));
+const isCode = (code: string, pattern?: RegExp) => (error: unknown) =>
+  error instanceof CloudDeferError && error.code === code && (!pattern || pattern.test(error.message));
 
 for (const { label, backend } of firestoreBackends())
   describe(`firestore TransactionHook${label}`, function () {
@@ -114,7 +115,13 @@ for (const { label, backend } of firestoreBackends())
         const holder = stagedDefer({ reference: held });
         await h.stores.state.createTask(holder.record, holder.record.createdAt);
         const fresh = `ref-${Date.now()}-fresh`;
-        const staged = [stagedDefer(), stagedDefer({ reference: held }), stagedDefer({ reference: fresh }), stagedDefer({ reference: fresh }), stagedDefer({}, 10)];
+        const staged = [
+          stagedDefer(),
+          stagedDefer({ reference: held }),
+          stagedDefer({ reference: fresh }),
+          stagedDefer({ reference: fresh }),
+          stagedDefer({}, 10),
+        ];
         const counters = staged.map(() => counter());
         await h.stores.transaction(async (tx) => {
           for (const [i, s] of staged.entries()) await hook.stage(tx, s, counters[i]!.afterCommit);
@@ -153,7 +160,10 @@ for (const { label, backend } of firestoreBackends())
         await h.stores.transaction(async (tx) => {
           kept = tx;
         });
-        await assert.rejects(hook.stage(kept, stagedDefer(), async () => undefined), isCode('INVALID_STATE'));
+        await assert.rejects(
+          hook.stage(kept, stagedDefer(), async () => undefined),
+          isCode('INVALID_STATE'),
+        );
       });
     });
 
@@ -202,7 +212,10 @@ for (const { label, backend } of firestoreBackends())
       it('refuses a read-only transaction, and staging after the commit', async function () {
         await h.firestore.runTransaction(
           async (tx) => {
-            await assert.rejects(hook.stage(tx, stagedDefer(), async () => undefined), isCode('INVALID_OPTION'));
+            await assert.rejects(
+              hook.stage(tx, stagedDefer(), async () => undefined),
+              isCode('INVALID_OPTION'),
+            );
           },
           { readOnly: true },
         );
@@ -213,7 +226,10 @@ for (const { label, backend } of firestoreBackends())
           kept = tx;
           tx.set(mine, { saved: true });
         });
-        await assert.rejects(hook.stage(kept, stagedDefer(), async () => undefined), isCode('INVALID_STATE'));
+        await assert.rejects(
+          hook.stage(kept, stagedDefer(), async () => undefined),
+          isCode('INVALID_STATE'),
+        );
       });
 
       it('two transactions deferring with one free reference at once: exactly one defer is written and enqueued', async function () {
@@ -250,20 +266,21 @@ for (const { label, backend } of firestoreBackends())
       // Each reads its own document, then the other's: exclusive read locks deadlock at the second
       // read, shared ones (Google's) at the commits. The defer comes after the reads, as the user's
       // own transaction requires.
-      const work = (name: 'a' | 'b', mine: DocumentReference, theirs: DocumentReference, signal: () => void, wait: Promise<void>) => async (tx: Transaction) => {
-        calls[name] += 1;
-        await tx.get(mine);
-        if (calls[name] === 1) {
-          signal();
-          await wait;
-        }
-        await tx.get(theirs);
-        const staged = stagedDefer();
-        const { afterCommit, runs } = counter();
-        attempts[name].push({ staged, runs });
-        await hook.stage(tx, staged, afterCommit);
-        tx.set(mine, { by: name });
-      };
+      const work =
+        (name: 'a' | 'b', mine: DocumentReference, theirs: DocumentReference, signal: () => void, wait: Promise<void>) => async (tx: Transaction) => {
+          calls[name] += 1;
+          await tx.get(mine);
+          if (calls[name] === 1) {
+            signal();
+            await wait;
+          }
+          await tx.get(theirs);
+          const staged = stagedDefer();
+          const { afterCommit, runs } = counter();
+          attempts[name].push({ staged, runs });
+          await hook.stage(tx, staged, afterCommit);
+          tx.set(mine, { by: name });
+        };
       await Promise.all([h.stores.transaction(work('a', x, y, aHasX, bHoldsY)), h.firestore.runTransaction(work('b', y, x, bHasY, aHoldsX))]);
       assert.ok(calls.a + calls.b >= 3, `the functions ran ${calls.a} and ${calls.b} time(s)`);
       for (const name of ['a', 'b'] as const) {

@@ -195,7 +195,12 @@ export class FirestoreEngine {
       return { writeResults: [], commitTime: microsToWire(this.clock.readTime()) };
     }
     // A commit waits for the other readers of what it writes; the wait is bounded (lock timeout).
-    if (transaction) await this.transactions.lock(transaction, writes.map((write) => write.name), 'exclusive');
+    if (transaction)
+      await this.transactions.lock(
+        transaction,
+        writes.map((write) => write.name),
+        'exclusive',
+      );
     if (transaction && !this.readsUnchanged(transaction)) {
       this.transactions.abort(transaction);
       throw aborted();
