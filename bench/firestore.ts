@@ -11,7 +11,8 @@
  * process of its own, far slower per call, and its figures sit beside ours.
  */
 import type { Firestore } from '@google-cloud/firestore';
-import { firestoreQuery, firestoreQuerySource, firestoreStores } from '../adapters/firestore/index.js';
+import { firestoreQuery, firestoreQuerySource, firestoreStores, type FirestoreStores } from '../adapters/firestore/index.js';
+import { stagedDefer } from '../test/firestore/records.js';
 import { memoryStores } from '../adapters/memory/index.js';
 import { createDeferred } from '../src/index.js';
 import { firestoreForTests, type FirestoreForTests } from '../test/emulators/firestore/harness.js';
@@ -53,6 +54,28 @@ async function plainLoop(firestore: Firestore, collection: string): Promise<numb
   return performance.now() - started;
 }
 
+/**
+ * What the relay adds to a transactional defer in the user's own runTransaction: from
+ * runTransaction resolving to the enqueue (afterCommit) running, against the whole
+ * stores.transaction() call, whose enqueue runs before it resolves.
+ */
+async function relayLatency(stores: FirestoreStores, firestore: Firestore, samples: number): Promise<{ relay: number; runner: number }> {
+  const hook = stores.transactions[0];
+  const relay: number[] = [];
+  const runner: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    let enqueued!: (at: number) => void;
+    const at = new Promise<number>((resolve) => (enqueued = resolve));
+    await firestore.runTransaction(async (tx) => hook.stage(tx, stagedDefer(), async () => enqueued(performance.now())));
+    const committed = performance.now();
+    relay.push((await at) - committed);
+    const started = performance.now();
+    await stores.transaction(async (tx) => hook.stage(tx, stagedDefer(), async () => undefined));
+    runner.push(performance.now() - started);
+  }
+  return { relay: median(relay), runner: median(runner) };
+}
+
 async function iterate(firestore: Firestore, collection: string, prefix: string): Promise<number> {
   const stores = firestoreStores({ firestore, collectionPrefix: prefix });
   const deferred = createDeferred({ logger: false, stores, sources: [stores.source] });
@@ -90,6 +113,9 @@ async function measure(env: FirestoreForTests, { defers: DEFERS, items: ITEMS, r
       loops.push(await plainLoop(env.firestore, collection));
       ours.push(await iterate(env.firestore, collection, `${prefix}It${round}`));
     }
+    const latencyStores = firestoreStores({ firestore: env.firestore, collectionPrefix: `${prefix}Relay` });
+    const latency = await relayLatency(latencyStores, env.firestore, 50);
+    await latencyStores.close();
     const memRate = median(memoryRates);
     const fsRate = median(firestoreRates);
     const loopMs = median(loops);
@@ -103,6 +129,13 @@ async function measure(env: FirestoreForTests, { defers: DEFERS, items: ITEMS, r
         baseline: { name: 'defer() with memory state, same emulator set-up', value: Math.round(memRate) },
         ratio: +(fsRate / memRate).toFixed(3),
         notes: `${DEFERS} defers x ${rounds} interleaved rounds, 32 in flight, median; Firestore is ${where}`,
+      },
+      {
+        name: `transactional defer in the user's own runTransaction: commit to enqueue (the relay)${label}`,
+        value: +latency.relay.toFixed(1),
+        unit: 'ms',
+        baseline: { name: 'a whole stores.transaction() with one defer (its enqueue runs before it resolves)', value: +latency.runner.toFixed(1) },
+        notes: `median of 50; runTransaction resolved -> afterCommit ran, the relay polling the outbox document; Firestore is ${where}`,
       },
       {
         name: `deferIteration, ${ITEMS.toLocaleString('en')} documents over ${SHARDS} shards, no-op callback (Firestore collection source, Firestore stores, embedded Cloud Tasks emulator)${label}`,

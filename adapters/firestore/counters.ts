@@ -19,7 +19,7 @@ import {
   type CounterResolution,
   type TaskCounters,
 } from '../../src/core/counters.js';
-import { collectionNames } from './collections.js';
+import { collectionNames } from './documents.js';
 import { loadLibrary, type FirestoreLibrary } from './library.js';
 
 export interface FirestoreCountersOptions {

@@ -1,99 +1,234 @@
 /**
- * The storage primitives on Firestore for deferIteration's documents: an iteration header at
- * cloudDeferIterations/{id} and one document per shard at cloudDeferIterations/{id}/shards/{index},
- * so shards never contend. Each document keeps its version in `v`; commit is one transaction that
- * reads every written document, compares versions and writes all or nothing. The lifecycle
- * decisions are the core's (src/core/documents.ts).
+ * The storage primitives (src/core/documents.ts) on Firestore. Collections are `<prefix><Name>`
+ * (default prefix "cloudDefer"); a document that expires carries `expireAt`, a timestamp for a
+ * TTL policy (TTL deletes lazily, so reads treat a passed expireAt as gone):
+ *
+ *   cloudDeferTasks/{taskId}                   a TaskRecord's fields; its `version` is the version
+ *   cloudDeferReferences/{sha256(reference)}   a ReferenceHold, version in `v`
+ *   cloudDeferOutbox/{taskId}                  an OutboxEntry (request as JSON, body as bytes), `v`
+ *   cloudDeferIterations/{id}                  an iteration header, `v`
+ *     shards/{index}                           one shard's progress, `v` (shards never contend)
+ *   cloudDeferPayloads/{id}                    payload-store.ts
+ *
+ * commit() is one write batch, not a transaction: each write carries a precondition, `exists:
+ * false` for a document expected absent, else the `updateTime` that read() saw with the expected
+ * version; Firestore applies a batch all or nothing and refuses it when a precondition fails. So a
+ * commit takes no read lock (Firestore's transactions lock what they read, and everyone else waits
+ * behind them) and costs one round trip after the core's read. A version read() has not seen
+ * (another process's, or an evicted one) is read first.
  */
-import type { DocumentData, DocumentReference, DocumentSnapshot } from '@google-cloud/firestore';
-import type { DocumentKey, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
+import { createHash } from 'node:crypto';
+import type { DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, Timestamp } from '@google-cloud/firestore';
+import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
+import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { OutboxEntry, TaskPage } from '../../src/core/stores.js';
-import { withoutUndefined } from './codec.js';
-import { checkDocId } from './collections.js';
-import type { AdapterContext } from './context.js';
-import { isAborted } from './errors.js';
-import { newestFirstPage } from './listing.js';
+import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
+import { GRPC, grpcCode, toStoreError } from './errors.js';
+import type { FirestoreLibrary } from './library.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export interface CollectionNames {
+  readonly tasks: string;
+  readonly references: string;
+  readonly payloads: string;
+  readonly payloadChunks: string;
+  readonly outbox: string;
+  readonly iterations: string;
+}
 
-export class FirestoreIterationDocuments implements DocumentStore {
+export function collectionNames(prefix: string): CollectionNames {
+  if (!/^[A-Za-z0-9_-]*$/.test(prefix) || prefix.startsWith('__')) {
+    throw new CloudDeferError('INVALID_OPTION', `collectionPrefix "${prefix}" must be letters, digits, "_" or "-", not starting with "__".`);
+  }
+  const [tasks, references, payloads, payloadChunks, outbox, iterations] = ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations'].map(
+    (n) => prefix + n,
+  );
+  return { tasks: tasks!, references: references!, payloads: payloads!, payloadChunks: payloadChunks!, outbox: outbox!, iterations: iterations! };
+}
+
+/** Task, payload and iteration ids become document ids as they are; refuse the few Firestore cannot hold. */
+export function checkDocId(id: string, what: string): string {
+  if (!id || id.includes('/') || id === '.' || id === '..' || /^__.*__$/.test(id) || Buffer.byteLength(id, 'utf8') > 1500) {
+    throw new CloudDeferError(
+      'INVALID_OPTION',
+      `${what} "${id.slice(0, 80)}" cannot be a Firestore document id (no "/", not "." or "..", not __x__, at most 1500 bytes).`,
+    );
+  }
+  return id;
+}
+
+/** JSON-like values without undefined anywhere (Firestore refuses undefined inside maps and arrays). */
+function withoutUndefined<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((item: unknown) => withoutUndefined(item)) as T;
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
+  return Object.fromEntries(Object.entries(value).flatMap(([key, item]) => (item === undefined ? [] : [[key, withoutUndefined(item)]]))) as T;
+}
+
+/** Commit failures that mean another writer got there first: the core reads and decides again. */
+const CONFLICTS: ReadonlySet<number | undefined> = new Set([GRPC.FAILED_PRECONDITION, GRPC.ALREADY_EXISTS, GRPC.NOT_FOUND, GRPC.ABORTED]);
+/** updateTimes remembered from reads, for the preconditions of the commits that follow them. */
+const SEEN_LIMIT = 10_000;
+/** A listing reads at least this many documents per round trip, so expired leftovers cost few reads. */
+const MIN_BATCH = 50;
+
+interface Seen {
+  updateTime: Timestamp;
+  fields: string[];
+}
+
+export class FirestoreDocuments implements DocumentStore {
   readonly kind = 'firestore';
+  private readonly seen = new Map<string, Seen>();
 
-  constructor(private readonly ctx: AdapterContext) {}
+  constructor(
+    readonly firestore: Firestore,
+    readonly library: FirestoreLibrary,
+    readonly names: CollectionNames,
+    readonly now: () => number,
+  ) {}
 
-  private ref(key: DocumentKey): DocumentReference {
-    const iterations = this.ctx.collection(this.ctx.names.iterations);
-    if (key.kind === 'iteration') return iterations.doc(checkDocId(key.id, 'Iteration id'));
-    if (key.kind === 'shard') {
-      const cut = key.id.lastIndexOf('/');
-      return iterations
-        .doc(checkDocId(key.id.slice(0, cut), 'Iteration id'))
+  ref({ kind, id }: DocumentKey): DocumentReference {
+    const n = this.names;
+    if (kind === 'ref') return this.firestore.collection(n.references).doc(createHash('sha256').update(id, 'utf8').digest('hex'));
+    if (kind === 'shard') {
+      const cut = id.lastIndexOf('/');
+      return this.ref({ kind: 'iteration', id: id.slice(0, cut) })
         .collection('shards')
-        .doc(key.id.slice(cut + 1));
+        .doc(id.slice(cut + 1));
     }
-    throw new CloudDeferError('INVALID_OPTION', `The Firestore iteration documents do not keep "${key.kind}" documents.`);
+    const [collection, what] = kind === 'iteration' ? [n.iterations, 'Iteration id'] : [kind === 'task' ? n.tasks : n.outbox, 'Task id'];
+    return this.firestore.collection(collection).doc(checkDocId(id, what));
   }
 
-  private decode(snapshot: DocumentSnapshot): Versioned<unknown> | undefined {
-    if (!this.ctx.isLive(snapshot)) return undefined;
-    const { v, expireAt: _expireAt, ...value } = snapshot.data() as DocumentData;
+  /** True while a document's `expireAt` lies ahead. */
+  isLive(snapshot: DocumentSnapshot): boolean {
+    const expireAt = snapshot.exists ? (snapshot.get('expireAt') as Timestamp | undefined) : undefined;
+    return snapshot.exists && (expireAt === undefined || expireAt.toMillis() > this.now());
+  }
+
+  /** Run a backend call; failures to reach Firestore become STORE_UNAVAILABLE. */
+  async guard<T>(action: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      const emulator = process.env.FIRESTORE_EMULATOR_HOST;
+      throw toStoreError(`Firestore (database ${this.firestore.databaseId})${emulator ? ` via FIRESTORE_EMULATOR_HOST=${emulator}` : ''}`, action, error);
+    }
+  }
+
+  /** The stored fields of a write (with its next version and expiry). */
+  encode(write: DocumentWrite): DocumentData {
+    const value = write.value as unknown as Record<string, unknown>;
+    const expiry = write.expiresAt !== undefined ? { expireAt: this.library.Timestamp.fromMillis(write.expiresAt) } : {};
+    if (write.kind === 'task') return { ...withoutUndefined(value), ...expiry };
+    const v = write.expect === 'absent' ? 1 : write.expect + 1;
+    if (write.kind !== 'outbox') return { ...withoutUndefined(value), v, ...expiry };
+    const { bodyBase64, ...request } = (value as unknown as OutboxEntry).request;
+    return { ...value, request: JSON.stringify(request), body: Buffer.from(bodyBase64, 'base64'), v, ...expiry };
+  }
+
+  /** A live document's value and version. */
+  decode(kind: DocumentKind, snapshot: DocumentSnapshot): Versioned<unknown> | undefined {
+    if (!this.isLive(snapshot)) return undefined;
+    const { v, expireAt: _expireAt, ...value } = snapshot.data()!;
+    if (kind === 'task') return { value, version: value.version as number };
+    if (kind === 'outbox') {
+      const request = { ...JSON.parse(value.request as string), bodyBase64: Buffer.from(value.body as Uint8Array).toString('base64') };
+      return { value: { taskId: value.taskId, createdAt: value.createdAt, request }, version: v as number };
+    }
     return { value, version: v as number };
+  }
+
+  private remember(key: string, snapshot: DocumentSnapshot): void {
+    if (this.seen.size >= SEEN_LIMIT) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(key, { updateTime: snapshot.updateTime!, fields: Object.keys(snapshot.data()!) });
   }
 
   read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
     if (keys.length === 0) return Promise.resolve([]);
-    return this.ctx.guard('read iteration documents', async () => {
-      const snapshots = await this.ctx.firestore.getAll(...keys.map((key) => this.ref(key)));
-      return snapshots.map((snapshot) => this.decode(snapshot));
+    return this.guard('read documents', async () => {
+      const snapshots = await this.firestore.getAll(...keys.map((key) => this.ref(key)));
+      return snapshots.map((snapshot, i) => {
+        const doc = this.decode(keys[i]!.kind, snapshot);
+        const absent = `${snapshot.ref.path}@absent`;
+        // An expired document still there is "absent" to the core; its replacement must name it.
+        if (doc) this.remember(`${snapshot.ref.path}@${doc.version}`, snapshot);
+        else if (snapshot.exists) this.remember(absent, snapshot);
+        else this.seen.delete(absent);
+        return doc;
+      });
     });
   }
 
   async commit(writes: readonly DocumentWrite[]): Promise<boolean> {
     const refs = writes.map((write) => this.ref(write));
-    try {
-      return await this.ctx.transact('write iteration documents', async (tx) => {
-        const current = await tx.getAll(...refs);
-        for (const [i, write] of writes.entries()) {
-          const doc = this.decode(current[i]!);
-          if (write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect) return false;
-        }
-        for (const [i, write] of writes.entries()) {
-          if (write.value === null) tx.delete(refs[i]!);
-          else {
-            const v = write.expect === 'absent' ? 1 : write.expect + 1;
-            const expiry = write.expiresAt !== undefined ? { expireAt: this.ctx.expireAt(write.expiresAt) } : {};
-            tx.set(refs[i]!, { ...withoutUndefined(write.value as unknown as Record<string, unknown>), v, ...expiry });
-          }
-        }
-        return true;
-      });
-    } catch (error) {
-      // Contention the client's own retries did not get past: the core reads and decides again.
-      if (isAborted(error) || isAborted((error as { cause?: unknown }).cause)) {
-        await sleep(Math.random() * 50);
-        return false;
+    const keyOf = (i: number) => `${refs[i]!.path}@${writes[i]!.expect}`;
+    const unseen = writes.filter((write, i) => write.expect !== 'absent' && !this.seen.has(keyOf(i)));
+    if (unseen.length > 0 && (await this.read(unseen)).some((doc, i) => doc?.version !== unseen[i]!.expect)) return false;
+    const batch = this.firestore.batch();
+    for (const [i, write] of writes.entries()) {
+      const seen = this.seen.get(keyOf(i));
+      this.seen.delete(keyOf(i));
+      const guard = seen && { lastUpdateTime: seen.updateTime };
+      if (write.value === null) {
+        if (guard) batch.delete(refs[i]!, guard);
+      } else if (!guard) batch.create(refs[i]!, this.encode(write));
+      else {
+        const data = this.encode(write);
+        for (const field of seen.fields) if (!(field in data)) data[field] = this.library.FieldValue.delete();
+        batch.update(refs[i]!, data, guard);
       }
-      throw error;
+    }
+    try {
+      await batch.commit();
+      return true;
+    } catch (error) {
+      if (CONFLICTS.has(grpcCode(error))) return false;
+      return this.guard('commit documents', () => Promise.reject(error));
     }
   }
 
+  /** Newest first (createdAt, then document id, descending) from the cursor, skipping expired documents. */
+  private async newestFirst<T extends { createdAt: number; id: string }>(kind: DocumentKind, query: Query, options: { cursor?: string; limit?: number }) {
+    const limit = Math.min(Math.max(options.limit ?? 50, 1), 1000);
+    let position = options.cursor ? decodeCursor(options.cursor) : undefined;
+    const ordered = query.orderBy('createdAt', 'desc').orderBy(this.library.FieldPath.documentId(), 'desc');
+    const found: T[] = [];
+    // One more than the page: whether it exists says if there is a next page.
+    while (found.length <= limit) {
+      const batch = Math.max(limit + 1 - found.length, MIN_BATCH);
+      const snapshot = await (position ? ordered.startAfter(position.createdAt, position.id) : ordered).limit(batch).get();
+      for (const document of snapshot.docs) {
+        position = { createdAt: document.get('createdAt') as number, id: document.id };
+        const doc = this.decode(kind, document);
+        if (doc && found.push(doc.value as T) > limit) break;
+      }
+      if (snapshot.size < batch) break;
+    }
+    const records = found.slice(0, limit);
+    return { records, ...(found.length > limit ? { nextCursor: encodeCursor(records[records.length - 1]!) } : {}) };
+  }
+
+  /**
+   * Each equality filter needs a composite index (field ASC, createdAt DESC, __name__ DESC);
+   * Firestore merges them for several filters (docs/firestore.md).
+   */
+  listTasks(query: TaskQuery): Promise<TaskPage> {
+    let filtered: Query = this.firestore.collection(this.names.tasks);
+    for (const field of ['status', 'queue', 'taskName', 'reference', 'iterationId'] as const)
+      if (query[field]) filtered = filtered.where(field, '==', query[field]);
+    return this.guard('list task records', () => this.newestFirst('task', filtered, query));
+  }
+
+  listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
+    if (limit <= 0) return Promise.resolve([]);
+    return this.guard('list outbox entries', async () => {
+      const outbox = this.firestore.collection(this.names.outbox).where('createdAt', '<', createdBefore);
+      const snapshot = await outbox.orderBy('createdAt').orderBy(this.library.FieldPath.documentId()).limit(limit).get();
+      return snapshot.docs.map((document) => this.decode('outbox', document)!.value as OutboxEntry);
+    });
+  }
+
   listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
-    return this.ctx.guard('list iterations', () =>
-      newestFirstPage(
-        this.ctx,
-        this.ctx.collection(this.ctx.names.iterations),
-        query,
-        (snapshot) => this.decode(snapshot)?.value as IterationHeader | undefined,
-      ),
-    );
-  }
-
-  listTasks(): Promise<TaskPage> {
-    return Promise.reject(new CloudDeferError('INVALID_STATE', 'Tasks are listed by the Firestore state store.'));
-  }
-
-  listOutbox(): Promise<OutboxEntry[]> {
-    return Promise.reject(new CloudDeferError('INVALID_STATE', 'The outbox is listed by the Firestore state store.'));
+    return this.guard('list iterations', () => this.newestFirst('iteration', this.firestore.collection(this.names.iterations), query));
   }
 }

@@ -7,22 +7,20 @@
  *   import { firestoreStores, firestoreQuery } from 'cloud-defer/firestore';
  *   const stores = firestoreStores({ firestore: new Firestore() });
  *   const deferred = createDeferred({ stores, sources: [stores.source] });
- *   await firestore.runTransaction(async (tx) => { ...; await deferred.defer(task, args, { transaction: tx }); });
+ *   await stores.transaction(async (tx) => { ...; await deferred.defer(task, args, { transaction: tx }); });
  *
- * See collections.ts for the document layout, codec.ts for the record encoding, context.ts for
- * how changes are made atomic, transaction-hook.ts for transactional defers, listing.ts for
- * indexes, and docs/firestore.md for the TTL policy and composite indexes production needs.
+ * The lifecycle is the core's (DocumentStateStore, DocumentIterationStore); documents.ts stores
+ * its documents, transaction-hook.ts joins defers to transactions, and docs/firestore.md lists
+ * the TTL policy, indexes and index exemptions production needs.
  */
-import type { Firestore } from '@google-cloud/firestore';
+import type { Firestore, Transaction } from '@google-cloud/firestore';
+import { DocumentIterationStore, DocumentStateStore } from '../../src/core/documents.js';
 import type { IterationSource } from '../../src/core/iteration.js';
 import type { Stores } from '../../src/core/stores.js';
-import { collectionNames, type CollectionNames } from './collections.js';
-import { AdapterContext } from './context.js';
-import { FirestoreIterationStore } from './iteration-store.js';
+import { collectionNames, type CollectionNames, FirestoreDocuments } from './documents.js';
 import { loadLibrary, type FirestoreLibrary } from './library.js';
 import { FirestorePayloadStore } from './payload-store.js';
 import { firestoreQuerySource } from './sources.js';
-import { FirestoreStateStore } from './state-store.js';
 import { FirestoreTransactionHook } from './transaction-hook.js';
 
 export interface FirestoreStoresOptions {
@@ -30,8 +28,6 @@ export interface FirestoreStoresOptions {
   firestore: Firestore;
   /** Start of every collection id: letters, digits, "_" or "-". Default "cloudDefer" (cloudDeferTasks, ...). */
   collectionPrefix?: string;
-  /** Attempts of a transaction or compare-and-set write that keeps meeting other writers. Default 10. */
-  maxAttempts?: number;
   /** Where "now" comes from for retention checks. Default Date.now. */
   now?: () => number;
   /** The library the client comes from, when it is not the `@google-cloud/firestore` cloud-defer resolves (e.g. firebase-admin/firestore). */
@@ -41,13 +37,15 @@ export interface FirestoreStoresOptions {
 export interface FirestoreStores extends Stores {
   readonly kind: 'firestore';
   readonly payloads: FirestorePayloadStore;
-  readonly state: FirestoreStateStore;
+  readonly state: DocumentStateStore;
   readonly transactions: readonly [FirestoreTransactionHook];
-  readonly iterations: FirestoreIterationStore;
+  readonly iterations: DocumentIterationStore;
   /** deferIteration over a collection: pass it in createDeferred({ sources }) and defer firestoreQuery(...). */
   readonly source: IterationSource;
   readonly collections: CollectionNames;
-  /** Nothing to release: the client stays the caller's. Expiry is Firestore's TTL policy (docs/firestore.md). */
+  /** firestore.runTransaction(work); defers given `{ transaction: tx }` are enqueued once it committed, never on failure. */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Stops the enqueue relays of pending transactional defers; the client stays the caller's. */
   close(): Promise<void>;
 }
 
@@ -55,24 +53,26 @@ export function firestoreStores(options: FirestoreStoresOptions): FirestoreStore
   const { firestore } = options;
   const library = loadLibrary(firestore, options.library);
   const collections = collectionNames(options.collectionPrefix ?? 'cloudDefer');
-  const ctx = new AdapterContext(firestore, library, collections, options.now ?? Date.now, options.maxAttempts ?? 10);
+  const docs = new FirestoreDocuments(firestore, library, collections, options.now ?? Date.now);
+  const hook = new FirestoreTransactionHook(docs);
   return {
     kind: 'firestore',
     collections,
-    payloads: new FirestorePayloadStore(ctx),
-    state: new FirestoreStateStore(ctx),
-    transactions: [new FirestoreTransactionHook(ctx)],
-    iterations: new FirestoreIterationStore(ctx),
+    payloads: new FirestorePayloadStore(docs),
+    state: new DocumentStateStore(docs),
+    transactions: [hook],
+    iterations: new DocumentIterationStore(docs),
     source: firestoreQuerySource(firestore, library) as IterationSource,
-    async close() {},
+    transaction: (work) => hook.run(work),
+    async close() {
+      hook.stop();
+    },
   };
 }
 
 export type { FirestorePayloadStore } from './payload-store.js';
-export type { FirestoreStateStore } from './state-store.js';
 export type { FirestoreTransactionHook } from './transaction-hook.js';
-export type { FirestoreIterationStore } from './iteration-store.js';
-export type { CollectionNames } from './collections.js';
+export type { CollectionNames } from './documents.js';
 export type { FirestoreLibrary } from './library.js';
 export { firestoreQuery, firestoreQuerySource, FIRESTORE_QUERY } from './sources.js';
 export type { FirestoreQuerySpec, FirestoreQueryRange, FirestoreWhere, WhereValue } from './sources.js';

@@ -1,15 +1,15 @@
 /**
- * The few @google-cloud/firestore values the adapter needs at run time (FieldValue sentinels,
- * FieldPath.documentId(), Timestamp). They must come from the same copy of the library as the
- * user's client: the client recognises them with instanceof. Loaded on first use only, so that
- * importing cloud-defer/firestore (or anything else in cloud-defer) never loads the library.
+ * The few @google-cloud/firestore values the adapter needs at run time (FieldValue, FieldPath,
+ * Timestamp, and Transaction to recognise a transaction). They must come from the same copy of
+ * the library as the user's client, which recognises them with instanceof. Loaded on first use
+ * only, so that importing cloud-defer/firestore never loads the library.
  */
 import type * as FirestoreModule from '@google-cloud/firestore';
 import type { Firestore } from '@google-cloud/firestore';
 import { CloudDeferError } from '../../src/core/errors.js';
 
 /** What the adapter takes from the library: the module itself or a re-export (firebase-admin/firestore). */
-export type FirestoreLibrary = Pick<typeof FirestoreModule, 'Firestore' | 'FieldValue' | 'FieldPath' | 'Timestamp'>;
+export type FirestoreLibrary = Pick<typeof FirestoreModule, 'Firestore' | 'FieldValue' | 'FieldPath' | 'Timestamp' | 'Transaction'>;
 
 export function loadLibrary(firestore: Firestore, given: FirestoreLibrary | undefined): FirestoreLibrary {
   let library = given;

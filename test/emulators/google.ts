@@ -53,6 +53,11 @@ export function googleSuites(): ReadonlySet<GoogleEmulatorMode> {
   return new Set(listed as GoogleEmulatorMode[]);
 }
 
+/** CLOUD_DEFER_GOOGLE_EMULATORS=off: run the store suites on our emulators only (quick local runs). */
+export function googleEmulatorsOff(): boolean {
+  return process.env.CLOUD_DEFER_GOOGLE_EMULATORS === 'off';
+}
+
 /** Whether gcloud (with its emulator components) can be run on this machine. */
 export function gcloudPresent(): boolean {
   if (gcloud === undefined) {

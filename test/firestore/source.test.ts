@@ -8,8 +8,7 @@ import type { IterationSource } from '../../src/core/iteration.js';
 import { currentShardIndex, type DeferredTask } from '../../src/index.js';
 import { startApp } from '../helpers/app.js';
 import { firestoreForTests, type FirestoreForTests } from '../emulators/firestore/harness.js';
-import { gcloudPresent, sayAbsentOnce } from '../emulators/google.js';
-import { uniquePrefix } from './harness.js';
+import { firestoreBackends, uniquePrefix } from './harness.js';
 import { writeItems } from './items.js';
 
 const ids = (n: number, prefix = 'doc') => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(6, '0')}`);
@@ -38,16 +37,11 @@ function spyOnPartitions(firestore: Firestore, cuts: string[]): Firestore {
   });
 }
 
-/** Ours (or the user's FIRESTORE_EMULATOR_HOST), and Google's Firestore-mode emulator when gcloud is installed. */
-const backends: Array<{ label: string; backend?: 'google' }> = [{ label: '' }];
-if (gcloudPresent()) backends.push({ label: " on Google's emulator", backend: 'google' });
-else sayAbsentOnce();
-
-for (const { label, backend } of backends)
+for (const { label, backend, google } of firestoreBackends())
   describe(`firestoreQuery source${label}`, function () {
     this.timeout(120_000);
     /** Google's emulator writes and reads far slower: the big walk is smaller there. */
-    const big = backend === 'google' ? 2_000 : 10_000;
+    const big = google ? 2_000 : 10_000;
     let env: FirestoreForTests;
     let firestore: Firestore;
     let prefix: string;

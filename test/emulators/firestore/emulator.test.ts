@@ -85,30 +85,50 @@ describe('firestore emulator: lifecycle', () => {
   }
 
   it('ends a transaction that waits for a lock when the emulator stops', async () => {
-    await withHeldLock({}, async (db, _commitHolder, emulator) => {
-      const waiter = db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
+    const emulator = await startFirestoreEmulator({ lockWaitTimeoutMs: 60_000 });
+    const target = { address: emulator.address, projectId: 'emulator-test' };
+    const raw = gapicClient(target);
+    try {
+      const database = databaseName(target);
+      const name = `${database}/documents/locks/held`;
+      const [first, second] = [(await raw.beginTransaction({ database }))[0], (await raw.beginTransaction({ database }))[0]];
+      for (const { transaction } of [first, second]) {
+        const read = raw.batchGetDocuments({ database, documents: [name], transaction });
+        await new Promise<void>((resolve, reject) => read.on('error', reject).on('end', resolve).resume());
+      }
+      // The second one's commit waits for the first one's shared lock.
+      const waiter = raw.commit({ database, transaction: second.transaction, writes: [{ update: { name, fields: {} } }] });
       await new Promise((resolve) => setTimeout(resolve, 100));
       const stopped = emulator.stop();
       await assert.rejects(waiter, (error: { code?: number }) => error.code === status.ABORTED);
       await stopped;
-    });
+    } finally {
+      await raw.close();
+      await emulator.stop();
+    }
   });
 
-  it('gives up a lock wait after lockWaitTimeoutMs with ABORTED', async () => {
+  it("gives up a transaction's lock wait after lockWaitTimeoutMs with ABORTED", async () => {
     await withHeldLock({ lockWaitTimeoutMs: 200 }, async (db) => {
       const started = Date.now();
-      const waiter = db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
-      await assert.rejects(waiter, (error: { code?: number }) => error.code === status.ABORTED);
+      const held = db.doc('locks/held');
+      const waiter = db.runTransaction(
+        async (tx) => {
+          await tx.get(held); // shared: granted at once
+          tx.set(held, { by: 'waiter' }); // the commit waits for the other reader
+        },
+        { maxAttempts: 1 },
+      );
+      await assert.rejects(waiter, (error: { code?: number; message?: string }) => error.code === status.ABORTED && /lock timeout/.test(error.message ?? ''));
       assert.ok(Date.now() - started >= 190, 'it waited first');
     });
   });
 
-  it('takes the locks of a transaction idle for idleTimeoutMs; that one then fails with ABORTED', async () => {
+  it('closes a transaction idle for idleTimeoutMs when a write waits for its lock; that one then fails with INVALID_ARGUMENT', async () => {
     await withHeldLock({ idleTimeoutMs: 100 }, async (db, commitHolder) => {
       await new Promise((resolve) => setTimeout(resolve, 150));
-      const snapshot = await db.runTransaction((tx) => tx.get(db.doc('locks/held')), { maxAttempts: 1 });
-      assert.equal(snapshot.exists, false);
-      await assert.rejects(commitHolder(), (error: { code?: number }) => error.code === status.ABORTED);
+      await db.doc('locks/held').set({ by: 'outside' });
+      await assert.rejects(commitHolder(), (error: { code?: number }) => error.code === status.INVALID_ARGUMENT);
     });
   });
 

@@ -1,15 +1,15 @@
 // Transactions: ids, modes, what each read-write transaction read (documents with their versions,
 // and queries with their results) so that a commit can check nothing it read has changed since,
-// and the locks that make concurrent read-write transactions on one document take turns.
+// and the locks (locks.ts) that make writers wait for the transactions that read a document.
 import { randomBytes } from 'node:crypto';
 import { type Micros, wireToMicros } from './clock.js';
 import { aborted, invalidArgument } from './errors.js';
-import { LockManager, type LockOwner } from './locks.js';
+import { LockManager, type LockMode, type LockOwner } from './locks.js';
 import type { CompiledQuery } from './query.js';
 import type { StoredDocument } from './store.js';
 import type { WireTransactionOptions } from './wire.js';
 
-export type TransactionState = 'active' | 'committed' | 'rolledBack' | 'aborted';
+export type TransactionState = 'active' | 'committed' | 'rolledBack' | 'aborted' | 'expired';
 
 interface QueryRead {
   readonly query: CompiledQuery;
@@ -32,7 +32,6 @@ export class Transaction implements LockOwner {
     readonly id: Buffer,
     readonly database: string,
     readonly readOnly: boolean,
-    readonly priority: number,
     /** Read-only transactions read everything as of this time. */
     readonly readTime: Micros | undefined,
   ) {}
@@ -65,48 +64,45 @@ export interface TransactionOptions {
   readonly idleTimeoutMs: number;
 }
 
+const INVALID_OR_CLOSED = 'Transaction is invalid or closed.';
+
 /** Finished transactions are remembered (to answer reuse precisely) up to this many. */
 const REMEMBERED_TRANSACTIONS = 10_000;
 
 export class TransactionRegistry {
   private readonly transactions = new Map<string, Transaction>();
-  private nextPriority = 1;
   private readonly locks: LockManager;
 
-  constructor(options: TransactionOptions) {
+  constructor(private readonly options: TransactionOptions) {
     this.locks = new LockManager({
       waitTimeoutMs: options.lockWaitTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs,
-      abortOwner: (owner) => this.abort(owner as Transaction),
+      abortOwner: (owner) => this.expire(owner as Transaction),
     });
   }
 
   begin(database: string, options: WireTransactionOptions | null | undefined, now: () => Micros): Transaction {
     const readOnly = options?.mode === 'readOnly';
-    let priority = this.nextPriority++;
     const retried = options?.readWrite?.retryTransaction;
-    if (!readOnly && retried?.length) {
-      // A retry keeps its place in line, so a transaction that keeps losing eventually wins.
-      const previous = this.transactions.get(retried.toString('hex'));
-      if (previous) {
-        priority = previous.priority;
-        if (previous.isActive()) this.finish(previous, 'rolledBack');
-      }
-    }
+    const previous = !readOnly && retried?.length ? this.transactions.get(retried.toString('hex')) : undefined;
+    if (previous?.isActive()) this.finish(previous, 'rolledBack');
     const readTimeOption = options?.readOnly?.readTime;
     const readTime = readOnly ? (readTimeOption ? wireToMicros(readTimeOption, 'read_time') : now()) : undefined;
-    const transaction = new Transaction(randomBytes(16), database, readOnly, priority, readTime);
+    const transaction = new Transaction(randomBytes(16), database, readOnly, readTime);
     this.transactions.set(transaction.id.toString('hex'), transaction);
     this.forgetOldTransactions();
     return transaction;
   }
 
-  /** The transaction, if usable: ABORTED when it lost a conflict, INVALID_ARGUMENT when finished or unknown. */
+  /** The transaction, if usable: ABORTED when it lost a conflict, INVALID_ARGUMENT when finished, idle too long or unknown. */
   active(id: Buffer, database: string): Transaction {
     const transaction = this.transactions.get(id.toString('hex'));
     if (!transaction || transaction.database !== database) {
       throw invalidArgument('The referenced transaction is unknown to this database.');
     }
+    // As on Firestore: a transaction idle for a minute is closed.
+    if (transaction.isActive() && transaction.idleMs() >= this.options.idleTimeoutMs) this.expire(transaction);
+    if (transaction.state === 'expired') throw invalidArgument(INVALID_OR_CLOSED);
     if (transaction.state === 'aborted') throw aborted();
     if (transaction.state !== 'active') {
       const ending = transaction.state === 'committed' ? 'committed' : 'rolled back';
@@ -116,10 +112,13 @@ export class TransactionRegistry {
     return transaction;
   }
 
-  /** Takes the locks on `names` for a read-write transaction, oldest first, in a fixed order. */
-  async lock(transaction: Transaction, names: readonly string[]): Promise<void> {
+  /**
+   * Takes the locks on `names` in a fixed order: shared for a transaction's reads, exclusive for
+   * writes. A transaction's waits are bounded (lockWaitTimeoutMs), a write outside one waits on.
+   */
+  async lock(transaction: Transaction, names: readonly string[], mode: LockMode, bounded = true): Promise<void> {
     try {
-      for (const name of [...new Set(names)].sort()) await this.locks.acquire(transaction, name);
+      for (const name of [...new Set(names)].sort()) await this.locks.acquire(transaction, name, mode, bounded);
     } catch (error) {
       this.abort(transaction);
       throw error;
@@ -137,6 +136,12 @@ export class TransactionRegistry {
     if (transaction.state !== 'active') return;
     transaction.state = 'aborted';
     this.locks.releaseAll(transaction);
+  }
+
+  private expire(transaction: Transaction): void {
+    if (transaction.state !== 'active') return;
+    transaction.state = 'expired';
+    this.locks.releaseAll(transaction, () => invalidArgument(INVALID_OR_CLOSED));
   }
 
   rollback(id: Buffer, database: string): void {
