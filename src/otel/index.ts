@@ -85,7 +85,9 @@ class OpenTelemetryHooks implements TaskTelemetry {
   constructor(
     private readonly api: Api,
     private readonly options: OpenTelemetryOptions,
-  ) {}
+  ) {
+    this.probe = api.ROOT_CONTEXT.setValue(Symbol('cloud-defer context probe'), true);
+  }
 
   private tracer(): Tracer {
     // Looked up per call: trace.disable() (tests, SDK shutdown) replaces the global proxy.
@@ -123,13 +125,13 @@ class OpenTelemetryHooks implements TaskTelemetry {
     return this.hasContextManager();
   }
 
-  private readonly probeKey = Symbol('cloud-defer context probe');
+  /** Made once: a context that only this probe ever makes active. */
+  private readonly probe: Context;
+  private readonly probeIsActive = (): boolean => this.api.context.active() === this.probe;
 
   /** A registered context manager makes active() answer the context given to with(); the no-op one never does. */
   private hasContextManager(): boolean {
-    const { api } = this;
-    const probe = api.ROOT_CONTEXT.setValue(this.probeKey, true);
-    return api.context.with(probe, () => api.context.active() === probe);
+    return this.api.context.with(this.probe, this.probeIsActive);
   }
 
   private metrics(): Instruments {
