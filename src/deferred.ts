@@ -527,11 +527,17 @@ export class Deferred implements DeferredAdmin {
 
   /** Embedded mode: loopback literals, localhost, the target URL's host and `allowedHosts`. */
   private hostAllowed(hostHeader: string | undefined): boolean {
-    const allowed = [...(this.options.allowedHosts ?? [])];
     const url = this.currentUrl();
+    // Asked on every delivery with the same Host and URL: answer the last question again.
+    const last = this.lastHostCheck;
+    if (last && last.host === hostHeader && last.url === url) return last.allowed;
+    const allowed = [...(this.options.allowedHosts ?? [])];
     if (url && URL.canParse(url)) allowed.push(new URL(url).host);
-    return isAllowedHost(hostHeader, allowed);
+    const answer = isAllowedHost(hostHeader, allowed);
+    this.lastHostCheck = { host: hostHeader, url, allowed: answer };
+    return answer;
   }
+  private lastHostCheck?: { host: string | undefined; url: string | undefined; allowed: boolean };
 
   private currentUrl(): string | undefined {
     const url = this.targetUrl ?? (this.resolvedMode === 'cloud' ? undefined : defaultLocalUrl(this.deliveryPath));

@@ -327,7 +327,8 @@ export class DeferredEngine {
       ...(cloudTaskId ? { taskId: cloudTaskId } : {}),
       ...(eta > now ? { scheduleTime: eta } : {}),
       ...(options.dispatchDeadline !== undefined ? { dispatchDeadlineMs: options.dispatchDeadline * 1000 } : {}),
-      bodyBase64: Buffer.from(body).toString('base64'),
+      // A view, not a copy: encodeEnvelope's bytes are only read here.
+      bodyBase64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'),
       headers: { 'Content-Type': ENVELOPE_CONTENT_TYPE },
       target: this.targetOf(options),
     };

@@ -17,8 +17,8 @@ function queryOf(req: ExpressRequest): string {
 }
 
 function send(res: ServerResponse, response: NeutralResponse): void {
-  res.statusCode = response.status;
-  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  // writeHead with the whole set: one call instead of a setHeader (and its validation) per header.
+  res.writeHead(response.status, response.headers);
   res.end(response.body);
 }
 

@@ -62,6 +62,7 @@ export const METRICS = {
 
 interface Instruments {
   provider: unknown;
+  noop: boolean;
   deferred: Counter;
   runs: Counter;
   succeeded: Counter;
@@ -70,19 +71,67 @@ interface Instruments {
   duration: Histogram;
 }
 
+/** What a no-op provider makes no-op: nothing to record and no context to carry (see `traced`). */
+const untraced = (): void => undefined;
+
 class OpenTelemetryHooks implements TaskTelemetry {
   private tracerCache?: Tracer;
+  private tracerProvider?: unknown;
   private instruments?: Instruments;
+  /** The global proxy's delegate last seen, and whether it was a real (SDK) provider. */
+  private seenDelegate?: unknown;
+  private delegateTraces = false;
 
   constructor(
     private readonly api: Api,
     private readonly options: OpenTelemetryOptions,
-  ) {}
+  ) {
+    this.probe = api.ROOT_CONTEXT.setValue(Symbol('cloud-defer context probe'), true);
+  }
 
   private tracer(): Tracer {
-    // The global provider is a proxy that follows a later registration, so one lookup is enough.
-    this.tracerCache ??= (this.options.tracerProvider ?? this.api.trace.getTracerProvider()).getTracer(INSTRUMENTATION) as Tracer;
+    // Looked up per call: trace.disable() (tests, SDK shutdown) replaces the global proxy.
+    const provider = this.options.tracerProvider ?? this.api.trace.getTracerProvider();
+    if (this.tracerCache === undefined || this.tracerProvider !== provider) {
+      this.tracerProvider = provider;
+      this.tracerCache = provider.getTracer(INSTRUMENTATION) as Tracer;
+    }
     return this.tracerCache;
+  }
+
+  /**
+   * Whether spans could be seen by anyone. With no tracer provider registered (the API alone, as
+   * when a dependency installs it) and no context manager, every span is a non-recording no-op that
+   * no code can observe, so the hooks skip them: no span, context or attribute objects per task.
+   * Checked per call through the public API (an SDK may register after the engine was built), and
+   * the delegate's answer is remembered until the delegate changes.
+   */
+  private traced(): boolean {
+    const { api } = this;
+    if (this.options.tracerProvider) return true;
+    const provider = api.trace.getTracerProvider();
+    if (provider instanceof api.ProxyTracerProvider) {
+      const delegate = provider.getDelegate();
+      if (delegate !== this.seenDelegate) {
+        this.seenDelegate = delegate;
+        this.delegateTraces = provider.getDelegateTracer(INSTRUMENTATION) !== undefined;
+      }
+      if (this.delegateTraces) return true;
+    } else {
+      return true;
+    }
+    // No tracer: spans are no-ops, but a registered context manager still carries a remote parent
+    // to the task's code (trace.getActiveSpan()), so keep the full path then.
+    return this.hasContextManager();
+  }
+
+  /** Made once: a context that only this probe ever makes active. */
+  private readonly probe: Context;
+  private readonly probeIsActive = (): boolean => this.api.context.active() === this.probe;
+
+  /** A registered context manager makes active() answer the context given to with(); the no-op one never does. */
+  private hasContextManager(): boolean {
+    return this.api.context.with(this.probe, this.probeIsActive);
   }
 
   private metrics(): Instruments {
@@ -91,6 +140,8 @@ class OpenTelemetryHooks implements TaskTelemetry {
     const meter = provider.getMeter(INSTRUMENTATION) as Meter;
     this.instruments = {
       provider,
+      // The API's no-op meter (no SDK registered) records nothing: skip building attributes for it.
+      noop: meter === this.api.createNoopMeter(),
       deferred: meter.createCounter(METRICS.deferred, { description: 'Tasks deferred (enqueued or staged in a transaction)' }),
       runs: meter.createCounter(METRICS.runs, { description: 'Task runs, any outcome' }),
       succeeded: meter.createCounter(METRICS.succeeded, { description: 'Task runs that succeeded' }),
@@ -119,6 +170,7 @@ class OpenTelemetryHooks implements TaskTelemetry {
 
   deferSpan<T>(labels: TaskLabels, work: (inject: (headers: Record<string, string>) => void) => Promise<T>): Promise<T> {
     const { api } = this;
+    if (!this.traced()) return work(untraced);
     const span = this.tracer().startSpan(`defer ${labels.taskName}`, {
       kind: api.SpanKind.PRODUCER,
       attributes: { [ATTR.taskName]: labels.taskName, [ATTR.queue]: labels.queue },
@@ -162,6 +214,7 @@ class OpenTelemetryHooks implements TaskTelemetry {
 
   deliverySpan<T>(headers: Record<string, string>, work: (name: (labels: RunLabels) => void) => Promise<T>): Promise<T> {
     const { api } = this;
+    if (!this.traced()) return work(untraced);
     const parent = this.parentOf(headers);
     const span = this.tracer().startSpan('deliver', { kind: api.SpanKind.CONSUMER }, parent);
     const name = (labels: RunLabels): void => {
@@ -173,16 +226,19 @@ class OpenTelemetryHooks implements TaskTelemetry {
 
   runSpan<T>(labels: RunLabels, work: () => Promise<T>): Promise<T> {
     const { api } = this;
+    if (!this.traced()) return work();
     const span = this.tracer().startSpan(`run ${labels.taskName}`, { kind: api.SpanKind.INTERNAL, attributes: attributesOf(labels) });
     return api.context.with(api.trace.setSpan(api.context.active(), span), () => this.inSpan(span, work));
   }
 
   deferred(labels: TaskLabels): void {
-    this.metrics().deferred.add(1, metricAttributes(labels));
+    const instruments = this.metrics();
+    if (!instruments.noop) instruments.deferred.add(1, metricAttributes(labels));
   }
 
   ran(labels: RunLabels, outcome: RunOutcome, durationMs: number): void {
     const instruments = this.metrics();
+    if (instruments.noop) return;
     const attributes = metricAttributes(labels);
     instruments.runs.add(1, { ...attributes, [ATTR.outcome]: outcome });
     instruments[outcome].add(1, attributes);

@@ -255,3 +255,36 @@ describe('OpenTelemetry: task metrics by queue and task', () => {
     }
   });
 });
+
+describe('OpenTelemetry: the API installed, the SDK registered later', () => {
+  it('no spans while no provider is registered; spans from the first defer after the SDK registers, on the same engine', async () => {
+    const app = await startApp('express', { logger: false }, (deferred) => {
+      deferred.task('late', () => trace.getActiveSpan()?.spanContext().traceId);
+    });
+    let tracing: TracingHarness | undefined;
+    try {
+      const client = createEmulatorClient(app.deferred.emulator!);
+      await client.pauseQueue({ name: `${QUEUE_PARENT}/default` });
+      // No SDK: the task carries no trace headers and runs with no active span.
+      const before = await app.deferred.defer('late', []);
+      const [queued] = await client.listTasks({ parent: `${QUEUE_PARENT}/default`, responseView: 'FULL' });
+      assert.equal(queued[0]?.httpRequest?.headers?.traceparent, undefined);
+      await client.resumeQueue({ name: `${QUEUE_PARENT}/default` });
+      await client.close();
+      assert.equal((await before.wait({ timeoutMs: 10_000 })).status, 'succeeded');
+
+      tracing = startTracing();
+      const after = await app.deferred.defer('late', []);
+      assert.equal((await after.wait({ timeoutMs: 10_000 })).status, 'succeeded');
+      await app.deferred.drain();
+      const names = tracing.spans().map((s) => s.name);
+      for (const name of ['defer late', 'deliver late', 'run late']) assert.ok(names.includes(name), names.join(', '));
+      const [defer] = byName(tracing.spans(), 'defer late');
+      const [delivery] = byName(tracing.spans(), 'deliver late');
+      assert.equal(parentOf(delivery!), defer!.spanContext().spanId, 'the delivery continues the defer across HTTP');
+    } finally {
+      await app.close();
+      await tracing?.stop();
+    }
+  });
+});
