@@ -825,11 +825,12 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
     describe('transactions', function () {
       /** A defer as the engine stages it: the record, its outbox entry and, when asked, a payload. */
       function staged(stores: Stores, fields: Partial<TaskRecord> = {}, payload = false): StagedDefer {
+        // As the engine does: a transactional defer's payload is named after its task (one Redis Cluster slot).
         const record = newRecord(stores, fields);
         return {
           record,
           outbox: outboxEntry(record.id, record.createdAt),
-          ...(payload ? { payload: { id: unique('payload'), data: randomBytes(300), ttlMs: HOUR } } : {}),
+          ...(payload ? { payload: { id: record.id, data: randomBytes(300), ttlMs: HOUR } } : {}),
         };
       }
 

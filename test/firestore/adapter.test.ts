@@ -178,12 +178,12 @@ for (const { label, backend } of firestoreBackends())
         await h.stores.iterations.startIteration(id, 10, Date.now());
         const contenders = await h.contenders(10);
         const results = await Promise.all(contenders.map((stores, i) => stores.iterations!.completeShard(id, i, Date.now())));
-        assert.equal(results.filter((r) => r.allDone).length, 1);
-        assert.deepEqual(
-          results.map((r) => r.shardsDone).sort((a, b) => a - b),
-          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-        );
-        assert.deepEqual(await h.stores.iterations.completeShard(id, 3, Date.now()), { allDone: true, shardsDone: 10 });
+        const finishers = results.flatMap((r, i) => (r.allDone ? [i] : []));
+        assert.equal(finishers.length, 1, 'exactly one completion hears allDone');
+        // A redelivered completion of the finisher hears allDone again (finalize is idempotent); any other repeat does not.
+        const other = (finishers[0]! + 1) % 10;
+        assert.equal((await h.stores.iterations.completeShard(id, other, Date.now())).allDone, false);
+        assert.equal((await h.stores.iterations.completeShard(id, finishers[0]!, Date.now())).allDone, true);
         const record = await h.stores.iterations.getIteration(id);
         assert.ok(record?.shards.every((s) => s.done && typeof s.finishedAt === 'number'));
       });
