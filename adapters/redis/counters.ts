@@ -18,7 +18,7 @@ import {
   type CounterResolution,
   type TaskCounters,
 } from '../../src/core/counters.js';
-import { Scripts } from './scripts.js';
+import { scriptCommand } from './scripts.js';
 
 export interface RedisCountersOptions {
   client: Redis | Cluster;
@@ -29,14 +29,14 @@ export interface RedisCountersOptions {
 const OUTCOME_FIELD = { succeeded: 's', failed: 'f', retrying: 'r' } as const;
 
 export class RedisTaskCounters implements TaskCounters {
-  private readonly scripts: Scripts;
+  private readonly countAttempt: ReturnType<typeof scriptCommand>;
 
   constructor(
     private readonly client: Redis | Cluster,
     private readonly prefix: string,
   ) {
     if (/[{}]/.test(prefix)) throw new Error('cloud-defer/redis: the counters prefix may not contain "{" or "}".');
-    this.scripts = new Scripts(client);
+    this.countAttempt = scriptCommand(client, 'countAttempt');
   }
 
   private key(queue: string, resolution: CounterResolution, start: number): string {
@@ -46,10 +46,15 @@ export class RedisTaskCounters implements TaskCounters {
   async record(sample: AttemptSample): Promise<void> {
     const minute = Math.floor(sample.at / resolutionMs('minute')) * resolutionMs('minute');
     const hour = Math.floor(sample.at / resolutionMs('hour')) * resolutionMs('hour');
-    await this.scripts.run(
-      'countAttempt',
-      [this.key(sample.queue, 'minute', minute), this.key(sample.queue, 'hour', hour)],
-      [OUTCOME_FIELD[sample.outcome], `d${durationBucket(sample.durationMs)}`, MINUTE_RETENTION_MS, HOUR_RETENTION_MS],
+    await this.countAttempt.call(
+      this.client,
+      2,
+      this.key(sample.queue, 'minute', minute),
+      this.key(sample.queue, 'hour', hour),
+      OUTCOME_FIELD[sample.outcome],
+      `d${durationBucket(sample.durationMs)}`,
+      MINUTE_RETENTION_MS,
+      HOUR_RETENTION_MS,
     );
   }
 

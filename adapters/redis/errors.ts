@@ -1,5 +1,6 @@
 import { CloudDeferError } from '../../src/core/errors.js';
-import { isClusterClient, type RedisClient } from './scripts.js';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from './scripts.js';
 
 /** Replies that mean the server is there but cannot serve right now. */
 const UNAVAILABLE_REPLIES = /^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
@@ -15,11 +16,12 @@ function isUnavailable(error: Error): boolean {
 }
 
 function describeServer(client: RedisClient): string {
-  if (isClusterClient(client)) {
-    const nodes = client.nodes().map((node) => `${node.options.host}:${node.options.port}`);
+  if (client.isCluster) {
+    const cluster = client as Cluster;
+    const nodes = cluster.nodes().map((node) => `${node.options.host}:${node.options.port}`);
     return nodes.length ? `Redis Cluster (nodes ${nodes.join(', ')})` : 'Redis Cluster (no node reachable yet)';
   }
-  const { host, port, path } = client.options;
+  const { host, port, path } = (client as Redis).options;
   return path ? `Redis at ${path}` : `Redis at ${host ?? 'localhost'}:${port ?? 6379}`;
 }
 

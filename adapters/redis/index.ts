@@ -6,24 +6,20 @@
  *   import { redisStores } from 'cloud-defer/redis';
  *   const stores = redisStores({ client: new Redis(process.env.REDIS_URL) });
  *
- * What it does to the client: registers its Lua scripts as commands named cloudDefer* with
- * defineCommand, and nothing else (no option, listener or connection of its own). close() does
- * not disconnect the client, which stays the caller's.
- *
- * See keys.ts for the key layout, codec.ts for the record encoding, indexes.ts for listing and
- * sweeping, transaction-hook.ts for transactions, and lua/ for the scripts.
+ * The adapter only stores (documents.ts, lua/commit.lua); the core decides every state change
+ * (src/core/lifecycle.ts) and runs read -> decide -> commit (src/core/documents.ts). What it does
+ * to the client: defines its scripts as commands named cloudDefer* with defineCommand, and
+ * nothing else (no option, listener or connection of its own). close() does not disconnect it.
  */
-import type { Cluster, Redis } from 'ioredis';
-import type { Stores } from '../../src/core/stores.js';
-import type { AdapterContext } from './context.js';
-import { guarded } from './errors.js';
-import { Indexes } from './indexes.js';
-import { KeyLayout } from './keys.js';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import { DocumentIterationStore, DocumentStateStore } from '../../src/core/documents.js';
+import { CloudDeferError } from '../../src/core/errors.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import type { CreateTaskResult, Stores } from '../../src/core/stores.js';
+import { RedisDocuments } from './documents.js';
+import { KeyLayout, newTaskId } from './keys.js';
 import { RedisPayloadStore } from './payload-store.js';
-import { isClusterClient, Scripts } from './scripts.js';
-import { RedisStateStore } from './state-store.js';
 import { RedisTransactionHook } from './transaction-hook.js';
-import { RedisIterationStore } from './iteration-store.js';
 export { redisCounters, RedisTaskCounters, type RedisCountersOptions } from './counters.js';
 
 export interface RedisStoresOptions {
@@ -46,6 +42,20 @@ export interface RedisStoresOptions {
   onEvictionRisk?: (message: string, policy: string) => void;
 }
 
+/** The state store over the Redis documents; `onTaskCreated` lets the stores sweep now and then. */
+export class RedisStateStore extends DocumentStateStore {
+  onTaskCreated: () => void = () => {};
+  override newTaskId: (reference: string | undefined) => string = newTaskId;
+
+  override async createTask(record: TaskRecord, now: number): Promise<CreateTaskResult> {
+    const result = await super.createTask(record, now);
+    if (result.created) this.onTaskCreated();
+    return result;
+  }
+}
+
+export class RedisIterationStore extends DocumentIterationStore {}
+
 export interface RedisStores extends Stores {
   readonly kind: 'redis';
   readonly payloads: RedisPayloadStore;
@@ -53,6 +63,12 @@ export interface RedisStores extends Stores {
   readonly transactions: readonly [RedisTransactionHook];
   readonly iterations: RedisIterationStore;
   readonly prefix: string;
+  /**
+   * Run `work` in a MULTI of the stores' client: EXEC when it resolves, then enqueue the defers
+   * it staged (`{ transaction: tx }`); drop the MULTI (nothing sent) when it throws. Rejects with
+   * the first failed command of EXEC, or INVALID_STATE when a WATCH aborted it.
+   */
+  transaction<T>(work: (tx: ChainableCommander) => Promise<T>): Promise<T>;
   /** Remove the index entries of up to `limit` records whose retention has passed; returns how many. */
   sweepExpired(limit?: number): Promise<number>;
   /** Waits for a background sweep to finish. Does not disconnect the client. */
@@ -84,25 +100,15 @@ async function checkEvictionPolicy(client: Redis | Cluster, warn: (message: stri
 
 export function redisStores(options: RedisStoresOptions): RedisStores {
   const { client, prefix = 'cloud-defer', sweepIntervalMs = 60_000, sweepBatchSize = 500 } = options;
-  const cluster = isClusterClient(client);
+  const docs = new RedisDocuments(client, new KeyLayout(prefix, client.isCluster));
   const evictionPolicy = checkEvictionPolicy(
     client,
     options.onEvictionRisk ?? ((message) => process.emitWarning(message, { code: 'CLOUD_DEFER_REDIS_EVICTION' })),
   );
-  const layout = new KeyLayout(prefix, String(client.options.keyPrefix ?? ''), cluster);
-  const ctx: AdapterContext = {
-    client,
-    layout,
-    cluster,
-    scripts: new Scripts(client),
-    indexes: new Indexes(client, layout),
-    guard: (action, work) => guarded(client, action, work),
-  };
-
-  const sweepExpired = (limit = sweepBatchSize): Promise<number> => ctx.guard('sweep expired index entries', () => ctx.indexes.sweep(limit));
+  const sweepExpired = (limit = sweepBatchSize): Promise<number> => docs.sweep(limit);
   let sweeping: Promise<unknown> | undefined;
   let nextSweepAt = 0;
-  const state = new RedisStateStore(ctx);
+  const state = new RedisStateStore(docs);
   state.onTaskCreated = () => {
     if (sweepIntervalMs <= 0 || sweeping || Date.now() < nextSweepAt) return;
     nextSweepAt = Date.now() + sweepIntervalMs;
@@ -113,14 +119,34 @@ export function redisStores(options: RedisStoresOptions): RedisStores {
         sweeping = undefined;
       });
   };
+  const payloads = new RedisPayloadStore(docs);
+  const hook = new RedisTransactionHook(docs, state, payloads);
 
   return {
     kind: 'redis',
     prefix,
-    payloads: new RedisPayloadStore(ctx),
+    payloads,
     state,
-    transactions: [new RedisTransactionHook(ctx)],
-    iterations: new RedisIterationStore(ctx),
+    transactions: [hook],
+    iterations: new RedisIterationStore(docs),
+    async transaction<T>(work: (tx: ChainableCommander) => Promise<T>): Promise<T> {
+      const tx = client.multi();
+      const staging = hook.own(tx);
+      let result: T;
+      try {
+        result = await work(tx);
+      } catch (error) {
+        staging.closed = true; // never sent: Redis saw nothing of it
+        throw error;
+      }
+      const queued = tx.length;
+      const results = await docs.guard('run a transaction', () => tx.exec());
+      if (!results) throw new CloudDeferError('INVALID_STATE', 'The transaction was aborted: a key it WATCHed changed before EXEC. Nothing of it was written.');
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+      await hook.afterExec(staging, results, queued);
+      return result;
+    },
     sweepExpired,
     evictionPolicy,
     async close() {
@@ -131,8 +157,6 @@ export function redisStores(options: RedisStoresOptions): RedisStores {
 }
 
 export type { RedisPayloadStore } from './payload-store.js';
-export type { RedisStateStore } from './state-store.js';
 export type { RedisTransactionHook } from './transaction-hook.js';
-export type { RedisIterationStore } from './iteration-store.js';
 export { redisSources, redisSortedSetSource, redisKeyPatternSource, sortedSet, keyPattern } from './sources.js';
 export type { SortedSetSpec, KeyPatternSpec } from './sources.js';

@@ -1,32 +1,30 @@
 /**
- * Key layout of the Redis adapter. Every key of one task (record, reference, payload, outbox
- * entry) carries the same hash tag, `{<tag>}`, so a script or a MULTI touching them is
- * single-slot and works unchanged on Redis Cluster. Index keys (`<prefix>:idx:*`) are shared by
- * all tasks and live in other slots.
+ * Key layout. Every document of one task (record, reference hold, outbox entry) and its payload
+ * carry the same hash tag, `{<tag>}`, so one commit touching them is single-slot and runs
+ * unchanged on Redis Cluster; an iteration's header and shards share `{<iteration id>}`.
  *
- *   <prefix>:{<tag>}:task:<id>          hash      the task record (see codec.ts)
- *   <prefix>:{<tag>}:ref:<reference>    hash      { id, key }: newest task created with it
- *   <prefix>:{<tag>}:payload:<id>       string    payload bytes, PX time-to-live
- *   <prefix>:outbox / :outbox:entries   zset/hash outbox (standalone); on Cluster one pair per
- *   <prefix>:{<tag>}:outbox[:entries]             slot tag, listed in <prefix>:outbox:slots
- *   <prefix>:idx:all|status:<s>|queue:<q>|task:<name>|ref:<reference>|iteration:<id>
- *                                       zset      listing indexes, lexicographic members
- *                                                 "<createdAt, 15 digits>:<id>", all scores 0
- *   <prefix>:idx:expiry                 zset      sweep entries scored by expiresAt
+ *   <prefix>:{<tag>}:task:<id>            hash  a document: v (version), d (JSON value), and for
+ *   <prefix>:{<tag>}:ref:<reference>      hash    tasks s (status) and e (expiresAt), which the
+ *   <prefix>:{<tag>}:outbox:<task id>     hash    commit script compares to keep the indexes
+ *   <prefix>:{<iteration id>}:iteration   hash
+ *   <prefix>:{<iteration id>}:shard:<i>   hash
+ *   <prefix>:{<tag>}:payload:<id>         string payload bytes, PX time-to-live
+ *   <prefix>:{idx}:all|status:<s>|queue:<q>|task:<name>|ref:<reference>|iteration:<id>|iterations
+ *                                         zset  listing indexes, members "<createdAt, 15 digits>:<id>", score 0
+ *   <prefix>:{idx}:expiry                 zset  sweep entries (JSON) scored by expiresAt
+ *   <prefix>:{idx}:outbox                 zset  outbox task ids by createdAt (single node); on Cluster
+ *   <prefix>:{<tag>}:outbox + {idx}:outbox-slots  one per slot tag, so a MULTI in that slot writes it
  *
- * A tag is a short base-62 string naming one of the 16384 cluster hash slots: a task created
- * with a reference gets the tag of the reference's own slot (Redis' hash-tag rules apply, so a
- * reference like "{order:42}:receipt" lands next to the user's "{order:42}" keys), a task
- * without one gets the tag of a random slot. Task ids are "<tag>_<random>".
+ * The listing indexes share the tag {idx}: on Cluster they change in one pipeline to one node.
+ * A tag is a short base-62 string naming one of the 16384 cluster slots: a task with a reference
+ * gets the tag of the reference's own slot (hash-tag rules apply, so "{order:42}:receipt" lands
+ * next to the user's "{order:42}" keys), one without a random slot's. Task ids are "<tag>_<random>".
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import type { DocumentKind } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { TASK_STATUSES, type TaskStatus } from '../../src/core/records.js';
 
-export const SLOT_COUNT = 16384;
-
-/** The order in which scripts receive the six status index keys (see lua/includes/indexes.lua). */
-export const STATUS_INDEX_ORDER: readonly TaskStatus[] = TASK_STATUSES;
+const SLOT_COUNT = 16384;
 
 const CRC16_TABLE = (() => {
   // CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum Redis Cluster hashes keys with.
@@ -39,7 +37,7 @@ const CRC16_TABLE = (() => {
   return table;
 })();
 
-export function crc16(bytes: Uint8Array): number {
+function crc16(bytes: Uint8Array): number {
   let crc = 0;
   for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ byte) & 0xff]!;
   return crc;
@@ -60,21 +58,19 @@ const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 let slotTags: string[] | undefined;
 
 /** The shortest base-62 string that hashes to `slot` (1 to 3 characters; computed once). */
-export function slotTag(slot: number): string {
+function slotTag(slot: number): string {
   if (!slotTags) {
-    const tags = new Array<string>(SLOT_COUNT);
+    const tags: string[] = new Array<string>(SLOT_COUNT);
     let missing = SLOT_COUNT;
     const visit = (candidate: string): void => {
       const slot = crc16(Buffer.from(candidate, 'latin1')) % SLOT_COUNT;
-      if (tags[slot] === undefined) {
-        tags[slot] = candidate;
-        missing -= 1;
-      }
+      if (tags[slot] !== undefined) return;
+      tags[slot] = candidate;
+      missing -= 1;
     };
     for (const a of BASE62) visit(a);
     for (const a of BASE62) for (const b of BASE62) visit(a + b);
     for (const a of BASE62) for (const b of BASE62) for (const c of BASE62) if (missing > 0) visit(a + b + c);
-    if (missing > 0) throw new Error('cloud-defer/redis: could not name every cluster slot with a short tag.');
     slotTags = tags;
   }
   return slotTags[slot]!;
@@ -86,9 +82,7 @@ export function tagOfId(id: string): string {
   return cut > 0 ? id.slice(0, cut) : id;
 }
 
-export function tagOfReference(reference: string): string {
-  return slotTag(hashSlot(reference));
-}
+const tagOfReference = (reference: string): string => slotTag(hashSlot(reference));
 
 /** A task id whose tag puts the task in its reference's slot, or in a random slot. */
 export function newTaskId(reference: string | undefined): string {
@@ -97,28 +91,18 @@ export function newTaskId(reference: string | undefined): string {
 }
 
 /** Index members sort newest first under ZRANGE BYLEX REV: fixed-width createdAt, then the id. */
-const CREATED_AT_DIGITS = 15;
-
 export function indexMember(createdAt: number, id: string): string {
-  if (!Number.isSafeInteger(createdAt) || createdAt < 0 || createdAt >= 10 ** CREATED_AT_DIGITS) {
+  if (!Number.isSafeInteger(createdAt) || createdAt < 0 || createdAt >= 1e15) {
     throw new CloudDeferError('INVALID_OPTION', `createdAt must be a whole number of epoch milliseconds (got ${createdAt}).`);
   }
-  return `${String(createdAt).padStart(CREATED_AT_DIGITS, '0')}:${id}`;
+  return `${String(createdAt).padStart(15, '0')}:${id}`;
 }
 
-export function parseIndexMember(member: string): { createdAt: number; id: string } {
-  return { createdAt: Number(member.slice(0, CREATED_AT_DIGITS)), id: member.slice(CREATED_AT_DIGITS + 1) };
-}
-
-/** What a listing filter narrows by; each has an index. */
-export type IndexKind = 'all' | 'status' | 'queue' | 'task' | 'ref' | 'iteration';
+export const idOfMember = (member: string): string => member.slice(16);
 
 export class KeyLayout {
   constructor(
     readonly prefix: string,
-    /** The client's own `keyPrefix` option: part of every key name a script stores as data. */
-    readonly clientKeyPrefix: string,
-    /** On Cluster the outbox is split per slot tag (see outboxKeys). */
     readonly cluster: boolean,
   ) {
     if (!prefix || /[{}]/.test(prefix)) {
@@ -129,47 +113,34 @@ export class KeyLayout {
     }
   }
 
-  task(id: string): string {
-    return `${this.prefix}:{${tagOfId(id)}}:task:${id}`;
-  }
-
-  reference(reference: string): string {
-    return `${this.prefix}:{${tagOfReference(reference)}}:ref:${reference}`;
+  doc(kind: DocumentKind, id: string): string {
+    const p = this.prefix;
+    switch (kind) {
+      case 'task':
+      case 'outbox':
+        return `${p}:{${tagOfId(id)}}:${kind}:${id}`;
+      case 'ref':
+        return `${p}:{${tagOfReference(id)}}:ref:${id}`;
+      case 'iteration':
+        return `${p}:{${id}}:iteration`;
+      case 'shard': {
+        const cut = id.lastIndexOf('/');
+        return `${p}:{${id.slice(0, cut)}}:shard:${id.slice(cut + 1)}`;
+      }
+    }
   }
 
   payload(id: string): string {
     return `${this.prefix}:{${tagOfId(id)}}:payload:${id}`;
   }
 
-  /** Outbox keys for a task: one global pair on a single node, the task's slot pair on Cluster. */
-  outboxKeys(taskId: string): { index: string; entries: string; tag: string } {
-    return this.outboxKeysForTag(this.cluster ? tagOfId(taskId) : undefined);
+  /** A listing index: all, expiry, iterations, outbox-slots, or "<filter>:<value>". */
+  index(name: string): string {
+    return `${this.prefix}:{idx}:${name}`;
   }
 
-  outboxKeysForTag(tag: string | undefined): { index: string; entries: string; tag: string } {
-    const base = tag === undefined ? `${this.prefix}:outbox` : `${this.prefix}:{${tag}}:outbox`;
-    return { index: base, entries: `${base}:entries`, tag: tag ?? '' };
-  }
-
-  /** Cluster only: the slot tags that have ever held outbox entries. */
-  outboxSlots(): string {
-    return `${this.prefix}:outbox:slots`;
-  }
-
-  index(kind: IndexKind, value?: string): string {
-    return kind === 'all' ? `${this.prefix}:idx:all` : `${this.prefix}:idx:${kind}:${value}`;
-  }
-
-  statusIndexes(): string[] {
-    return STATUS_INDEX_ORDER.map((status) => this.index('status', status));
-  }
-
-  expiryIndex(): string {
-    return `${this.prefix}:idx:expiry`;
-  }
-
-  /** A key name as the server sees it, for key names a script keeps as data. */
-  stored(key: string): string {
-    return this.clientKeyPrefix + key;
+  /** The outbox index of a task: one for all on a single node, the task's slot's on Cluster. */
+  outbox(tag: string | undefined): string {
+    return tag === undefined ? this.index('outbox') : `${this.prefix}:{${tag}}:outbox`;
   }
 }

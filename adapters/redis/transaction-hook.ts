@@ -1,140 +1,147 @@
 /**
- * Joins a defer to the user's MULTI (ioredis `client.multi()`, pipeline mode, the default).
+ * Joins a defer to a MULTI (or pipeline) of the stores' client, through ioredis' public API only.
  *
- * stage() queues ONE conditional command into the MULTI: lua/createTask.lua with the outbox entry
- * and the payload. MULTI cannot read, and a WATCH on the reference would abort the user's whole
- * transaction whenever another defer touched it; the script instead makes the reference check
- * when EXEC runs it, and writes the record, the reference claim, the outbox entry and the payload
- * only if the reference is free. Its reply says which.
+ * stage() queues ONE command into it: lua/commit.lua, as plain EVAL (a NOSCRIPT inside a MULTI
+ * would only show at EXEC, too late to fall back), writing the record, the reference hold, the
+ * outbox entry and the payload, each guarded as a commit outside a transaction is. MULTI cannot
+ * read, so a defer with a reference reads its hold when it is staged and decides there, with the
+ * core's rules: a reference held by an unfinished task stages nothing (as a duplicate defer
+ * writes nothing). If another writer changes that hold before EXEC, the script writes nothing
+ * and, once EXEC has committed, the defer is made afresh outside the transaction.
  *
- * afterCommit is arranged by wrapping this MULTI's own `exec` once (the first stage() on it): the
- * wrapper calls ioredis' exec, and when it resolves with results and none of them is an error,
- * runs each staged afterCommit exactly once, for the defers whose script reply is "created", and
- * only then resolves the user's promise (or calls their callback) with the same results. It never
- * runs it when EXEC is refused (EXECABORT, rejected), aborted by a WATCH (null), or never sent
- * (the MULTI dropped or DISCARDed). A failing afterCommit rejects exec(), as the memory store's
- * commit() does; the transaction itself has committed, and the outbox entry lets the sweeper
- * enqueue the task later. If another command of the transaction failed, Redis has still applied
- * the rest (it has no rollback): the task is written but not enqueued now; the outbox sweeper
- * enqueues it. If the reference was taken, nothing of the defer is written and afterCommit does
- * not run.
+ * After a successful EXEC (results, none of them an error) each staged defer's afterCommit runs
+ * exactly once; never when EXEC is refused (EXECABORT), aborted by a WATCH (null) or never sent
+ * (dropped, DISCARDed). A failing afterCommit rejects; the outbox entry lets sweepOutbox()
+ * enqueue the task later, as it does when another command of the transaction failed (Redis has
+ * no rollback: the rest applied).
  *
- * Redis Cluster: a MULTI must stay in one hash slot. The defer's keys share the task's slot and,
- * there, the outbox is kept per slot, so it works when the user's own keys in the MULTI are in
- * that slot too: give the task a reference carrying the same hash tag as those keys (e.g.
- * reference "{order:42}:receipt" with keys "{order:42}:..."), and name a stored payload after the
- * task id. The listing indexes live in other slots and are written after EXEC succeeds.
+ * Knowing a MULTI of this client: ioredis copies the commands defineCommand registered onto the
+ * client's pipelines and MULTIs, so one carrying this client's own cloudDeferCommit function is
+ * one of them. EXEC's reply position comes from `length` (a MULTI's results omit its MULTI).
+ * When the stores' transaction() runner made the MULTI it runs the enqueues itself; a MULTI of
+ * the user's own gets its `exec` wrapped once, on that instance: ioredis offers no public hook
+ * that runs after EXEC, and per-command callbacks inside a MULTI only hear "QUEUED".
  */
 import type { ChainableCommander } from 'ioredis';
-import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
+import type { DocumentWrite } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import type { AdapterContext } from './context.js';
-import { createTaskCall, parseCreateTaskReply } from './create-task.js';
+import { createWithReference, type ReferenceHold } from '../../src/core/lifecycle.js';
+import type { TaskRecord } from '../../src/core/records.js';
+import type { PayloadStore, StagedDefer, StateStore, TransactionHook } from '../../src/core/stores.js';
+import type { PreparedCommit, RedisDocuments } from './documents.js';
+import { luaSource } from './scripts.js';
 
 type ExecResults = Awaited<ReturnType<ChainableCommander['exec']>>;
-type ExecCallback = Parameters<ChainableCommander['exec']>[0];
 
-interface StagedCommit {
-  /** Index of the script's reply in EXEC's results. */
+interface Staged {
+  /** Index of the script's command in the pipeline's queue. */
   position: number;
+  prepared: PreparedCommit;
   staged: StagedDefer;
   afterCommit: () => Promise<void>;
 }
 
-interface TransactionState {
-  commits: StagedCommit[];
-  execStarted: boolean;
-}
-
-/** ioredis internals relied on (stable since ioredis 4): a MULTI is a Pipeline queueing MULTI first. */
-interface PipelineShape {
-  isPipeline?: unknown;
-  redis?: unknown;
-  _queue?: unknown;
+interface Staging {
+  commits: Staged[];
+  closed: boolean;
 }
 
 export class RedisTransactionHook implements TransactionHook<ChainableCommander> {
   readonly name = 'redis';
-  private readonly transactions = new WeakMap<object, TransactionState>();
+  private readonly open = new WeakMap<object, Staging>();
 
-  constructor(private readonly ctx: AdapterContext) {}
+  constructor(
+    private readonly docs: RedisDocuments,
+    private readonly state: StateStore,
+    private readonly payloads: PayloadStore,
+  ) {}
 
-  /** A MULTI (pipeline mode) created by this stores' client. */
+  /** A MULTI or pipeline of this stores' client (it carries the client's own defined command). */
   accepts(transaction: unknown): transaction is ChainableCommander {
-    if (typeof transaction !== 'object' || transaction === null) return false;
-    const pipeline = transaction as PipelineShape;
-    if (pipeline.isPipeline !== true || pipeline.redis !== this.ctx.client || !Array.isArray(pipeline._queue)) return false;
-    const first: unknown = pipeline._queue[0];
-    return typeof first === 'object' && first !== null && (first as { name?: unknown }).name === 'multi';
+    const client = this.docs.client as unknown as Record<string, unknown>;
+    return typeof transaction === 'object' && transaction !== null && transaction !== client && (transaction as Record<string, unknown>).cloudDeferCommit === client.cloudDeferCommit;
+  }
+
+  /** For the stores' transaction() runner: it calls exec itself and then `afterExec`. */
+  own(transaction: ChainableCommander): Staging {
+    const staging: Staging = { commits: [], closed: false };
+    this.open.set(transaction, staging);
+    return staging;
   }
 
   async stage(transaction: ChainableCommander, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
-    const state = this.stateOf(transaction);
-    const refuseIfExecuted = (): void => {
-      if (state.execStarted) {
-        throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
-      }
+    const staging = this.open.get(transaction) ?? this.wrap(transaction);
+    const refuseIfClosed = (): void => {
+      if (staging.closed) throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
     };
-    refuseIfExecuted();
-    const call = createTaskCall(this.ctx, staged.record, Date.now(), { outbox: staged.outbox, payload: staged.payload });
-    if (this.ctx.cluster) {
-      // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
-      const { client, layout } = this.ctx;
-      await this.ctx.guard('register an outbox slot', () => client.sadd(layout.outboxSlots(), layout.outboxKeys(staged.outbox.taskId).tag));
-      refuseIfExecuted(); // exec() may have been called while we waited
+    refuseIfClosed();
+    const { record, outbox, payload } = staged;
+    const writes: DocumentWrite[] = [
+      { kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt },
+      { kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox },
+    ];
+    if (record.reference !== undefined) {
+      const [hold] = (await this.docs.read([{ kind: 'ref', id: record.reference }])) as Array<{ value: ReferenceHold; version: number } | undefined>;
+      const [holder] = hold?.value.held ? await this.docs.read([{ kind: 'task', id: hold.value.taskId }]) : [];
+      const decision = createWithReference(record, Date.now(), { ...(hold ? { hold: hold.value } : {}), ...(holder ? { holder: holder.value as TaskRecord } : {}) });
+      if (decision.kind !== 'create') return;
+      const expect = hold ? hold.version : 'absent';
+      writes.push({ kind: 'ref', id: record.reference, expect, value: decision.hold!, expiresAt: record.expiresAt });
     }
-    // MULTI is the pipeline's first queued command, so EXEC's results start one later.
-    const position = transaction.length - 1;
-    this.ctx.scripts.queue(transaction, 'createTask', call.keys, call.args);
-    state.commits.push({ position, staged, afterCommit });
+    // A payload whose time-to-live has already run out is no payload (PayloadStore.put does the same).
+    const bytes = payload && payload.ttlMs > 0 ? Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength) : undefined;
+    const key = payload && this.docs.layout.payload(payload.id);
+    const prepared = this.docs.prepare(writes, bytes && key ? [{ write: 1, cond: '*', command: 'p', key, score: Math.ceil(payload.ttlMs), member: bytes, local: true }] : []);
+    // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
+    await this.docs.guard('register an outbox slot', () => this.docs.registerOutboxSlots(writes));
+    refuseIfClosed(); // exec() may have been called while we read
+    staging.commits.push({ position: transaction.length, prepared, staged, afterCommit });
+    transaction.eval(luaSource('commit'), prepared.keys.length, ...prepared.keys, ...prepared.args);
   }
 
-  private stateOf(transaction: ChainableCommander): TransactionState {
-    let state = this.transactions.get(transaction);
-    if (!state) {
-      state = { commits: [], execStarted: false };
-      this.transactions.set(transaction, state);
-      this.wrapExec(transaction, state);
-    }
-    return state;
-  }
-
-  private wrapExec(transaction: ChainableCommander, state: TransactionState): void {
-    const originalExec = transaction.exec;
-    const hook = this;
-    transaction.exec = function execThenCommitHooks(this: ChainableCommander, callback?: ExecCallback) {
-      // ioredis calls exec again itself when it retries a redirected Cluster pipeline.
-      if (state.execStarted) return originalExec.call(this, callback);
-      state.execStarted = true;
-      const done = originalExec.call(this).then(async (results) => {
-        await hook.afterExec(results, state.commits);
-        return results;
-      });
-      if (callback)
-        done.then(
-          (results) => callback(null, results),
-          (error: Error) => callback(error),
-        );
-      return done;
-    };
-  }
-
-  private async afterExec(results: ExecResults, commits: readonly StagedCommit[]): Promise<void> {
+  /** Runs the enqueues of the defers a successful EXEC wrote. `queued` is the pipeline's length before EXEC. */
+  async afterExec(staging: Staging, results: ExecResults, queued: number): Promise<void> {
+    staging.closed = true;
     if (!results || results.some(([error]) => error)) return;
+    const offset = queued - results.length; // 1 for a MULTI: its results start after MULTI
     const failures: unknown[] = [];
-    for (const commit of commits) {
-      const reply = parseCreateTaskReply(results[commit.position]?.[1]);
-      if (reply.kind !== 'created') continue;
+    for (const commit of staging.commits) {
       try {
-        await commit.afterCommit();
+        if (await this.docs.finish(commit.prepared, results[commit.position - offset]?.[1])) await commit.afterCommit();
+        else await this.createAfresh(commit);
       } catch (error) {
         failures.push(error);
-      }
-      if (this.ctx.cluster) {
-        await this.ctx.guard('index a task record', () => this.ctx.indexes.added(commit.staged.record)).catch((error: unknown) => failures.push(error));
       }
     }
     if (failures.length === 1) throw failures[0];
     if (failures.length > 1) throw new AggregateError(failures, 'Several deferred enqueues failed after the Redis transaction committed.');
+  }
+
+  /** The reference's hold changed between stage and EXEC: the transaction committed, so the defer is made now. */
+  private async createAfresh({ staged, afterCommit }: Staged): Promise<void> {
+    if (!(await this.state.createTask(staged.record, Date.now())).created) return;
+    if (staged.payload) await this.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
+    await this.state.addOutbox(staged.outbox);
+    await afterCommit();
+  }
+
+  /** A MULTI of the user's own: wrap its exec once so that the enqueues follow EXEC. */
+  private wrap(transaction: ChainableCommander): Staging {
+    const staging = this.own(transaction);
+    const exec = transaction.exec;
+    const hook = this;
+    transaction.exec = function execThenEnqueue(this: ChainableCommander, callback?: Parameters<ChainableCommander['exec']>[0]) {
+      // ioredis calls exec again itself when it retries a redirected Cluster pipeline.
+      if (staging.closed) return exec.call(this, callback);
+      const queued = this.length;
+      staging.closed = true;
+      const done = exec.call(this).then(async (results) => {
+        await hook.afterExec(staging, results, queued);
+        return results;
+      });
+      if (callback) done.then((results) => callback(null, results), (error: Error) => callback(error));
+      return done;
+    };
+    return staging;
   }
 }

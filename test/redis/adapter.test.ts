@@ -52,11 +52,10 @@ describe('cloud-defer/redis adapter', function () {
     assert.equal(stdout.trim(), '0');
   });
 
-  it('registers its scripts as cloudDefer* commands on the client, nothing else', function () {
+  it('registers its one commit script as a cloudDefer* command on the client, nothing else', function () {
     const commands = client as unknown as Record<string, unknown>;
-    for (const name of ['CreateTask', 'AcquireLease', 'Settle', 'Transition', 'DeleteTask', 'FindByReference']) {
-      assert.equal(typeof commands[`cloudDefer${name}`], 'function', name);
-    }
+    assert.equal(typeof commands.cloudDeferCommit, 'function');
+    for (const gone of ['CreateTask', 'AcquireLease', 'Settle', 'Transition']) assert.equal(commands[`cloudDefer${gone}`], undefined, gone);
     assert.ok(!client.options.keyPrefix, 'no keyPrefix set on the client');
   });
 
@@ -90,13 +89,13 @@ describe('cloud-defer/redis adapter', function () {
     const kept = record(stores, { queue });
     await stores.state.createTask(kept, kept.createdAt);
     const ghost = `${String(kept.createdAt + 5).padStart(15, '0')}:ghost_${randomUUID()}`;
-    await Promise.all([raw.zadd(`${prefix}:idx:queue:${queue}`, 0, ghost), raw.zadd(`${prefix}:idx:status:queued`, 0, ghost)]);
+    await Promise.all([raw.zadd(`${prefix}:{idx}:queue:${queue}`, 0, ghost), raw.zadd(`${prefix}:{idx}:status:queued`, 0, ghost)]);
     const page = await stores.state.listTasks({ queue });
     assert.deepEqual(
       page.records.map((r) => r.id),
       [kept.id],
     );
-    assert.equal(await raw.zscore(`${prefix}:idx:queue:${queue}`, ghost), null, 'pruned from the index it read');
+    assert.equal(await raw.zscore(`${prefix}:{idx}:queue:${queue}`, ghost), null, 'pruned from the index it read');
   });
 
   it('a listing moves an entry found in the wrong status index to the right one', async function () {
@@ -105,11 +104,11 @@ describe('cloud-defer/redis adapter', function () {
     await stores.state.createTask(task, task.createdAt);
     const member = `${String(task.createdAt).padStart(15, '0')}:${task.id}`;
     // As a Cluster writer that died between its script and its index writes would leave it.
-    await raw.zrem(`${prefix}:idx:status:queued`, member);
-    await raw.zadd(`${prefix}:idx:status:running`, 0, member);
+    await raw.zrem(`${prefix}:{idx}:status:queued`, member);
+    await raw.zadd(`${prefix}:{idx}:status:running`, 0, member);
     assert.deepEqual((await stores.state.listTasks({ status: 'running', queue })).records, []);
-    assert.equal(await raw.zscore(`${prefix}:idx:status:running`, member), null);
-    assert.equal(await raw.zscore(`${prefix}:idx:status:queued`, member), '0');
+    assert.equal(await raw.zscore(`${prefix}:{idx}:status:running`, member), null);
+    assert.equal(await raw.zscore(`${prefix}:{idx}:status:queued`, member), '0');
   });
 
   it('sweepExpired removes the index entries of expired records', async function () {
@@ -119,12 +118,12 @@ describe('cloud-defer/redis adapter', function () {
     await stores.state.createTask(short, short.createdAt);
     const member = `${String(short.createdAt).padStart(15, '0')}:${short.id}`;
     const indexKeys = [
-      `${prefix}:idx:all`,
-      `${prefix}:idx:status:queued`,
-      `${prefix}:idx:queue:${queue}`,
-      `${prefix}:idx:task:adapter.task`,
-      `${prefix}:idx:ref:${reference}`,
-      `${prefix}:idx:iteration:${short.iterationId}`,
+      `${prefix}:{idx}:all`,
+      `${prefix}:{idx}:status:queued`,
+      `${prefix}:{idx}:queue:${queue}`,
+      `${prefix}:{idx}:task:adapter.task`,
+      `${prefix}:{idx}:ref:${reference}`,
+      `${prefix}:{idx}:iteration:${short.iterationId}`,
     ];
     for (const key of indexKeys) assert.equal(await raw.zscore(key, member), '0', key);
     for (let tries = 0; tries < 400 && (await raw.exists(rawTaskKey(prefix, short.id))); tries += 1) {
@@ -132,7 +131,7 @@ describe('cloud-defer/redis adapter', function () {
     }
     assert.ok((await stores.sweepExpired()) >= 1);
     for (const key of indexKeys) assert.equal(await raw.zscore(key, member), null, key);
-    const expiry = await raw.zrange(`${prefix}:idx:expiry`, '0', '-1');
+    const expiry = await raw.zrange(`${prefix}:{idx}:expiry`, '0', '-1');
     assert.ok(!expiry.some((entry) => entry.includes(short.id)));
   });
 
@@ -141,10 +140,10 @@ describe('cloud-defer/redis adapter', function () {
     await stores.state.createTask(task, task.createdAt);
     assert.equal(await stores.sweepExpired(), 0);
     // Pretend the expiry index missed an extension: the sweep must re-read the real deadline.
-    const entry = (await raw.zrange(`${prefix}:idx:expiry`, '0', '-1')).find((e) => e.includes(task.id))!;
-    await raw.zadd(`${prefix}:idx:expiry`, 1, entry);
+    const entry = (await raw.zrange(`${prefix}:{idx}:expiry`, '0', '-1')).find((e) => e.includes(task.id))!;
+    await raw.zadd(`${prefix}:{idx}:expiry`, 1, entry);
     assert.equal(await stores.sweepExpired(), 0);
-    assert.equal(Number(await raw.zscore(`${prefix}:idx:expiry`, entry)), task.expiresAt);
+    assert.equal(Number(await raw.zscore(`${prefix}:{idx}:expiry`, entry)), task.expiresAt);
     assert.ok(await stores.state.getTask(task.id));
   });
 

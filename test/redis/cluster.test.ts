@@ -98,7 +98,7 @@ describe('redis cluster', function () {
       const results = await tx.exec();
       assert.ok(results && results.every(([error]) => !error));
       assert.equal(runs, 1);
-      const raw = redisRawBackend(client, prefix, true);
+      const raw = redisRawBackend(client, prefix);
       assert.deepEqual(await raw.rawTask(defer.record.id), JSON.parse(JSON.stringify(defer.record)));
       assert.deepEqual(await raw.rawOutbox(defer.record.id), defer.outbox);
       assert.ok(await raw.rawPayload(defer.record.id));
@@ -120,7 +120,7 @@ describe('redis cluster', function () {
       });
       await assert.rejects(tx.exec());
       assert.equal(runs, 0);
-      const raw = redisRawBackend(client, prefix, true);
+      const raw = redisRawBackend(client, prefix);
       assert.equal(await raw.rawTask(defer.record.id), undefined);
       assert.equal(await raw.rawOutbox(defer.record.id), undefined);
     });

@@ -58,7 +58,7 @@ export async function openRedisHarness(options: RedisHarnessOptions): Promise<Re
     client,
     rawClient,
     stores,
-    raw: redisRawBackend(rawClient, prefix, client.isCluster),
+    raw: redisRawBackend(rawClient, prefix),
     async contenders(count) {
       const connections = Math.min(count, options.maxContenderConnections ?? 50);
       while (pool.length < connections) {

@@ -76,7 +76,7 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     await Promise.all([whenReady(client), whenReady(other)]);
     stores = redisStores({ client, prefix });
     hook = stores.transactions[0];
-    raw = redisRawBackend(other, prefix, false);
+    raw = redisRawBackend(other, prefix);
   });
 
   after(async function () {
@@ -91,10 +91,10 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     assert.equal(await raw.rawPayload(staged.payload!.id), undefined, 'no payload');
   }
 
-  it('accepts a MULTI of its own client only', async function () {
+  it('accepts a MULTI or a pipeline of its own client only', async function () {
     assert.equal(hook.name, 'redis');
     assert.ok(hook.accepts(client.multi()));
-    assert.ok(!hook.accepts(client.pipeline()), 'a plain pipeline is no transaction');
+    assert.ok(hook.accepts(client.pipeline()), 'a pipeline: the defer is written when it runs');
     assert.ok(!hook.accepts(other.multi()), "another client's MULTI");
     assert.ok(!hook.accepts(client));
     assert.ok(!hook.accepts({ exec() {} }));
@@ -272,7 +272,7 @@ describe('redis TransactionHook (MULTI/EXEC)', function () {
     const prefixed = new Redis({ host: REDIS_HOST, port: REDIS_PORT, keyPrefix: 'kp:' });
     try {
       const prefixedStores = redisStores({ client: prefixed, prefix, sweepIntervalMs: 0 });
-      const prefixedRaw = redisRawBackend(other, `kp:${prefix}`, false);
+      const prefixedRaw = redisRawBackend(other, `kp:${prefix}`);
       const reference = `kp-ref-${randomUUID()}`;
       const staged = stagedDefer(prefixedStores, { reference });
       const { afterCommit, runs } = counter();
