@@ -288,3 +288,22 @@ function targetOf(options: DeferOptions, target: EngineTarget): QueueTarget {
     ...(serviceAccountEmail ? { oidc: { serviceAccountEmail, ...(audience ? { audience } : {}) } } : {}),
   };
 }
+
+/**
+ * The Cloud Tasks request that delivers an existing record again (the reconciler), under `taskId`;
+ * the envelope carries what the record holds, so it agrees with it.
+ */
+export function requestForRecord(record: TaskRecord, target: EngineTarget, taskId: string): EnqueueRequest {
+  const body = encodeEnvelope({
+    task: record.taskName,
+    id: record.id,
+    ...(record.payloadRef !== undefined ? { payloadRef: record.payloadRef } : { argsText: record.argsJson ?? '[]' }),
+  });
+  return {
+    queue: record.queue,
+    taskId,
+    bodyBase64: Buffer.from(body).toString('base64'),
+    headers: { 'Content-Type': ENVELOPE_CONTENT_TYPE },
+    target: targetOf({}, target),
+  };
+}

@@ -31,11 +31,24 @@ import {
 import { DeferSequence } from './defer-sequence.js';
 import { OutboxRelay } from './outbox.js';
 import { TaskActions } from './task-actions.js';
+import { Reconciler } from './reconciler.js';
 import { drain, SettleWatch, type DrainMark, type DrainOptions, type DrainResult, type SettledListener } from './drain.js';
 
 export { ENVELOPE_CONTENT_TYPE };
 export { outboxTaskName } from './defer-plan.js';
 export type { DeferOptions, DeferredTask, EngineTarget, InternalDeferOptions, TaskInfo, DrainMark, DrainOptions, DrainResult };
+
+/** What one sweep() did. */
+export interface SweepResult {
+  /** Outbox entries enqueued (their enqueue after commit never happened). */
+  enqueued: number;
+  /** Unfinished records with no Cloud Task left, enqueued again. */
+  reenqueued: number;
+  /** Unfinished records with no Cloud Task left and no attempts left, recorded failed (ABANDONED). */
+  abandoned: number;
+  /** Expired records removed (stores without native expiry). */
+  expired: number;
+}
 
 export interface EngineOptions {
   stores: Stores;
@@ -49,6 +62,10 @@ export interface EngineOptions {
   retentionMs: number;
   /** How long a run's claim holds before another delivery may take it over. */
   leaseMs: number;
+  /** The short lease renewed on a heartbeat while a run is alive (stores with renewLease); 0 = none. */
+  heartbeatLeaseMs?: number;
+  /** The queue's retryConfig.maxRetryDuration in ms: a failure after it is recorded failed. */
+  queueMaxRetryMs?: (queue: string) => number | undefined;
   /** How long a delivery keeps retrying to claim its task while the store is unreachable (default 10 s). */
   acquireRetryMs?: number;
   /** How long to keep retrying to record a finished run while the store is unreachable (default 30 s). */
@@ -78,6 +95,7 @@ export class DeferredEngine {
   private readonly outbox: OutboxRelay;
   private readonly sequence: DeferSequence;
   private readonly actions: TaskActions;
+  private readonly reconciler: Reconciler;
 
   constructor(private readonly options: EngineOptions) {
     this.queuesUsed.add(options.defaultQueue);
@@ -100,6 +118,16 @@ export class DeferredEngine {
       info: (record, flags) => this.info(record, flags),
       getTask: (id) => this.getTask(id),
       queueUsed: (queue) => this.queuesUsed.add(queue),
+    });
+    this.reconciler = new Reconciler({
+      stores: options.stores,
+      calls: this.calls,
+      logger: options.logger,
+      transport,
+      target: options.target,
+      now: options.now,
+      queueMaxRetryMs: options.queueMaxRetryMs,
+      emitSettled: (record) => this.emitSettled(record),
     });
     this.actions = new TaskActions({
       stores: options.stores,
@@ -203,14 +231,16 @@ export class DeferredEngine {
   }
 
   /**
-   * Housekeeping for a scheduler: enqueue stranded outbox entries, and let stores without native
-   * expiry remove expired records in one bounded batch.
+   * Housekeeping for a scheduler: enqueue stranded outbox entries, reconcile unfinished records
+   * with no Cloud Task left (reconciler.ts: enqueue again, or record failed ABANDONED), and let
+   * stores without native expiry remove expired records in one bounded batch.
    */
-  async sweep(options: { graceMs?: number; limit?: number } = {}): Promise<{ enqueued: number; expired: number }> {
+  async sweep(options: { graceMs?: number; limit?: number } = {}): Promise<SweepResult> {
     const { enqueued } = await this.sweepOutbox(options);
+    const { reenqueued, abandoned } = await this.reconciler.run(options);
     const { stores } = this.options;
     const expired = stores.sweepExpired ? await this.calls.call(() => stores.sweepExpired!(options.limit ?? 500)) : 0;
-    return { enqueued, expired };
+    return { enqueued, reenqueued, abandoned, expired };
   }
 
   private info(record: TaskRecord, flags: { duplicate: boolean; pendingCommit?: boolean }): TaskInfo {

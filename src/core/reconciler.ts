@@ -1,0 +1,139 @@
+/**
+ * The reconciler (part of sweep(), the Cloud Scheduler path): the record follows Cloud Tasks.
+ * An unfinished record with no Cloud Task left for it (the queue gave up, the emulator restarted
+ * and forgot its tasks, a delivery was acknowledged while another instance ran it and then died)
+ * whose lease has run out is either enqueued again, when it has attempts left, or recorded
+ * `failed` with code ABANDONED, which frees its reference.
+ *
+ * Presence is read with ListTasks (FULL view: the envelope names the record) per queue that has
+ * a candidate, so a defer costs nothing extra (no task name to store, no named CreateTask).
+ */
+import { outboxTaskName, requestForRecord, type EngineTarget } from './defer-plan.js';
+import { CloudDeferError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { TaskRecord, TaskStatus } from './records.js';
+import { errorInfo, type StoreCalls } from './store-calls.js';
+import type { Stores } from './stores.js';
+import type { QueueTransport } from './transport.js';
+
+export interface ReconcilerOptions {
+  stores: Stores;
+  calls: StoreCalls;
+  logger: Logger;
+  transport: () => Promise<QueueTransport>;
+  target: () => EngineTarget;
+  now: () => number;
+  queueMaxRetryMs?: ((queue: string) => number | undefined) | undefined;
+  emitSettled: (record: TaskRecord) => void;
+}
+
+export interface ReconcileResult {
+  /** Records enqueued again under a new Cloud Tasks name. */
+  reenqueued: number;
+  /** Records recorded failed with code ABANDONED (no attempts left). */
+  abandoned: number;
+}
+
+const UNFINISHED: readonly TaskStatus[] = ['queued', 'retrying', 'running'];
+
+export class Reconciler {
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  /**
+   * `graceMs`: a record written more recently is left alone (its defer may still be enqueueing).
+   * `limit`: at most this many records are acted on.
+   */
+  async run(options: { graceMs?: number; limit?: number } = {}): Promise<ReconcileResult> {
+    const graceMs = options.graceMs ?? 60_000;
+    const limit = options.limit ?? 500;
+    const { calls, stores } = this.options;
+    const now = this.options.now();
+    const candidates: TaskRecord[] = [];
+    for (const status of UNFINISHED) {
+      let cursor: string | undefined;
+      let seen = 0;
+      do {
+        const page = await calls.call(() => stores.state.listTasks({ status, limit: 1000, ...(cursor ? { cursor } : {}) }));
+        for (const record of page.records) {
+          if (now - record.updatedAt < graceMs) continue;
+          if (record.status === 'running' && (record.leaseUntil ?? 0) > now) continue;
+          candidates.push(record);
+        }
+        seen += page.records.length;
+        cursor = page.nextCursor;
+      } while (cursor && seen < limit * 20);
+    }
+    if (candidates.length === 0) return { reenqueued: 0, abandoned: 0 };
+
+    const transport = await this.options.transport();
+    const pending = new Map<string, Set<string> | undefined>();
+    for (const queue of new Set(candidates.map((r) => r.queue))) pending.set(queue, await this.pendingIds(transport, queue));
+
+    let reenqueued = 0;
+    let abandoned = 0;
+    for (const record of candidates) {
+      if (reenqueued + abandoned >= limit) break;
+      const ids = pending.get(record.queue);
+      // A queue whose tasks cannot be matched to records is left alone: absence is not known.
+      if (!ids || ids.has(record.id)) continue;
+      const outcome = await this.settleOne(transport, record, now);
+      if (outcome === 'reenqueued') reenqueued += 1;
+      else if (outcome === 'abandoned') abandoned += 1;
+    }
+    return { reenqueued, abandoned };
+  }
+
+  /** The record ids that still have a Cloud Task in `queue`, or undefined when they cannot be read. */
+  private async pendingIds(transport: QueueTransport, queue: string): Promise<Set<string> | undefined> {
+    let tasks;
+    try {
+      tasks = await transport.listTasks(queue);
+    } catch (err) {
+      if (err instanceof CloudDeferError && err.code === 'NOT_FOUND') return new Set();
+      this.options.logger.warn('sweep could not list a queue; its records are reconciled later', { queue, error: errorInfo(err) });
+      return undefined;
+    }
+    const ids = new Set<string>();
+    for (const task of tasks) {
+      if (task.taskId === undefined) return undefined;
+      ids.add(task.taskId);
+    }
+    return ids;
+  }
+
+  private async settleOne(transport: QueueTransport, record: TaskRecord, now: number): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
+    const { calls, stores } = this.options;
+    const maxRetryMs = this.options.queueMaxRetryMs?.(record.queue);
+    const outOfTime = maxRetryMs !== undefined && maxRetryMs > 0 && record.startedAt !== undefined && now - record.startedAt >= maxRetryMs;
+    const outOfAttempts = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
+    if (outOfTime || outOfAttempts) {
+      const error = {
+        code: 'ABANDONED',
+        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${record.maxAttempts ?? '-'}${outOfTime ? ', past the queue maxRetryDuration' : ''}); recorded failed by sweep().`,
+      };
+      const failed = await calls.call(() => stores.state.transition(record.id, [record.status], 'failed', { lastError: error }, now));
+      if (!failed) return 'skipped';
+      if (failed.payloadRef) await calls.bestEffort(() => stores.payloads.delete(failed.payloadRef!));
+      this.options.emitSettled(failed);
+      return 'abandoned';
+    }
+    // A new name per generation of the record: Cloud Tasks refuses a name used in the last hour.
+    const taskId = outboxTaskName(`${record.id}:${record.version}`);
+    if (record.status === 'running') {
+      // The run stopped renewing its lease (its process died) and nothing will deliver it again.
+      const error = { code: 'LEASE_EXPIRED', message: 'The run stopped renewing its lease before it settled; sweep() enqueued the task again.' };
+      const moved = await calls.call(() => stores.state.transition(record.id, ['running'], 'retrying', { lastError: error }, now));
+      if (!moved) return 'skipped';
+    }
+    try {
+      await transport.enqueue(requestForRecord(record, this.options.target(), taskId));
+    } catch (err) {
+      if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) {
+        this.options.logger.warn('sweep could not enqueue a task again; the next sweep retries', { taskId: record.id, error: errorInfo(err) });
+        return 'skipped';
+      }
+    }
+    this.options.logger.info('sweep enqueued again a task that had no Cloud Task left', { taskId: record.id, queue: record.queue, status: record.status });
+    return 'reenqueued';
+  }
+}
