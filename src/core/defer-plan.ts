@@ -293,7 +293,7 @@ function targetOf(options: DeferOptions, target: EngineTarget): QueueTarget {
  * The Cloud Tasks request that delivers an existing record again (the reconciler), under `taskId`;
  * the envelope carries what the record holds, so it agrees with it.
  */
-export function requestForRecord(record: TaskRecord, target: EngineTarget, taskId: string): EnqueueRequest {
+export function requestForRecord(record: TaskRecord, target: EngineTarget, taskId: string, now: number): EnqueueRequest {
   const body = encodeEnvelope({
     task: record.taskName,
     id: record.id,
@@ -302,6 +302,8 @@ export function requestForRecord(record: TaskRecord, target: EngineTarget, taskI
   return {
     queue: record.queue,
     taskId,
+    // A task that has not run yet keeps its ETA.
+    ...(record.eta > now ? { scheduleTime: record.eta } : {}),
     bodyBase64: Buffer.from(body).toString('base64'),
     headers: { 'Content-Type': ENVELOPE_CONTENT_TYPE },
     target: targetOf({}, target),

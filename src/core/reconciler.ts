@@ -34,6 +34,11 @@ export interface ReconcileResult {
   abandoned: number;
 }
 
+interface QueueLimits {
+  maxAttempts?: number;
+  maxRetryMs?: number;
+}
+
 const UNFINISHED: readonly TaskStatus[] = ['queued', 'retrying', 'running'];
 
 export class Reconciler {
@@ -67,7 +72,11 @@ export class Reconciler {
 
     const transport = await this.options.transport();
     const pending = new Map<string, Set<string> | undefined>();
-    for (const queue of new Set(candidates.map((r) => r.queue))) pending.set(queue, await this.pendingIds(transport, queue));
+    const limits = new Map<string, QueueLimits>();
+    for (const queue of new Set(candidates.map((r) => r.queue))) {
+      pending.set(queue, await this.pendingIds(transport, queue));
+      limits.set(queue, await this.limitsOf(transport, queue));
+    }
 
     let reenqueued = 0;
     let abandoned = 0;
@@ -76,7 +85,7 @@ export class Reconciler {
       const ids = pending.get(record.queue);
       // A queue whose tasks cannot be matched to records is left alone: absence is not known.
       if (!ids || ids.has(record.id)) continue;
-      const outcome = await this.settleOne(transport, record, now);
+      const outcome = await this.settleOne(transport, record, now, limits.get(record.queue) ?? {});
       if (outcome === 'reenqueued') reenqueued += 1;
       else if (outcome === 'abandoned') abandoned += 1;
     }
@@ -101,15 +110,33 @@ export class Reconciler {
     return ids;
   }
 
-  private async settleOne(transport: QueueTransport, record: TaskRecord, now: number): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
+  /** The queue's own retry limits as Cloud Tasks has them (they may differ from this app's configuration). */
+  private async limitsOf(transport: QueueTransport, queue: string): Promise<QueueLimits> {
+    const retry = (await transport.getQueue(queue).catch(() => undefined))?.retryConfig;
+    const configuredMs = this.options.queueMaxRetryMs?.(queue);
+    const seconds = retry?.maxRetryDurationSeconds;
+    return {
+      ...(retry?.maxAttempts !== undefined && retry.maxAttempts >= 1 ? { maxAttempts: retry.maxAttempts } : {}),
+      ...(seconds !== undefined && seconds > 0 ? { maxRetryMs: seconds * 1000 } : configuredMs !== undefined ? { maxRetryMs: configuredMs } : {}),
+    };
+  }
+
+  private async settleOne(
+    transport: QueueTransport,
+    record: TaskRecord,
+    now: number,
+    limits: QueueLimits,
+  ): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
     const { calls, stores } = this.options;
-    const maxRetryMs = this.options.queueMaxRetryMs?.(record.queue);
+    const maxRetryMs = limits.maxRetryMs;
     const outOfTime = maxRetryMs !== undefined && maxRetryMs > 0 && record.startedAt !== undefined && now - record.startedAt >= maxRetryMs;
-    const outOfAttempts = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
+    // The record's own limit, else the queue's: a queue that gave up after its maxAttempts has no more to give.
+    const maxAttempts = record.maxAttempts ?? limits.maxAttempts;
+    const outOfAttempts = maxAttempts !== undefined && maxAttempts !== -1 && record.attempts >= maxAttempts;
     if (outOfTime || outOfAttempts) {
       const error = {
         code: 'ABANDONED',
-        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${record.maxAttempts ?? '-'}${outOfTime ? ', past the queue maxRetryDuration' : ''}); recorded failed by sweep().`,
+        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${maxAttempts ?? '-'}${outOfTime ? ', past the queue maxRetryDuration' : ''}); recorded failed by sweep().`,
       };
       const failed = await calls.call(() => stores.state.transition(record.id, [record.status], 'failed', { lastError: error }, now));
       if (!failed) return 'skipped';
@@ -126,7 +153,7 @@ export class Reconciler {
       if (!moved) return 'skipped';
     }
     try {
-      await transport.enqueue(requestForRecord(record, this.options.target(), taskId));
+      await transport.enqueue(requestForRecord(record, this.options.target(), taskId, now));
     } catch (err) {
       if (!(err instanceof CloudDeferError && err.code === 'TASK_ALREADY_EXISTS')) {
         this.options.logger.warn('sweep could not enqueue a task again; the next sweep retries', { taskId: record.id, error: errorInfo(err) });

@@ -1,8 +1,10 @@
 /**
  * An app in its own process, for tests that SIGTERM or SIGKILL it: Express + Redis stores + an
  * external emulator (CLOUD_TASKS_EMULATOR_HOST). It shuts down the way README's recipe says.
- * env: APP_PORT, REDIS_PREFIX, GRACE_MS. Prints "READY <port>" once listening.
+ * env: APP_PORT, REDIS_PREFIX, GRACE_MS, and optionally MAX_ATTEMPTS (the queue's) and
+ * HEARTBEAT_MS (heartbeatLeaseMs). Prints "READY <port>" once listening.
  * Task "work"(key, firstRunMs, laterRunMs): counts its runs in Redis from inside the task.
+ * Task "count"(key, runMs): counts runs started and runs completed, in Redis, from inside the task.
  */
 import * as http from 'node:http';
 import express from 'express';
@@ -15,7 +17,17 @@ const prefix = process.env.REDIS_PREFIX!;
 const client = new Redis({ host: '127.0.0.1', port: 6379 });
 const deferred = createDeferred({
   stores: redisStores({ client, prefix }),
-  queues: [{ name: 'default', retryConfig: { minBackoffSeconds: 0.1, maxBackoffSeconds: 0.5 } }],
+  queues: [
+    {
+      name: 'default',
+      retryConfig: {
+        minBackoffSeconds: 0.1,
+        maxBackoffSeconds: 0.5,
+        ...(process.env.MAX_ATTEMPTS ? { maxAttempts: Number(process.env.MAX_ATTEMPTS) } : {}),
+      },
+    },
+  ],
+  ...(process.env.HEARTBEAT_MS ? { heartbeatLeaseMs: Number(process.env.HEARTBEAT_MS) } : {}),
   logger: false,
   target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
 });
@@ -23,6 +35,11 @@ deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number
   const runs = await client.incr(`${prefix}:runs:${key}`);
   await new Promise((resolve) => setTimeout(resolve, runs === 1 ? firstRunMs : laterRunMs));
   await client.incr(`${prefix}:done:${key}`);
+});
+deferred.task('count', async (key: string, runMs: number) => {
+  await client.incr(`${prefix}:started:${key}`);
+  await new Promise((resolve) => setTimeout(resolve, runMs));
+  await client.incr(`${prefix}:completed:${key}`);
 });
 
 const app = express();
