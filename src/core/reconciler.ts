@@ -80,15 +80,24 @@ export class Reconciler {
 
     let reenqueued = 0;
     let abandoned = 0;
-    for (const record of candidates) {
-      if (reenqueued + abandoned >= limit) break;
-      const ids = pending.get(record.queue);
-      // A queue whose tasks cannot be matched to records is left alone: absence is not known.
-      if (!ids || ids.has(record.id)) continue;
-      const outcome = await this.settleOne(transport, record, now, limits.get(record.queue) ?? {});
-      if (outcome === 'reenqueued') reenqueued += 1;
-      else if (outcome === 'abandoned') abandoned += 1;
-    }
+    // A queue whose tasks cannot be matched to records is left alone: absence is not known.
+    const orphans = candidates
+      .filter((record) => {
+        const ids = pending.get(record.queue);
+        return ids !== undefined && !ids.has(record.id);
+      })
+      .slice(0, limit);
+    // A few at once: after an outage there may be hundreds, each one enqueue.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < orphans.length) {
+        const record = orphans[next++]!;
+        const outcome = await this.settleOne(transport, record, now, limits.get(record.queue) ?? {}).catch(() => 'skipped' as const);
+        if (outcome === 'reenqueued') reenqueued += 1;
+        else if (outcome === 'abandoned') abandoned += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, orphans.length) }, worker));
     return { reenqueued, abandoned };
   }
 
@@ -121,12 +130,7 @@ export class Reconciler {
     };
   }
 
-  private async settleOne(
-    transport: QueueTransport,
-    record: TaskRecord,
-    now: number,
-    limits: QueueLimits,
-  ): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
+  private async settleOne(transport: QueueTransport, record: TaskRecord, now: number, limits: QueueLimits): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
     const { calls, stores } = this.options;
     const maxRetryMs = limits.maxRetryMs;
     const outOfTime = maxRetryMs !== undefined && maxRetryMs > 0 && record.startedAt !== undefined && now - record.startedAt >= maxRetryMs;

@@ -46,7 +46,7 @@ async function kill(child: ChildProcess): Promise<void> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', function () {
-  this.timeout(150_000);
+  this.timeout(240_000);
   let emulator: EmulatorProcess;
   let client: Redis;
   let prefix: string;
@@ -99,7 +99,8 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     // Cloud Scheduler's part: a sweep every second; records younger than 2 s are left alone.
     const sweeper = (async () => {
       while (!stop) {
-        await deferred.sweep({ graceMs: 2 * HEARTBEAT_MS, limit: 1000 }).catch(() => undefined);
+        const swept = await deferred.sweep({ graceMs: 2 * HEARTBEAT_MS, limit: 1000 }).catch((err: unknown) => err);
+        if (process.env.CHAOS_DEBUG) process.stderr.write(`sweep ${JSON.stringify(swept)}\n`);
         await sleep(1_000);
       }
     })();
@@ -113,9 +114,10 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     let kills = 0;
     const started = Date.now();
     while (kills < 20) {
-      await sleep(300 + Math.random() * 1_200);
+      await sleep(1_000 + Math.random() * 1_500);
       await kill(app);
       kills += 1;
+      if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
       app = await startAppProcess(port, prefix, emulator, 3);
     }
     await deferring;
@@ -125,6 +127,11 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
       const page = await Promise.all(ids.map((id) => deferred.getTask(id)));
       const unfinished = page.filter((r) => !r || !['succeeded', 'failed', 'cancelled'].includes(r.status));
       if (unfinished.length === 0) break;
+      if (process.env.CHAOS_DEBUG) {
+        const by: Record<string, number> = {};
+        for (const r of unfinished) by[r?.status ?? 'missing'] = (by[r?.status ?? 'missing'] ?? 0) + 1;
+        process.stderr.write(`unfinished ${JSON.stringify(by)} at ${Date.now() - started} ms\n`);
+      }
       if (Date.now() > deadline) assert.fail(`${unfinished.length} records unfinished, e.g. ${JSON.stringify(unfinished[0])}`);
       await sleep(500);
     }
@@ -184,7 +191,15 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     await emulator.kill();
     emulator = await startEmulatorProcess(emulatorPort);
     app = await startAppProcess(port, prefix, emulator, 3);
-    await eventually(async () => (await deferred.ready().then(({ transport }) => transport.listQueues()).catch(() => undefined)) ?? undefined, 'the transport is back', 20_000);
+    await eventually(
+      async () =>
+        (await deferred
+          .ready()
+          .then(({ transport }) => transport.listQueues())
+          .catch(() => undefined)) ?? undefined,
+      'the transport is back',
+      20_000,
+    );
     const result = await deferred.sweep({ graceMs: 0 });
     assert.equal(result.reenqueued, 100);
     const records = await Promise.all(infos.map((info) => info.wait({ timeoutMs: 30_000 })));

@@ -35,7 +35,10 @@ describe('reliability: leases that follow the run (issue 13.1, 13.3)', function 
     client.disconnect();
   });
 
-  function instance(heartbeatLeaseMs: number, run: (signal: AbortSignal) => Promise<void>): { engine: Deferred['engine']; deferred: Deferred; task: DeferredTask<[]> } {
+  function instance(
+    heartbeatLeaseMs: number,
+    run: (signal: AbortSignal) => Promise<void>,
+  ): { engine: Deferred['engine']; deferred: Deferred; task: DeferredTask<[]> } {
     const deferred = createDeferred({
       stores: redisStores({ client: client.duplicate(), prefix }),
       queues: [{ name: 'default', retryConfig: { maxAttempts: 2 } }],

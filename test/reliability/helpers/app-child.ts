@@ -28,7 +28,7 @@ const deferred = createDeferred({
     },
   ],
   ...(process.env.HEARTBEAT_MS ? { heartbeatLeaseMs: Number(process.env.HEARTBEAT_MS) } : {}),
-  logger: false,
+  logger: process.env.APP_LOG ? undefined : false,
   target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
 });
 deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number) => {
@@ -45,7 +45,10 @@ deferred.task('count', async (key: string, runMs: number) => {
 const app = express();
 app.use(deferredMiddleware(deferred));
 const server = http.createServer(app).listen(port, '127.0.0.1', () => {
-  void deferred.ready().then(() => process.stdout.write(`READY ${port}\n`));
+  // READY_ON_LISTEN: deliveries need only the stores, so the app serves before its transport is up.
+  const started = deferred.ready();
+  if (process.env.READY_ON_LISTEN) process.stdout.write(`READY ${port}\n`);
+  else void started.then(() => process.stdout.write(`READY ${port}\n`));
 });
 
 // README's SIGTERM recipe: stop accepting connections, let runs finish, release the rest, exit.
