@@ -13,6 +13,7 @@ import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
 import { RunningSet, type Heartbeat } from './lease-keeper.js';
 import type { TaskCounters } from './counters.js';
+import { retriesExhausted } from './reconciler.js';
 import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
 
 /** One delivery of a task, as the HTTP layer read it from the request. */
@@ -296,9 +297,7 @@ export class DeliveryRunner {
       await finish('failed', 200, started, err);
       return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
     }
-    const maxRetryMs = this.options.queueMaxRetryMs?.(record.queue);
-    const outOfTime = maxRetryMs !== undefined && maxRetryMs > 0 && this.options.now() - (record.startedAt ?? record.createdAt) >= maxRetryMs;
-    const exhausted = outOfTime || (record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts);
+    const exhausted = retriesExhausted(record, record.maxAttempts, this.options.queueMaxRetryMs?.(record.queue), this.options.now());
     if (exhausted) {
       logger.error(
         `task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`,

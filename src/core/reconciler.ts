@@ -34,6 +34,17 @@ export interface ReconcileResult {
   abandoned: number;
 }
 
+/**
+ * Whether Cloud Tasks retries this task no more, by its rules: with only maxAttempts, after that
+ * many; with maxRetryDuration too, only once both are reached (Cloud Tasks' default maxAttempts
+ * is 100; -1 means time alone decides).
+ */
+export function retriesExhausted(record: TaskRecord, maxAttempts: number | undefined, maxRetryMs: number | undefined, now: number): boolean {
+  if (maxRetryMs === undefined || maxRetryMs <= 0) return maxAttempts !== undefined && maxAttempts !== -1 && record.attempts >= maxAttempts;
+  const outOfTime = now - (record.startedAt ?? record.createdAt) >= maxRetryMs;
+  return outOfTime && (maxAttempts === -1 || record.attempts >= (maxAttempts ?? 100));
+}
+
 interface QueueLimits {
   maxAttempts?: number;
   maxRetryMs?: number;
@@ -132,15 +143,12 @@ export class Reconciler {
 
   private async settleOne(transport: QueueTransport, record: TaskRecord, now: number, limits: QueueLimits): Promise<'reenqueued' | 'abandoned' | 'skipped'> {
     const { calls, stores } = this.options;
-    const maxRetryMs = limits.maxRetryMs;
-    const outOfTime = maxRetryMs !== undefined && maxRetryMs > 0 && record.startedAt !== undefined && now - record.startedAt >= maxRetryMs;
     // The record's own limit, else the queue's: a queue that gave up after its maxAttempts has no more to give.
     const maxAttempts = record.maxAttempts ?? limits.maxAttempts;
-    const outOfAttempts = maxAttempts !== undefined && maxAttempts !== -1 && record.attempts >= maxAttempts;
-    if (outOfTime || outOfAttempts) {
+    if (retriesExhausted(record, maxAttempts, limits.maxRetryMs, now)) {
       const error = {
         code: 'ABANDONED',
-        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${maxAttempts ?? '-'}${outOfTime ? ', past the queue maxRetryDuration' : ''}); recorded failed by sweep().`,
+        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${maxAttempts ?? '-'}${limits.maxRetryMs ? `, maxRetryDuration ${limits.maxRetryMs / 1000} s` : ''}); recorded failed by sweep().`,
       };
       const failed = await calls.call(() => stores.state.transition(record.id, [record.status], 'failed', { lastError: error }, now));
       if (!failed) return 'skipped';
