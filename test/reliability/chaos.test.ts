@@ -17,8 +17,8 @@ import { freePort, lineFrom, startEmulatorProcess, track, type EmulatorProcess }
 
 const HEARTBEAT_MS = 1_000;
 
-async function startAppProcess(port: number, prefix: string, emulator: EmulatorProcess, maxAttempts: number): Promise<ChildProcess> {
-  const child = track(
+function spawnApp(port: number, prefix: string, emulator: EmulatorProcess, maxAttempts: number, standby: boolean): ChildProcess {
+  return track(
     spawn(process.execPath, [path.join(__dirname, 'helpers', 'app-child.js')], {
       env: {
         ...process.env,
@@ -26,14 +26,33 @@ async function startAppProcess(port: number, prefix: string, emulator: EmulatorP
         REDIS_PREFIX: prefix,
         MAX_ATTEMPTS: String(maxAttempts),
         HEARTBEAT_MS: String(HEARTBEAT_MS),
+        ...(standby ? { STANDBY: '1' } : {}),
         CLOUD_TASKS_EMULATOR_HOST: emulator.address,
         CLOUD_TASKS_EMULATOR_JWKS_URI: emulator.jwksUri,
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'inherit'],
     }),
   );
+}
+
+async function startAppProcess(port: number, prefix: string, emulator: EmulatorProcess, maxAttempts: number): Promise<ChildProcess> {
+  const child = spawnApp(port, prefix, emulator, maxAttempts, false);
   await lineFrom(child, 'READY ');
   return child;
+}
+
+/** A standby app: loaded, not listening until go() (the next instance, started while the old one serves). */
+function standbyApp(port: number, prefix: string, emulator: EmulatorProcess, maxAttempts: number): { child: ChildProcess; go(): Promise<ChildProcess> } {
+  const child = spawnApp(port, prefix, emulator, maxAttempts, true);
+  return {
+    child,
+    async go() {
+      const ready = lineFrom(child, 'READY ', 60_000);
+      child.stdin!.write('GO\n');
+      await ready;
+      return child;
+    },
+  };
 }
 
 async function kill(child: ChildProcess): Promise<void> {
@@ -96,12 +115,12 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     app = await startAppProcess(port, prefix, emulator, 3);
     const ids: string[] = [];
     let stop = false;
-    // Cloud Scheduler's part: a sweep every second; records younger than 2 s are left alone.
+    // Cloud Scheduler's part: a sweep every 2 s; records younger than 2 s are left alone.
     const sweeper = (async () => {
       while (!stop) {
         const swept = await deferred.sweep({ graceMs: 2 * HEARTBEAT_MS, limit: 1000 }).catch((err: unknown) => err);
         if (process.env.CHAOS_DEBUG) process.stderr.write(`sweep ${JSON.stringify(swept)}\n`);
-        await sleep(1_000);
+        await sleep(2_000);
       }
     })();
     const deferring = (async () => {
@@ -113,13 +132,16 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     })();
     let kills = 0;
     const started = Date.now();
+    let next = standbyApp(port, prefix, emulator, 3);
     while (kills < 20) {
       await sleep(1_000 + Math.random() * 1_500);
       await kill(app);
       kills += 1;
       if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
-      app = await startAppProcess(port, prefix, emulator, 3);
+      app = await next.go();
+      next = standbyApp(port, prefix, emulator, 3);
     }
+    await kill(next.child);
     await deferring;
     const keys = ids.map((_, n) => `k${n}`);
     const deadline = Date.now() + 90_000;
@@ -133,7 +155,7 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
         process.stderr.write(`unfinished ${JSON.stringify(by)} at ${Date.now() - started} ms\n`);
       }
       if (Date.now() > deadline) assert.fail(`${unfinished.length} records unfinished, e.g. ${JSON.stringify(unfinished[0])}`);
-      await sleep(500);
+      await sleep(2_000);
     }
     stop = true;
     await sweeper;

@@ -44,12 +44,21 @@ deferred.task('count', async (key: string, runMs: number) => {
 
 const app = express();
 app.use(deferredMiddleware(deferred));
-const server = http.createServer(app).listen(port, '127.0.0.1', () => {
-  // READY_ON_LISTEN: deliveries need only the stores, so the app serves before its transport is up.
-  const started = deferred.ready();
-  if (process.env.READY_ON_LISTEN) process.stdout.write(`READY ${port}\n`);
-  else void started.then(() => process.stdout.write(`READY ${port}\n`));
-});
+const server = http.createServer(app);
+// STANDBY: loaded and waiting for "GO" on stdin before it listens, as a new instance is started
+// while the old one still serves (on a loaded machine, loading the modules takes seconds).
+if (process.env.STANDBY) {
+  process.stdin.once('data', () => listen());
+} else listen();
+
+function listen(): void {
+  server.listen(port, '127.0.0.1', () => {
+    // READY_ON_LISTEN: deliveries need only the stores, so the app serves before its transport is up.
+    const started = deferred.ready();
+    if (process.env.READY_ON_LISTEN) process.stdout.write(`READY ${port}\n`);
+    else void started.then(() => process.stdout.write(`READY ${port}\n`));
+  });
+}
 
 // README's SIGTERM recipe: stop accepting connections, let runs finish, release the rest, exit.
 process.on('SIGTERM', () => {
