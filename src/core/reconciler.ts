@@ -156,8 +156,9 @@ export class Reconciler {
       this.options.emitSettled(failed);
       return 'abandoned';
     }
-    // A new name per generation of the record: Cloud Tasks refuses a name used in the last hour.
-    const taskId = outboxTaskName(`${record.id}:${record.version}`);
+    // A new name per sweep: Cloud Tasks refuses a name used in the last hour, and a record that
+    // never ran keeps its version. Two sweeps at once may both enqueue; the execution guard runs it once.
+    const taskId = outboxTaskName(`${record.id}:${record.version}:${now}`);
     if (record.status === 'running') {
       // The run stopped renewing its lease (its process died) and nothing will deliver it again.
       const error = { code: 'LEASE_EXPIRED', message: 'The run stopped renewing its lease before it settled; sweep() enqueued the task again.' };
