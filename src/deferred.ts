@@ -13,6 +13,7 @@ import {
   type DrainMark,
   type DrainResult,
   type EngineTarget,
+  type SweepResult,
   type TaskInfo,
 } from './core/engine.js';
 import { CloudDeferError } from './core/errors.js';
@@ -94,8 +95,14 @@ export interface CreateDeferredOptions {
   inlineLimitBytes?: number;
   /** How long task records are kept after they finish (or after their ETA). Default 7 days. */
   retentionMs?: number;
-  /** How long a run holds its claim before another delivery may take it over. Default 10 min 30 s. */
+  /** The longest a run may hold its task (its dispatch deadline bound). Default 10 min 30 s. */
   leaseMs?: number;
+  /**
+   * The short lease a run takes and renews every third of it while it is alive (stores with
+   * renewLease: memory, Redis), never past `leaseMs`. A killed instance frees its tasks within
+   * it. Default 30 s; 0 turns the heartbeat off (the lease is then `leaseMs`).
+   */
+  heartbeatLeaseMs?: number;
   /**
    * How long a delivery waits for an unreachable state store: to claim its task before answering
    * 503 (default 10 s), and to record a finished run (default 30 s).
@@ -149,6 +156,7 @@ const createDeferredKeys: Record<keyof CreateDeferredOptions, true> = {
   inlineLimitBytes: true,
   retentionMs: true,
   leaseMs: true,
+  heartbeatLeaseMs: true,
   storeRetry: true,
   maxBodyBytes: true,
   logger: true,
@@ -240,6 +248,11 @@ export class Deferred implements DeferredAdmin {
       inlineLimitBytes,
       retentionMs: options.retentionMs ?? 7 * DAY_MS,
       leaseMs: options.leaseMs ?? 630_000,
+      heartbeatLeaseMs: options.heartbeatLeaseMs ?? 30_000,
+      queueMaxRetryMs: (queue) => {
+        const seconds = options.queues?.find((q) => q.name === queue)?.retryConfig?.maxRetryDurationSeconds;
+        return seconds !== undefined && seconds > 0 ? seconds * 1000 : undefined;
+      },
       ...(options.storeRetry?.acquireMs !== undefined ? { acquireRetryMs: options.storeRetry.acquireMs } : {}),
       ...(options.storeRetry?.settleMs !== undefined ? { settleRetryMs: options.storeRetry.settleMs } : {}),
       now: options.now ?? Date.now,
@@ -372,8 +385,12 @@ export class Deferred implements DeferredAdmin {
     return this.engine.sweepOutbox(options);
   }
 
-  /** sweepOutbox() plus the store's expiry sweep (Datastore); what the sweep path runs. */
-  sweep(options?: { graceMs?: number; limit?: number }): Promise<{ enqueued: number; expired: number }> {
+  /**
+   * What the sweep path runs (Cloud Scheduler, every minute or so): sweepOutbox(), the
+   * reconciler (unfinished records whose Cloud Task is gone are enqueued again, or recorded
+   * failed with code ABANDONED when no attempts are left) and the store's expiry sweep.
+   */
+  sweep(options?: { graceMs?: number; limit?: number }): Promise<SweepResult> {
     return this.engine.sweep(options);
   }
 

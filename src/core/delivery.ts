@@ -11,8 +11,9 @@ import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
-import { RunningSet } from './lease-keeper.js';
+import { RunningSet, type Heartbeat } from './lease-keeper.js';
 import type { TaskCounters } from './counters.js';
+import { retriesExhausted } from './reconciler.js';
 import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
 
 /** One delivery of a task, as the HTTP layer read it from the request. */
@@ -55,6 +56,13 @@ export interface DeliveryRunnerOptions {
   defaultQueue: string;
   retentionMs: number;
   leaseMs: number;
+  /**
+   * The short lease a run holds and renews on a heartbeat while it is alive (stores with
+   * renewLease); never past `leaseMs` from the start. 0 or absent: the lease is `leaseMs`.
+   */
+  heartbeatLeaseMs?: number;
+  /** The queue's retryConfig.maxRetryDuration in ms: a failure after it is the last attempt. */
+  queueMaxRetryMs?: (queue: string) => number | undefined;
   acquireRetryMs?: number;
   settleRetryMs?: number;
   now: () => number;
@@ -103,11 +111,15 @@ export class DeliveryRunner {
   private readonly registry: TaskRegistry;
   private readonly calls: StoreCalls;
   private readonly onSettled: (record: TaskRecord) => void;
+  /** The lease a claim takes: the short heartbeat lease when the store can renew it. */
+  private readonly claimMs: number;
 
   constructor(private readonly options: DeliveryRunnerOptions) {
     this.registry = options.registry;
     this.calls = options.calls;
     this.onSettled = options.onSettled;
+    const short = options.heartbeatLeaseMs ?? 0;
+    this.claimMs = short > 0 && short < options.leaseMs && options.stores.state.renewLease ? short : options.leaseMs;
   }
 
   /** Steps 3-6 of ARCHITECTURE.md for one authenticated delivery. Never throws. */
@@ -136,7 +148,8 @@ export class DeliveryRunner {
       return { kind: 'failed', reason: 'INVALID_ENVELOPE' };
     }
     if (this.closing) return { kind: 'unavailable', reason: 'shutting down' };
-    if (this.running.has(envelope.id)) return { kind: 'busy', taskId: envelope.id, retryAfterSeconds: 1 };
+    // Running here: acknowledged, so the queue's attempts are not burnt; the run settles the record (README "Running elsewhere").
+    if (this.running.has(envelope.id)) return { kind: 'duplicate', taskId: envelope.id, status: 'running' };
     // Taken, not read: only one later delivery may reuse a stranded owner.
     const owner = this.strandedOwners.get(envelope.id) ?? randomId();
     this.strandedOwners.delete(envelope.id);
@@ -153,10 +166,10 @@ export class DeliveryRunner {
       return { kind: 'unavailable', reason: errorInfo(err).message };
     }
     if (lease.kind === 'finished') return { kind: 'duplicate', taskId: envelope.id, status: lease.record.status };
-    if (lease.kind === 'busy') {
-      const retryAfterSeconds = Math.max(1, Math.ceil(((lease.record.leaseUntil ?? now) - now) / 1000));
-      return { kind: 'busy', taskId: envelope.id, retryAfterSeconds };
-    }
+    // A live lease elsewhere: acknowledged (200) rather than retried, since every retry would use
+    // one of the queue's attempts while the run holds the task. Should that run die, its short
+    // lease runs out and sweep()'s reconciler enqueues the task again (no Cloud Task left for it).
+    if (lease.kind === 'busy') return { kind: 'duplicate', taskId: envelope.id, status: 'running' };
     if (lease.kind === 'missing') {
       if (envelope.payloadRef !== undefined && envelope.payloadRef !== envelope.id) {
         logger.error("refused a delivery with no record whose envelope names another task's payload; not run", { taskId: envelope.id });
@@ -167,12 +180,33 @@ export class DeliveryRunner {
       return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
     }
     const record = lease.record;
-    const run = this.running.begin(record.id, owner, record.leaseUntil, now);
+    const run = this.running.begin(record.id, owner, now + this.options.leaseMs, now, this.heartbeatFor(record, owner));
     try {
       return await this.runAcquired(envelope, record, owner, delivery, now, run.signal, nameSpan);
     } finally {
       this.running.end(record.id);
     }
+  }
+
+  /** The heartbeat of a run that holds a short lease, or undefined when its lease covers the deadline. */
+  private heartbeatFor(record: TaskRecord, owner: string): { leaseUntil: number; beat: Heartbeat } | undefined {
+    const state = this.options.stores.state;
+    if (this.claimMs >= this.options.leaseMs || !state.renewLease) return undefined;
+    const renew = state.renewLease.bind(state);
+    return {
+      leaseUntil: record.leaseUntil ?? this.options.now() + this.claimMs,
+      beat: {
+        leaseMs: this.claimMs,
+        renew: async (leaseMs) => {
+          try {
+            const renewed = await renew(record.id, { owner, now: this.options.now(), leaseMs });
+            return renewed ? 'held' : 'lost';
+          } catch {
+            return 'unknown';
+          }
+        },
+      },
+    };
   }
 
   private async runAcquired(
@@ -264,7 +298,7 @@ export class DeliveryRunner {
       await finish('failed', 200, started, err);
       return { kind: 'failed', taskId: record.id, reason: 'PERMANENT_TASK_FAILURE' };
     }
-    const exhausted = record.maxAttempts !== undefined && record.maxAttempts !== -1 && record.attempts >= record.maxAttempts;
+    const exhausted = retriesExhausted(record, record.maxAttempts, this.options.queueMaxRetryMs?.(record.queue), this.options.now());
     if (exhausted) {
       logger.error(
         `task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`,
@@ -290,7 +324,7 @@ export class DeliveryRunner {
   ): Promise<Awaited<ReturnType<Stores['state']['acquireLease']>>> {
     const { id, task: taskName, payloadRef } = envelope;
     const state = this.options.stores.state;
-    const input = { owner, now, leaseMs: this.options.leaseMs, executionCount: delivery.executionCount };
+    const input = { owner, now, leaseMs: this.claimMs, executionCount: delivery.executionCount };
     // Retried with the same owner: if the store applied a call whose reply was lost, the retry
     // finds our own lease instead of a stranger's, which would block the task until it expired.
     const lease = await this.calls.retryWhileUnavailable(

@@ -1,14 +1,21 @@
 /**
  * The runs under way in this process: a second delivery of a task already running here never
- * starts a second run (it is answered "busy" without asking the store), and each run gets an
- * AbortSignal that fires when its lease (bounded by the dispatch deadline) ends or the engine
- * shuts down.
+ * starts a second run (it is answered without asking the store), and each run gets an
+ * AbortSignal that fires at its deadline (the dispatch deadline bound), when the engine shuts
+ * down, or when a heartbeat finds its lease taken over.
  *
- * Renewal on a heartbeat is not here: today's StateStore has no primitive that extends a held
- * lease (acquireLease by the same owner answers `acquired` and changes nothing; transition's
- * patch cannot set leaseUntil). Until the store contract gains one, the lease covers the
- * dispatch deadline and this set stops duplicates within a process.
+ * Heartbeat: with a store that can renew a held lease, a run takes a short lease and renews it
+ * every third of its length, never past the run's deadline. A killed process stops renewing, so
+ * its task is free again within one short lease instead of the whole dispatch deadline.
  */
+
+/** How a run keeps its short lease alive. */
+export interface Heartbeat {
+  /** The short lease, ms; renewed every third of it. */
+  leaseMs: number;
+  /** Renew for `leaseMs` from now: 'held', 'lost' (taken over or settled elsewhere), or 'unknown' (store unreachable). */
+  renew(leaseMs: number): Promise<'held' | 'lost' | 'unknown'>;
+}
 
 export interface RunHandle {
   readonly taskId: string;
@@ -19,6 +26,8 @@ export interface RunHandle {
 interface Entry extends RunHandle {
   readonly controller: AbortController;
   readonly timer: ReturnType<typeof setTimeout> | undefined;
+  beat?: ReturnType<typeof setTimeout>;
+  ended?: boolean;
 }
 
 export class RunningSet {
@@ -32,27 +41,63 @@ export class RunningSet {
     return this.runs.has(taskId);
   }
 
-  /** Registers a run; its signal fires at `leaseUntil` (epoch ms) if the run is still going. */
-  begin(taskId: string, owner: string, leaseUntil: number | undefined, now: number): RunHandle {
+  /**
+   * Registers a run; its signal fires at `deadline` (epoch ms) if the run is still going. With a
+   * heartbeat, the lease (ending at `leaseUntil`) is renewed until the run ends or the deadline.
+   */
+  begin(taskId: string, owner: string, deadline: number | undefined, now: number, heartbeat?: { leaseUntil: number; beat: Heartbeat }): RunHandle {
     const controller = new AbortController();
     const timer =
-      leaseUntil === undefined
+      deadline === undefined
         ? undefined
         : setTimeout(
             () => controller.abort(new DOMException('The task reached the end of its lease (its dispatch deadline)', 'TimeoutError')),
-            Math.max(0, leaseUntil - now),
+            Math.max(0, deadline - now),
           );
     // A run's deadline must not keep the process alive on its own.
     if (timer && typeof timer === 'object' && 'unref' in timer) timer.unref();
     const entry: Entry = { taskId, owner, controller, signal: controller.signal, timer };
     this.runs.set(taskId, entry);
+    if (heartbeat) this.scheduleBeat(entry, heartbeat.beat, heartbeat.leaseUntil, deadline, Date.now() - now);
     return entry;
+  }
+
+  /** `skew` turns the engine clock into Date.now() (they are the same outside tests). */
+  private scheduleBeat(entry: Entry, beat: Heartbeat, leaseUntil: number, deadline: number | undefined, skew: number): void {
+    const every = Math.max(50, Math.floor(beat.leaseMs / 3));
+    entry.beat = setTimeout(async () => {
+      if (entry.ended) return;
+      const now = Date.now() - skew;
+      if (deadline !== undefined && now >= deadline) return;
+      const leaseMs = deadline === undefined ? beat.leaseMs : Math.min(beat.leaseMs, deadline - now);
+      let answer: 'held' | 'lost' | 'unknown';
+      try {
+        answer = await beat.renew(leaseMs);
+      } catch {
+        answer = 'unknown';
+      }
+      if (entry.ended) return;
+      if (answer === 'lost') {
+        entry.controller.abort(new DOMException('The task lease was taken over by another delivery; this run should stop', 'AbortError'));
+        return;
+      }
+      const until = answer === 'held' ? now + leaseMs : leaseUntil;
+      if (answer === 'unknown' && Date.now() - skew >= until) {
+        // Not renewed before it ran out: another delivery may take the task now.
+        entry.controller.abort(new DOMException('The task lease ran out while the store was unreachable', 'AbortError'));
+        return;
+      }
+      this.scheduleBeat(entry, beat, until, deadline, skew);
+    }, every);
+    if (typeof entry.beat === 'object' && 'unref' in entry.beat) entry.beat.unref();
   }
 
   end(taskId: string): void {
     const entry = this.runs.get(taskId);
     if (!entry) return;
     if (entry.timer) clearTimeout(entry.timer);
+    if (entry.beat) clearTimeout(entry.beat);
+    entry.ended = true;
     this.runs.delete(taskId);
   }
 

@@ -109,6 +109,14 @@ export interface StateStore {
     patch: Partial<Pick<TaskRecord, 'lastError' | 'finishedAt' | 'eta' | 'cloudTaskName' | 'expiresAt' | 'uniqueUntil'>>,
     now: number,
   ): Promise<TaskRecord | undefined>;
+  /**
+   * Optional (the heartbeat): extend `owner`'s live lease to `now + leaseMs`, ATOMIC. Undefined
+   * when the owner no longer holds a live lease (taken over, settled, or expired). Without it a
+   * run's lease covers its whole dispatch deadline.
+   */
+  renewLease?(id: string, input: { owner: string; now: number; leaseMs: number }): Promise<TaskRecord | undefined>;
+  /** Optional: give `owner`'s lease back without an outcome; the record waits as `retrying`. */
+  releaseLease?(id: string, input: { owner: string; now: number }): Promise<TaskRecord | undefined>;
   listTasks(query: TaskQuery): Promise<TaskPage>;
   /** Remove a record and free its reference if it holds it (undo of a failed defer). */
   deleteTask(id: string): Promise<void>;

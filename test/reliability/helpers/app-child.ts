@@ -1,8 +1,10 @@
 /**
  * An app in its own process, for tests that SIGTERM or SIGKILL it: Express + Redis stores + an
  * external emulator (CLOUD_TASKS_EMULATOR_HOST). It shuts down the way README's recipe says.
- * env: APP_PORT, REDIS_PREFIX, GRACE_MS. Prints "READY <port>" once listening.
+ * env: APP_PORT, REDIS_PREFIX, GRACE_MS, and optionally MAX_ATTEMPTS (the queue's) and
+ * HEARTBEAT_MS (heartbeatLeaseMs). Prints "READY <port>" once listening.
  * Task "work"(key, firstRunMs, laterRunMs): counts its runs in Redis from inside the task.
+ * Task "count"(key, runMs): counts runs started and runs completed, in Redis, from inside the task.
  */
 import * as http from 'node:http';
 import express from 'express';
@@ -15,8 +17,18 @@ const prefix = process.env.REDIS_PREFIX!;
 const client = new Redis({ host: '127.0.0.1', port: 6379 });
 const deferred = createDeferred({
   stores: redisStores({ client, prefix }),
-  queues: [{ name: 'default', retryConfig: { minBackoffSeconds: 0.1, maxBackoffSeconds: 0.5 } }],
-  logger: false,
+  queues: [
+    {
+      name: 'default',
+      retryConfig: {
+        minBackoffSeconds: 0.1,
+        maxBackoffSeconds: 0.5,
+        ...(process.env.MAX_ATTEMPTS ? { maxAttempts: Number(process.env.MAX_ATTEMPTS) } : {}),
+      },
+    },
+  ],
+  ...(process.env.HEARTBEAT_MS ? { heartbeatLeaseMs: Number(process.env.HEARTBEAT_MS) } : {}),
+  logger: process.env.APP_LOG ? undefined : false,
   target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
 });
 deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number) => {
@@ -24,12 +36,29 @@ deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number
   await new Promise((resolve) => setTimeout(resolve, runs === 1 ? firstRunMs : laterRunMs));
   await client.incr(`${prefix}:done:${key}`);
 });
+deferred.task('count', async (key: string, runMs: number) => {
+  await client.incr(`${prefix}:started:${key}`);
+  await new Promise((resolve) => setTimeout(resolve, runMs));
+  await client.incr(`${prefix}:completed:${key}`);
+});
 
 const app = express();
 app.use(deferredMiddleware(deferred));
-const server = http.createServer(app).listen(port, '127.0.0.1', () => {
-  void deferred.ready().then(() => process.stdout.write(`READY ${port}\n`));
-});
+const server = http.createServer(app);
+// STANDBY: loaded and waiting for "GO" on stdin before it listens, as a new instance is started
+// while the old one still serves (on a loaded machine, loading the modules takes seconds).
+if (process.env.STANDBY) {
+  process.stdin.once('data', () => listen());
+} else listen();
+
+function listen(): void {
+  server.listen(port, '127.0.0.1', () => {
+    // READY_ON_LISTEN: deliveries need only the stores, so the app serves before its transport is up.
+    const started = deferred.ready();
+    if (process.env.READY_ON_LISTEN) process.stdout.write(`READY ${port}\n`);
+    else void started.then(() => process.stdout.write(`READY ${port}\n`));
+  });
+}
 
 // README's SIGTERM recipe: stop accepting connections, let runs finish, release the rest, exit.
 process.on('SIGTERM', () => {
