@@ -13,7 +13,7 @@
  * transactions (transaction-hook.ts) and sweeps what expired (sweep.ts).
  */
 import type { Datastore, Transaction } from '@google-cloud/datastore';
-import { DocumentIterationStore, DocumentStateStore } from '../../src/core/documents.js';
+import { DocumentIterationStore, DocumentStateStore, type RetryPolicy } from '../../src/core/documents.js';
 import type { IterationSource } from '../../src/core/iteration.js';
 import type { Stores } from '../../src/core/stores.js';
 import { AdapterContext } from './context.js';
@@ -33,6 +33,8 @@ export interface DatastoreStoresOptions {
   kindPrefix?: string;
   /** Where "now" comes from for retention checks. Default Date.now. */
   now?: () => number;
+  /** How long lost commits (contention, lock timeouts) are decided again before STORE_UNAVAILABLE. Default 60 s, backoff with jitter. */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface DatastoreStores extends Stores {
@@ -71,9 +73,9 @@ export function datastoreStores(options: DatastoreStoresOptions): DatastoreStore
     kinds,
     documents,
     payloads: new DatastorePayloadStore(ctx),
-    state: new DocumentStateStore(documents),
+    state: new DocumentStateStore(documents, options.retry ? { retry: options.retry } : {}),
     transactions: [hook],
-    iterations: new DocumentIterationStore(documents),
+    iterations: new DocumentIterationStore(documents, options.retry ? { retry: options.retry } : {}),
     source: datastoreQuerySource(datastore) as IterationSource,
     transaction: (work) => runTransaction(documents, hook, work),
     sweepExpired: (limit = 500) => ctx.guard('remove expired entities', () => sweepExpired(documents, limit)),

@@ -14,7 +14,7 @@
  * the TTL policy, indexes and index exemptions production needs.
  */
 import type { Firestore, Transaction } from '@google-cloud/firestore';
-import { DocumentIterationStore, DocumentStateStore } from '../../src/core/documents.js';
+import { DocumentIterationStore, DocumentStateStore, type RetryPolicy } from '../../src/core/documents.js';
 import type { IterationSource } from '../../src/core/iteration.js';
 import type { Stores } from '../../src/core/stores.js';
 import { collectionNames, type CollectionNames, FirestoreDocuments } from './documents.js';
@@ -30,6 +30,8 @@ export interface FirestoreStoresOptions {
   collectionPrefix?: string;
   /** Where "now" comes from for retention checks. Default Date.now. */
   now?: () => number;
+  /** How long lost commits (contention, lock timeouts) are decided again before STORE_UNAVAILABLE. Default 60 s, backoff with jitter. */
+  retry?: Partial<RetryPolicy>;
   /** The library the client comes from, when it is not the `@google-cloud/firestore` cloud-defer resolves (e.g. firebase-admin/firestore). */
   library?: FirestoreLibrary;
 }
@@ -59,9 +61,9 @@ export function firestoreStores(options: FirestoreStoresOptions): FirestoreStore
     kind: 'firestore',
     collections,
     payloads: new FirestorePayloadStore(docs),
-    state: new DocumentStateStore(docs),
+    state: new DocumentStateStore(docs, options.retry ? { retry: options.retry } : {}),
     transactions: [hook],
-    iterations: new DocumentIterationStore(docs),
+    iterations: new DocumentIterationStore(docs, options.retry ? { retry: options.retry } : {}),
     source: firestoreQuerySource(firestore, library) as IterationSource,
     transaction: (work) => hook.run(work),
     async close() {

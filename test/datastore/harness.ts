@@ -6,6 +6,7 @@ import { Datastore } from '@google-cloud/datastore';
 import { datastoreStores, type DatastoreStores, type DatastoreStoresOptions } from '../../adapters/datastore/index.js';
 import type { ContractHarness } from '../contract/suite.js';
 import { beginTransactionsExplicitly, datastoreForTests, type DatastoreForTests, type DatastoreForTestsOptions } from '../emulators/datastore/harness.js';
+import { gcloudPresent, googleEmulatorsOff, googleSuites, sayAbsentOnce } from '../emulators/google.js';
 import { rawDatastore, type RawDatastore } from './raw.js';
 
 export interface DatastoreHarness extends ContractHarness {
@@ -15,6 +16,35 @@ export interface DatastoreHarness extends ContractHarness {
   env: DatastoreForTests;
   /** A second client on the same data (its own connection). */
   newClient(): Datastore;
+}
+
+export interface DatastoreBackend {
+  /** Appended to suite names: '' or " on Google's Datastore-mode emulator". */
+  readonly label: string;
+  readonly backend: DatastoreForTestsOptions;
+  readonly google: boolean;
+}
+
+/**
+ * Where the Datastore store suites run: ours (or DATASTORE_EMULATOR_HOST's), then Google's Firestore
+ * emulator in Datastore mode when gcloud is installed (said once when it is not).
+ * CLOUD_DEFER_GOOGLE_SUITES=datastore-mode|datastore-legacy runs them on Google's only,
+ * CLOUD_DEFER_GOOGLE_EMULATORS=off on ours only.
+ */
+export function datastoreBackends(): DatastoreBackend[] {
+  const suites = googleSuites();
+  if (suites.has('datastore-mode') || suites.has('datastore-legacy') || process.env.DATASTORE_EMULATOR_HOST) {
+    return [{ label: suites.size ? " on Google's emulator" : '', backend: {}, google: suites.size > 0 }];
+  }
+  if (googleEmulatorsOff()) return [{ label: '', backend: {}, google: false }];
+  if (!gcloudPresent()) {
+    sayAbsentOnce();
+    return [{ label: '', backend: {}, google: false }];
+  }
+  return [
+    { label: '', backend: {}, google: false },
+    { label: " on Google's Datastore-mode emulator", backend: { backend: 'datastore-mode' }, google: true },
+  ];
 }
 
 export async function openDatastoreHarness(

@@ -7,53 +7,54 @@
  * making every shard write the one iteration entity (issue 19's notes).
  */
 import assert from 'node:assert/strict';
-import { openDatastoreHarness, type DatastoreHarness } from '../datastore/harness.js';
+import { datastoreBackends, openDatastoreHarness, type DatastoreHarness } from '../datastore/harness.js';
 
 const SHARDS = 32;
 const HOUR = 3_600_000;
 
-describe('Datastore: concurrent shard completions', function () {
-  this.timeout(180_000);
-  let h: DatastoreHarness;
-  before(async () => {
-    h = await openDatastoreHarness();
-  });
-  after(async () => h?.cleanup());
-
-  it(`${SHARDS} shards completing at once from separate clients all succeed; exactly one hears allDone`, async () => {
-    const id = `it-${Date.now()}`;
-    const now = Date.now();
-    await h.stores.iterations.createIteration({
-      id,
-      callbackTask: 'cb',
-      finalizeTask: 'fin',
-      queue: 'default',
-      shardCount: 0,
-      status: 'splitting',
-      createdAt: now,
-      updatedAt: now,
-      shards: [],
-      deleteMarker: false,
-      expiresAt: now + HOUR,
+for (const { label, backend } of datastoreBackends())
+  describe(`Datastore: concurrent shard completions${label}`, function () {
+    this.timeout(180_000);
+    let h: DatastoreHarness;
+    before(async () => {
+      h = await openDatastoreHarness({}, backend);
     });
-    await h.stores.iterations.startIteration(id, SHARDS, now);
-    const contenders = await h.contenders(SHARDS);
-    const results = await Promise.allSettled(contenders.map((stores, i) => stores.iterations!.completeShard(id, i, Date.now())));
-    const failed = results.filter((r) => r.status === 'rejected');
-    assert.equal(
-      failed.length,
-      0,
-      `${failed.length} of ${SHARDS} failed: ${failed
-        .map((r) => String((r as PromiseRejectedResult).reason?.message))
-        .slice(0, 2)
-        .join(' | ')}`,
-    );
-    const values = results.map((r) => (r as PromiseFulfilledResult<{ allDone: boolean; shardsDone: number }>).value);
-    assert.equal(values.filter((r) => r.allDone).length, 1, 'exactly one completion finalizes');
-    const record = await h.stores.iterations.getIteration(id);
-    assert.ok(
-      record?.shards.every((s) => s.done),
-      'every shard recorded done',
-    );
+    after(async () => h?.cleanup());
+
+    it(`${SHARDS} shards completing at once from separate clients all succeed; exactly one hears allDone`, async () => {
+      const id = `it-${Date.now()}`;
+      const now = Date.now();
+      await h.stores.iterations.createIteration({
+        id,
+        callbackTask: 'cb',
+        finalizeTask: 'fin',
+        queue: 'default',
+        shardCount: 0,
+        status: 'splitting',
+        createdAt: now,
+        updatedAt: now,
+        shards: [],
+        deleteMarker: false,
+        expiresAt: now + HOUR,
+      });
+      await h.stores.iterations.startIteration(id, SHARDS, now);
+      const contenders = await h.contenders(SHARDS);
+      const results = await Promise.allSettled(contenders.map((stores, i) => stores.iterations!.completeShard(id, i, Date.now())));
+      const failed = results.filter((r) => r.status === 'rejected');
+      assert.equal(
+        failed.length,
+        0,
+        `${failed.length} of ${SHARDS} failed: ${failed
+          .map((r) => String((r as PromiseRejectedResult).reason?.message))
+          .slice(0, 2)
+          .join(' | ')}`,
+      );
+      const values = results.map((r) => (r as PromiseFulfilledResult<{ allDone: boolean; shardsDone: number }>).value);
+      assert.equal(values.filter((r) => r.allDone).length, 1, 'exactly one completion finalizes');
+      const record = await h.stores.iterations.getIteration(id);
+      assert.ok(
+        record?.shards.every((s) => s.done),
+        'every shard recorded done',
+      );
+    });
   });
-});
