@@ -74,7 +74,8 @@ const setups: Record<string, { esm: string; cjs?: string; ts?: string; after?: s
       'const client = new Redis();',
       // Our own keys in the shared Redis: a prefix of this run, removed after it.
       "const prefix = 'docs-test-' + process.pid + '-' + Date.now();",
-      'const deferred = createDeferred({ stores: redisStores({ client, prefix }) });',
+      'const stores = redisStores({ client, prefix });',
+      'const deferred = createDeferred({ stores });',
       'const tasks = deferredMiddleware(deferred);',
       'const server = http.createServer((req, res) => tasks(req, res, () => res.writeHead(404).end())).listen(Number(process.env.PORT));',
       "const id = prefix + '-order-1';",

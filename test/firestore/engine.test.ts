@@ -68,7 +68,8 @@ for (const { label, backend } of firestoreBackends()) {
       const info = await app.deferred.defer('count', [big]);
       assert.equal((await info.wait({ timeoutMs: 10_000 })).status, 'succeeded');
       assert.equal((runs[0]![0] as string).length, big.length);
-      assert.equal(await stores.payloads.get(info.id), undefined);
+      // The payload is deleted after the record settles (best effort), so it may outlive wait() briefly.
+      await eventually('the payload is deleted after the run', async () => (await stores.payloads.get(info.id)) === undefined);
     });
 
     it('stores.transaction(): nothing before the commit, enqueued once when it resolved; a failed transaction enqueues nothing', async function () {
@@ -151,7 +152,9 @@ for (const { label, backend } of firestoreBackends()) {
           tx.set(mine, { by: name });
         });
       await Promise.all([run('a', x, y, aHasX, bHoldsY), run('b', y, x, bHasY, aHoldsX)]);
-      assert.ok(attempts.a + attempts.b >= 3, `the functions ran ${attempts.a} and ${attempts.b} time(s)`);
+      // Whether an attempt is aborted is the emulator's timing (a loaded Google emulator has let both
+      // through); what is ours: each transaction enqueues one task, from the attempt that committed.
+      assert.ok(attempts.a >= 1 && attempts.b >= 1, `the functions ran ${attempts.a} and ${attempts.b} time(s)`);
       await eventually('both committed defers enqueued', async () => (await held()).length === 2);
       for (const attempts of [ids.a, ids.b]) {
         for (const id of attempts.slice(0, -1)) assert.equal(await app.deferred.getTask(id), undefined, 'no record from an attempt that did not commit');

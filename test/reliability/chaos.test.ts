@@ -138,8 +138,10 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
       let kills = 0;
       const started = Date.now();
       let next = standbyApp(port, prefix, emulator, 3);
+      const killed = new Set<string>();
       while (kills < 20) {
         await sleep(1_000 + Math.random() * 1_500);
+        killed.add(String(app.pid));
         await kill(app);
         kills += 1;
         if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
@@ -171,12 +173,25 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
       assert.equal(kills, 20);
       assert.equal(succeeded, 1_000, `failed: ${JSON.stringify(records.find((r) => r?.status !== 'succeeded'))}`);
       assert.equal(completed.filter((c) => c === 0).length, 0, 'none lost');
-      assert.equal(completed.filter((c) => c > 1).length, 0, 'none completed twice');
+      // A run that completed its work in a process SIGKILLed before its settle committed is run
+      // again (Cloud Tasks and this library are at-least-once: nothing can make a side effect and
+      // the record's write one act). Every other second completion would be a duplicate run.
+      const twice = keys.filter((_, n) => completed[n]! > 1);
+      const unexplained: string[] = [];
+      for (const key of twice) {
+        const by = await client.lrange(`${prefix}:completedBy:${key}`, 0, -1);
+        if (by.slice(0, -1).some((pid) => !killed.has(pid))) unexplained.push(`${key} by ${by.join(',')}`);
+      }
+      assert.deepEqual(unexplained, [], 'no task completed twice except after its process was killed before recording it');
+      const recordedTwice = records.filter((r) => (r?.history ?? []).filter((a) => a.outcome === 'succeeded').length > 1);
+      assert.equal(recordedTwice.length, 0, 'no record holds two successful attempts');
       assert.ok(
         started1.some((c) => c > 1),
         'some runs were killed and run again (the kills hit runs)',
       );
-      process.stdout.write(`      (${kills} kills, ${started1.filter((c) => c > 1).length} runs cut and run again, ${Date.now() - started} ms)\n`);
+      process.stdout.write(
+        `      (${kills} kills, ${started1.filter((c) => c > 1).length} runs cut and run again, ${twice.length} completed before a kill cut their settle and ran again, ${Date.now() - started} ms)\n`,
+      );
     },
   );
 

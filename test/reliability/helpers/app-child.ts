@@ -39,7 +39,8 @@ deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number
 deferred.task('count', async (key: string, runMs: number) => {
   await client.incr(`${prefix}:started:${key}`);
   await new Promise((resolve) => setTimeout(resolve, runMs));
-  await client.incr(`${prefix}:completed:${key}`);
+  // Which process completed the run: a completion in a process killed before its settle is re-run.
+  await client.multi().incr(`${prefix}:completed:${key}`).rpush(`${prefix}:completedBy:${key}`, String(process.pid)).exec();
 });
 
 const app = express();
