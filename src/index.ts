@@ -13,7 +13,7 @@ export {
   SingularTaskFailure,
 } from './core/errors.js';
 export type { CloudDeferErrorCode } from './core/errors.js';
-export type { DeferOptions, DeferredTask, TaskInfo, DrainOptions, DrainResult, DrainMark } from './core/engine.js';
+export type { DeferOptions, DeferredTask, TaskInfo, DrainOptions, DrainResult, DrainMark, SweepResult } from './core/engine.js';
 export type { TaskRecord, TaskStatus, AttemptRecord, TaskErrorInfo } from './core/records.js';
 export type { Stores, PayloadStore, StateStore, TransactionHook, TaskQuery, TaskPage } from './core/stores.js';
 export type { QueueConfig, RateLimits, RetryConfig, QueueTransport } from './core/transport.js';
