@@ -3,6 +3,7 @@
  * key and read helpers, and error mapping.
  */
 import type { Datastore, Key, Query, Transaction } from '@google-cloud/datastore';
+import { rethrownAs } from '../../src/core/errors.js';
 import { toStoreError } from './errors.js';
 import type { KindNames } from './kinds.js';
 
@@ -81,12 +82,8 @@ export class AdapterContext {
   }
 
   /** Run a backend call; failures to reach Datastore become STORE_UNAVAILABLE. */
-  async guard<T>(action: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      throw this.storeError(action, error);
-    }
+  guard<T>(action: string, work: () => Promise<T>): Promise<T> {
+    return rethrownAs(work, (error) => this.storeError(action, error));
   }
 
   storeError(action: string, error: unknown): unknown {

@@ -8,8 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Key } from '@google-cloud/datastore';
-import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
+import { decodeCursor, encodeCursor, pageLimit } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
+import { isStale, nextVersion } from '../../src/core/documents.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { CloudDeferError } from '../../src/core/errors.js';
@@ -21,7 +22,6 @@ import { listingKeys, sortKey } from './listing-keys.js';
 const LOOKUP_KEYS = 1000;
 /** Datastore's entity limit is 1,048,572 bytes; leave room for the key and the listing keys. */
 const MAX_VALUE_BYTES = 1_000_000;
-const MAX_LIMIT = 1000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
 const REMEMBERED = 1000;
 /**
@@ -83,9 +83,8 @@ export class DatastoreDocuments implements DocumentStore {
           : write.kind === 'iteration'
             ? { lAll: sortKey(write.value as IterationHeader) }
             : {};
-    const v = write.expect === 'absent' ? 1 : write.expect + 1;
     const expiry = write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {};
-    return { key: this.key(write), data: { value, v, ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
+    return { key: this.key(write), data: { value, v: nextVersion(write), ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
   }
 
   read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
@@ -115,11 +114,7 @@ export class DatastoreDocuments implements DocumentStore {
       await tx.run(previous?.id ? { transactionOptions: { id: previous.id } } : {});
       const current: Array<EntityData | undefined> = [];
       for (let i = 0; i < keys.length; i += LOOKUP_KEYS) current.push(...(await this.ctx.read(tx, keys.slice(i, i + LOOKUP_KEYS))));
-      const stale = writes.some((write, i) => {
-        const doc = this.decode(current[i]);
-        return write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect;
-      });
-      if (stale) {
+      if (writes.some((write, i) => isStale(write, this.decode(current[i])))) {
         // Frees its locks at once on pessimistic databases.
         void tx.rollback().catch(() => undefined);
         return false;
@@ -153,7 +148,7 @@ export class DatastoreDocuments implements DocumentStore {
   }
 
   listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
-    const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_LIMIT);
+    const limit = pageLimit(query.limit);
     return this.ctx.guard('list iterations', async () => {
       const records: IterationHeader[] = [];
       let upper = query.cursor !== undefined ? sortKey(decodeCursor(query.cursor)) : undefined;

@@ -25,7 +25,7 @@
 import type { ChainableCommander } from 'ioredis';
 import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
+import { createStaged, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { PayloadStore, StagedDefer, StateStore, TransactionHook } from '../../src/core/stores.js';
 import type { PreparedCommit, RedisDocuments } from './documents.js';
 import { luaSource } from './scripts.js';
@@ -114,10 +114,7 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
 
   /** The reference's hold changed between stage and EXEC: the transaction committed, so the defer is made now. */
   private async createAfresh({ staged, afterCommit }: Staged): Promise<void> {
-    if (!(await this.state.createTask(staged.record, Date.now())).created) return;
-    if (staged.payload) await this.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
-    await this.state.addOutbox(staged.outbox);
-    await afterCommit();
+    if (await createStaged({ state: this.state, payloads: this.payloads }, staged, Date.now())) await afterCommit();
   }
 
   /** A MULTI of the user's own: wrap its exec once so that the enqueues follow EXEC. */

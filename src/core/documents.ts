@@ -55,6 +55,13 @@ export type DocumentWrite = {
   };
 }[DocumentKind];
 
+/** The version a write gives its document: 1 for a new one, else one more than it expects. */
+export const nextVersion = (write: Pick<DocumentWrite, 'expect'>): number => (write.expect === 'absent' ? 1 : write.expect + 1);
+
+/** True when the live document `doc` is not the one the write was decided on: the round is lost. */
+export const isStale = (write: Pick<DocumentWrite, 'expect'>, doc: Versioned<unknown> | undefined): boolean =>
+  write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect;
+
 /** The storage primitives. Documents past their `expiresAt` read as absent, also for `expect`. */
 export interface DocumentStore {
   readonly kind: string;

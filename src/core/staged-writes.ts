@@ -6,7 +6,7 @@
 import type { DocumentValues, DocumentWrite, Versioned } from './documents.js';
 import { CloudDeferError } from './errors.js';
 import { createWithReference } from './lifecycle.js';
-import type { StagedDefer } from './stores.js';
+import type { StagedDefer, Stores } from './stores.js';
 
 /** Reads one document through the backend's transaction; absent (or expired) reads as undefined. */
 export type StagedRead = <K extends 'ref' | 'task'>(kind: K, id: string) => Promise<Versioned<DocumentValues[K]> | undefined>;
@@ -62,4 +62,15 @@ export async function runAfterCommits(work: ReadonlyArray<() => Promise<void>>):
 export function throwFailures(failures: readonly unknown[], backend: string): void {
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) throw new AggregateError(failures, `Several deferred enqueues failed after the ${backend} transaction committed.`);
+}
+
+/**
+ * Makes a staged defer outside any transaction, as defer() does (the memory stores' commit; Redis
+ * when the hold changed before EXEC). False when its reference is held by an unfinished task.
+ */
+export async function createStaged(stores: Pick<Stores, 'state' | 'payloads'>, staged: StagedDefer, now: number): Promise<boolean> {
+  if (!(await stores.state.createTask(staged.record, now)).created) return false;
+  if (staged.payload) await stores.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
+  await stores.state.addOutbox(staged.outbox);
+  return true;
 }
