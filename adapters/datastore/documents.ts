@@ -19,7 +19,6 @@ import { isAborted } from './errors.js';
 import { listTasks } from './listing.js';
 import { listingKeys, sortKey } from './listing-keys.js';
 
-const LOOKUP_KEYS = 1000;
 /** Datastore's entity limit is 1,048,572 bytes; leave room for the key and the listing keys. */
 const MAX_VALUE_BYTES = 1_000_000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
@@ -87,19 +86,9 @@ export class DatastoreDocuments implements DocumentStore {
     return { key: this.key(write), data: { value, v: nextVersion(write), ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
   }
 
-  read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
-    return this.ctx.guard('read documents', async () => {
-      const found: Array<EntityData | undefined> = [];
-      for (let i = 0; i < keys.length; i += LOOKUP_KEYS) {
-        found.push(
-          ...(await this.ctx.read(
-            this.ctx.datastore,
-            keys.slice(i, i + LOOKUP_KEYS).map((key) => this.key(key)),
-          )),
-        );
-      }
-      return found.map((entity) => this.decode(entity));
-    });
+  async read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
+    const wanted = keys.map((key) => this.key(key));
+    return this.ctx.guard('read documents', async () => (await this.ctx.read(this.ctx.datastore, wanted)).map((entity) => this.decode(entity)));
   }
 
   async commit(writes: readonly DocumentWrite[]): Promise<boolean> {
@@ -112,8 +101,7 @@ export class DatastoreDocuments implements DocumentStore {
     try {
       // Begun explicitly: Google's Datastore-mode emulator fails commits of lazily begun ones.
       await tx.run(previous?.id ? { transactionOptions: { id: previous.id } } : {});
-      const current: Array<EntityData | undefined> = [];
-      for (let i = 0; i < keys.length; i += LOOKUP_KEYS) current.push(...(await this.ctx.read(tx, keys.slice(i, i + LOOKUP_KEYS))));
+      const current = await this.ctx.read(tx, keys);
       if (writes.some((write, i) => isStale(write, this.decode(current[i])))) {
         // Frees its locks at once on pessimistic databases.
         void tx.rollback().catch(() => undefined);

@@ -17,7 +17,7 @@
 import type { Transaction } from '@google-cloud/datastore';
 import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { checkTransactionalPayload, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
+import { checkTransactionalPayload, notify, runAfterCommits, runWork, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
 import type { DatastoreDocuments } from './documents.js';
 import { payloadWrites } from './payload-store.js';
@@ -106,10 +106,8 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
         return results;
       });
       if (!callback) return done;
-      done.then(
-        (results) => callback(null, results?.[0]),
-        (error: Error) => callback(error),
-      );
+      const response = done.then((results) => results?.[0]);
+      notify(response, callback);
       return undefined;
     };
     return state;
@@ -121,14 +119,9 @@ export async function runTransaction<T>(docs: DatastoreDocuments, hook: Datastor
   const tx = docs.ctx.datastore.transaction();
   await docs.ctx.guard('begin a transaction', () => tx.run());
   hook.own(tx);
-  let result: T;
-  try {
-    result = await work(tx);
-  } catch (error) {
-    await tx.rollback().catch(() => undefined);
-    throw error;
-  }
-  await tx.commit();
-  await hook.committed(tx);
-  return result;
+  const commit = async () => {
+    await tx.commit();
+    await hook.committed(tx);
+  };
+  return runWork(tx, work, commit, () => tx.rollback().catch(() => undefined));
 }

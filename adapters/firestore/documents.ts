@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import type { DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, Timestamp } from '@google-cloud/firestore';
 import { decodeCursor, pageLimit, pageOf } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
-import { nextVersion } from '../../src/core/documents.js';
+import { nextVersion, prefixedNames } from '../../src/core/documents.js';
 import { CloudDeferError, rethrownAs } from '../../src/core/errors.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { GRPC, grpcCode, toStoreError } from './errors.js';
@@ -40,10 +40,7 @@ export function collectionNames(prefix: string): CollectionNames {
   if (!/^[A-Za-z0-9_-]*$/.test(prefix) || prefix.startsWith('__')) {
     throw new CloudDeferError('INVALID_OPTION', `collectionPrefix "${prefix}" must be letters, digits, "_" or "-", not starting with "__".`);
   }
-  const [tasks, references, payloads, payloadChunks, outbox, iterations] = ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations'].map(
-    (n) => prefix + n,
-  );
-  return { tasks: tasks!, references: references!, payloads: payloads!, payloadChunks: payloadChunks!, outbox: outbox!, iterations: iterations! };
+  return prefixedNames(prefix, ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations']);
 }
 
 /** Task, payload and iteration ids become document ids as they are; refuse the few Firestore cannot hold. */

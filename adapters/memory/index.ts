@@ -18,7 +18,7 @@ import {
   type Versioned,
 } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { createStaged } from '../../src/core/staged-writes.js';
+import { createStaged, runWork } from '../../src/core/staged-writes.js';
 import type { OutboxEntry, PayloadStore, StagedDefer, Stores, TaskPage, TaskQuery, TransactionHook } from '../../src/core/stores.js';
 
 export interface MemoryStoresOptions {
@@ -251,17 +251,14 @@ export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
     iterations: new MemoryIterationStore(documents),
     transactions: [new MemoryTransactionHook()],
     beginTransaction: () => new MemoryTransaction(stores),
-    async transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+    transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
       const tx = new MemoryTransaction(stores);
-      let result: T;
-      try {
-        result = await work(tx);
-      } catch (err) {
-        tx.rollback();
-        throw err;
-      }
-      await tx.commit();
-      return result;
+      return runWork(
+        tx,
+        work,
+        () => tx.commit(),
+        () => tx.rollback(),
+      );
     },
   };
   return stores;

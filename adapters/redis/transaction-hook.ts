@@ -25,7 +25,7 @@
 import type { ChainableCommander } from 'ioredis';
 import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { createStaged, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
+import { createStaged, notify, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { PayloadStore, StagedDefer, StateStore, TransactionHook } from '../../src/core/stores.js';
 import type { PreparedCommit, RedisDocuments } from './documents.js';
 import { luaSource } from './scripts.js';
@@ -131,11 +131,7 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
         await hook.afterExec(staging, results, queued);
         return results;
       });
-      if (callback)
-        done.then(
-          (results) => callback(null, results),
-          (error: Error) => callback(error),
-        );
+      notify(done, callback);
       return done;
     };
     return staging;

@@ -74,3 +74,28 @@ export async function createStaged(stores: Pick<Stores, 'state' | 'payloads'>, s
   await stores.state.addOutbox(staged.outbox);
   return true;
 }
+
+/**
+ * The body of a stores.transaction(work) runner on a begun transaction: run `work`, then `commit`
+ * (which also runs the staged enqueues); `abandon` instead when `work` throws, and rethrow.
+ */
+export async function runWork<Tx, T>(tx: Tx, work: (tx: Tx) => Promise<T>, commit: () => Promise<unknown>, abandon: () => unknown): Promise<T> {
+  let result: T;
+  try {
+    result = await work(tx);
+  } catch (error) {
+    await abandon();
+    throw error;
+  }
+  await commit();
+  return result;
+}
+
+/** Tells a node-style `callback` (when the user's commit or exec was given one) how `done` settled. */
+export function notify<T>(done: Promise<T>, callback: ((error: Error | null, value?: T) => void) | undefined): void {
+  if (callback)
+    done.then(
+      (value) => callback(null, value),
+      (error: Error) => callback(error),
+    );
+}
