@@ -9,7 +9,7 @@
  * See docs/firestore.md for the latency this adds.
  */
 import type { Transaction } from '@google-cloud/firestore';
-import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
+import type { Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { checkTransactionalPayload, runAfterCommits, type StagedRead, stagedWrites } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
@@ -55,15 +55,10 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
     const writes = await stagedWrites(staged, this.docs.now(), read);
     if (attempt && (!attempt.open || this.attempts.get(tx) !== attempt)) throw ended();
     if (!writes) return; // held by an unfinished task: a no-op, as outside a transaction
-    const write = (w: DocumentWrite) => ({ ref: this.docs.ref(w), data: this.docs.encode(w) });
     const apply = () => {
-      const [task, entry] = [write(writes.task), write(writes.outbox)];
-      tx.create(task.ref, task.data);
-      if (writes.hold) {
-        const hold = write(writes.hold);
-        tx.set(hold.ref, hold.data);
-      }
-      tx.create(entry.ref, entry.data);
+      tx.create(this.docs.ref(writes.task), this.docs.encode(writes.task));
+      if (writes.hold) tx.set(this.docs.ref(writes.hold), this.docs.encode(writes.hold));
+      tx.create(this.docs.ref(writes.outbox), this.docs.encode(writes.outbox));
       if (payload) for (const part of payloadWrites(this.docs, payload.id, payload.data, this.docs.now() + payload.ttlMs)) tx.set(part.ref, part.data);
     };
     if (attempt) {
