@@ -3,8 +3,12 @@
  * key and read helpers, and error mapping.
  */
 import type { Datastore, Key, Query, Transaction } from '@google-cloud/datastore';
+import { rethrownAs } from '../../src/core/errors.js';
 import { toStoreError } from './errors.js';
 import type { KindNames } from './kinds.js';
+
+/** Keys per Lookup: Datastore answers at most 1,000. */
+const LOOKUP_KEYS = 1000;
 
 /** An entity's properties as the client hands them over (its key sits under datastore.KEY). */
 export type EntityData = Record<string, unknown>;
@@ -61,10 +65,10 @@ export class AdapterContext {
     return this.datastore.createQuery(this.namespace ?? '', kind);
   }
 
-  /** Lookup that answers in the order asked, undefined for missing entities. */
+  /** Lookup that answers in the order asked, undefined for missing entities; LOOKUP_KEYS keys per call. */
   async read(reader: Reader, keys: readonly Key[]): Promise<Array<EntityData | undefined>> {
-    if (keys.length === 0) return [];
-    const [found] = (await reader.get([...keys])) as [EntityData[]];
+    const found: EntityData[] = [];
+    for (let i = 0; i < keys.length; i += LOOKUP_KEYS) found.push(...((await reader.get(keys.slice(i, i + LOOKUP_KEYS))) as [EntityData[]])[0]);
     const byKey = new Map(found.map((entity) => [keyString(this.keyOf(entity)), entity]));
     return keys.map((key) => byKey.get(keyString(key)));
   }
@@ -81,12 +85,8 @@ export class AdapterContext {
   }
 
   /** Run a backend call; failures to reach Datastore become STORE_UNAVAILABLE. */
-  async guard<T>(action: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      throw this.storeError(action, error);
-    }
+  guard<T>(action: string, work: () => Promise<T>): Promise<T> {
+    return rethrownAs(work, (error) => this.storeError(action, error));
   }
 
   storeError(action: string, error: unknown): unknown {

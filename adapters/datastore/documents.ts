@@ -8,8 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Key } from '@google-cloud/datastore';
-import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
+import { decodeCursor, encodeCursor, pageLimit } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
+import { isStale, nextVersion } from '../../src/core/documents.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { CloudDeferError } from '../../src/core/errors.js';
@@ -18,10 +19,8 @@ import { isAborted } from './errors.js';
 import { listTasks } from './listing.js';
 import { listingKeys, sortKey } from './listing-keys.js';
 
-const LOOKUP_KEYS = 1000;
 /** Datastore's entity limit is 1,048,572 bytes; leave room for the key and the listing keys. */
 const MAX_VALUE_BYTES = 1_000_000;
-const MAX_LIMIT = 1000;
 /** Lost transactions remembered for previous_transaction; older ones are forgotten. */
 const REMEMBERED = 1000;
 /**
@@ -83,24 +82,13 @@ export class DatastoreDocuments implements DocumentStore {
           : write.kind === 'iteration'
             ? { lAll: sortKey(write.value as IterationHeader) }
             : {};
-    const v = write.expect === 'absent' ? 1 : write.expect + 1;
     const expiry = write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {};
-    return { key: this.key(write), data: { value, v, ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
+    return { key: this.key(write), data: { value, v: nextVersion(write), ...expiry, ...indexed }, excludeFromIndexes: ['value', 'v'] };
   }
 
-  read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
-    return this.ctx.guard('read documents', async () => {
-      const found: Array<EntityData | undefined> = [];
-      for (let i = 0; i < keys.length; i += LOOKUP_KEYS) {
-        found.push(
-          ...(await this.ctx.read(
-            this.ctx.datastore,
-            keys.slice(i, i + LOOKUP_KEYS).map((key) => this.key(key)),
-          )),
-        );
-      }
-      return found.map((entity) => this.decode(entity));
-    });
+  async read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
+    const wanted = keys.map((key) => this.key(key));
+    return this.ctx.guard('read documents', async () => (await this.ctx.read(this.ctx.datastore, wanted)).map((entity) => this.decode(entity)));
   }
 
   async commit(writes: readonly DocumentWrite[]): Promise<boolean> {
@@ -113,13 +101,8 @@ export class DatastoreDocuments implements DocumentStore {
     try {
       // Begun explicitly: Google's Datastore-mode emulator fails commits of lazily begun ones.
       await tx.run(previous?.id ? { transactionOptions: { id: previous.id } } : {});
-      const current: Array<EntityData | undefined> = [];
-      for (let i = 0; i < keys.length; i += LOOKUP_KEYS) current.push(...(await this.ctx.read(tx, keys.slice(i, i + LOOKUP_KEYS))));
-      const stale = writes.some((write, i) => {
-        const doc = this.decode(current[i]);
-        return write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect;
-      });
-      if (stale) {
+      const current = await this.ctx.read(tx, keys);
+      if (writes.some((write, i) => isStale(write, this.decode(current[i])))) {
         // Frees its locks at once on pessimistic databases.
         void tx.rollback().catch(() => undefined);
         return false;
@@ -153,7 +136,7 @@ export class DatastoreDocuments implements DocumentStore {
   }
 
   listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
-    const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_LIMIT);
+    const limit = pageLimit(query.limit);
     return this.ctx.guard('list iterations', async () => {
       const records: IterationHeader[] = [];
       let upper = query.cursor !== undefined ? sortKey(decodeCursor(query.cursor)) : undefined;

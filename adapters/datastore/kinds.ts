@@ -15,6 +15,7 @@
  *   expiresAt (the sweep); Task: the listing keys lAll, lStatus, lQueue, lTask, lRef, lIteration,
  *   lQueueStatus (see listing-keys.ts); Iteration: lAll; Outbox: createdAt. Nothing else.
  */
+import { prefixedNames } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 
 export interface KindNames {
@@ -33,13 +34,5 @@ export function kindNames(prefix: string): KindNames {
   if (!PREFIX.test(prefix)) {
     throw new CloudDeferError('INVALID_OPTION', `kindPrefix must be 1-100 letters, digits or '_', starting with a letter (got "${prefix}").`);
   }
-  return {
-    task: `${prefix}Task`,
-    reference: `${prefix}Reference`,
-    payload: `${prefix}Payload`,
-    payloadChunk: `${prefix}PayloadChunk`,
-    outbox: `${prefix}Outbox`,
-    iteration: `${prefix}Iteration`,
-    iterationShard: `${prefix}IterationShard`,
-  };
+  return prefixedNames(prefix, ['Task', 'Reference', 'Payload', 'PayloadChunk', 'Outbox', 'Iteration', 'IterationShard']);
 }

@@ -5,13 +5,12 @@
  * what it has with a cursor at the last entity read, so a rare combination of filters cannot
  * turn one call into a walk over every record (such a page may be short; its cursor goes on).
  */
-import { decodeCursor, encodeCursor, type CursorPosition } from '../../src/core/cursor.js';
+import { decodeCursor, encodeCursor, type CursorPosition, pageLimit } from '../../src/core/cursor.js';
 import type { TaskRecord } from '../../src/core/records.js';
 import type { TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { where, type AdapterContext } from './context.js';
 import { prefixEnd, rangeFor, sortKey } from './listing-keys.js';
 
-const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 1000;
 const SCAN_BUDGET = 5000;
 
@@ -26,7 +25,7 @@ function matches(record: TaskRecord, query: TaskQuery): boolean {
 }
 
 export async function listTasks(ctx: AdapterContext, query: TaskQuery): Promise<TaskPage> {
-  const limit = Math.min(Math.max(query.limit ?? DEFAULT_LIMIT, 1), MAX_LIMIT);
+  const limit = pageLimit(query.limit);
   const after = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
   const { property, prefix } = rangeFor(query);
   const now = ctx.now();

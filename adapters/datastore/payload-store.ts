@@ -1,96 +1,75 @@
 /**
- * Payload bytes across entities: a Datastore entity holds at most 1,048,572 bytes, so a payload
- * is cut into 1,000,000-byte chunks. The head entity (<P>Payload, name = id) carries the first
- * chunk and { size, chunks, generation, expiresAt }; chunks 1..n-1 are its children, named
- * "<generation>:<index>". A reader follows the head, so it never mixes the chunks of two puts of
- * one id; chunks of an older generation stay until the payload is deleted or swept, which removes
- * every child of the head.
- *
- * A commit outside a transaction is not all-or-nothing on Datastore (some mutations may apply
- * when the call fails), so a payload of several chunks is written chunks first, in commits of
- * their own, and the head alone last: the head exists only once every chunk of its generation
- * does, and get() also checks the bytes add up to the head's size. A put that fails half-way
- * leaves the previous head (or none) in place, and so the previous payload (or none).
+ * Payload bytes across entities, chunked by src/core/payload-chunks.ts: a Datastore entity holds at
+ * most 1,048,572 bytes. The head entity (<P>Payload, name = id) carries the first chunk and
+ * { size, chunks, generation, expiresAt }; chunks 1..n-1 are its children, named
+ * "<generation>:<index>". Chunks of an older generation stay until the payload is deleted or
+ * swept, which removes every child of the head. A commit outside a transaction is not
+ * all-or-nothing on Datastore (some mutations may apply when the call fails), which is why the
+ * head goes in a commit of its own, after every chunk of its generation.
  */
-import { randomBytes } from 'node:crypto';
 import type { Key } from '@google-cloud/datastore';
+import { type ChunkBackend, cutPayload, newGeneration, readChunked, writeChunked } from '../../src/core/payload-chunks.js';
 import type { PayloadStore } from '../../src/core/stores.js';
 import type { AdapterContext, EntityData, EntityWrite } from './context.js';
-
-export const CHUNK_BYTES = 1_000_000;
-/**
- * Chunks go in commits of up to this many bytes. Datastore takes 10 MiB per commit, but Google's
- * emulators refuse gRPC messages over 4 MiB (RESOURCE_EXHAUSTED), and a few more round trips for
- * a payload of several MB cost little beside its transfer.
- */
-const COMMIT_BYTES = 3 * CHUNK_BYTES;
-/** Chunks per Lookup, so that no single response grows past a few MB. */
-const CHUNKS_PER_LOOKUP = 4;
 
 export function payloadKey(ctx: AdapterContext, id: string): Key {
   return ctx.key(ctx.kinds.payload, id);
 }
 
-function chunkKey(ctx: AdapterContext, head: Key, generation: string, index: number): Key {
-  return ctx.childKey(head, ctx.kinds.payloadChunk, `${generation}:${index}`);
-}
-
-const slice = (data: Uint8Array, index: number): Buffer =>
-  Buffer.from(data.buffer, data.byteOffset + index * CHUNK_BYTES, Math.min(CHUNK_BYTES, data.byteLength - index * CHUNK_BYTES));
+const chunkKey = (ctx: AdapterContext, head: Key, generation: string, index: number): Key =>
+  ctx.childKey(head, ctx.kinds.payloadChunk, `${generation}:${index}`);
 
 /** The head and chunk entities of a payload, head first. */
 export function payloadWrites(ctx: AdapterContext, id: string, data: Uint8Array, expiresAt: number): EntityWrite[] {
   const head = payloadKey(ctx, id);
-  const generation = randomBytes(6).toString('base64url');
-  const chunks = Math.max(1, Math.ceil(data.byteLength / CHUNK_BYTES));
+  const generation = newGeneration();
+  const [first, ...rest] = cutPayload(data);
   const writes: EntityWrite[] = [
     {
       key: head,
-      data: { size: data.byteLength, chunks, generation, expiresAt, data: slice(data, 0) },
+      data: { size: data.byteLength, chunks: rest.length + 1, generation, expiresAt, data: first },
       excludeFromIndexes: ['size', 'chunks', 'generation', 'data'],
     },
   ];
-  for (let index = 1; index < chunks; index += 1) {
-    writes.push({ key: chunkKey(ctx, head, generation, index), data: { data: slice(data, index) }, excludeFromIndexes: ['data'] });
-  }
+  rest.forEach((chunk, i) => writes.push({ key: chunkKey(ctx, head, generation, i + 1), data: { data: chunk }, excludeFromIndexes: ['data'] }));
   return writes;
 }
 
 export class DatastorePayloadStore implements PayloadStore {
-  constructor(private readonly ctx: AdapterContext) {}
+  private readonly backend: ChunkBackend<EntityWrite>;
+
+  constructor(private readonly ctx: AdapterContext) {
+    this.backend = {
+      // Datastore takes 10 MiB per commit, but Google's emulators refuse gRPC messages over 4 MiB
+      // (RESOURCE_EXHAUSTED), and a few more round trips for a payload of several MB cost little.
+      chunksPerCommit: 3,
+      chunksPerRead: 4,
+      write: async (items) => void (await ctx.datastore.upsert(items)),
+      readHead: async (id) => {
+        const [head] = await ctx.read(ctx.datastore, [payloadKey(ctx, id)]);
+        if (!head || Number(head.expiresAt) <= ctx.now()) return undefined;
+        const chunks = Array.from({ length: Number(head.chunks) - 1 }, (_, i) => i + 1);
+        return { size: Number(head.size), generation: String(head.generation), data: head.data as Buffer, chunks };
+      },
+      readChunks: async (id, head, numbers) => {
+        const found = await ctx.read(
+          ctx.datastore,
+          numbers.map((n) => chunkKey(ctx, payloadKey(ctx, id), head.generation, n)),
+        );
+        return found.map((chunk) => (chunk as EntityData | undefined)?.data as Buffer | undefined);
+      },
+    };
+  }
 
   async put(id: string, data: Uint8Array, ttlMs: number): Promise<void> {
     // A payload whose time is already up is no payload.
     if (ttlMs <= 0) return this.delete(id);
     const [head, ...chunks] = payloadWrites(this.ctx, id, data, this.ctx.now() + ttlMs);
-    await this.ctx.guard('store a payload', async () => {
-      // Chunks first, the head last and alone: a reader sees all of it or none of it.
-      const perCommit = COMMIT_BYTES / CHUNK_BYTES;
-      for (let i = 0; i < chunks.length; i += perCommit) await this.ctx.datastore.upsert(chunks.slice(i, i + perCommit));
-      await this.ctx.datastore.upsert(head!);
-    });
+    await this.ctx.guard('store a payload', () => writeChunked(this.backend, head!, chunks));
   }
 
-  async get(id: string): Promise<Uint8Array | undefined> {
-    return this.ctx.guard('read a payload', async () => {
-      const headKey = payloadKey(this.ctx, id);
-      const [head] = await this.ctx.read(this.ctx.datastore, [headKey]);
-      if (!head || Number(head.expiresAt) <= this.ctx.now()) return undefined;
-      const parts: Buffer[] = [head.data as Buffer];
-      const count = Number(head.chunks);
-      const generation = String(head.generation);
-      for (let first = 1; first < count; first += CHUNKS_PER_LOOKUP) {
-        const keys: Key[] = [];
-        for (let i = first; i < Math.min(count, first + CHUNKS_PER_LOOKUP); i += 1) keys.push(chunkKey(this.ctx, headKey, generation, i));
-        const found = await this.ctx.read(this.ctx.datastore, keys);
-        // A chunk missing means the payload was deleted while we read it.
-        if (found.some((chunk) => !chunk)) return undefined;
-        parts.push(...found.map((chunk) => (chunk as EntityData).data as Buffer));
-      }
-      const bytes = Buffer.concat(parts);
-      if (bytes.byteLength !== Number(head.size)) return undefined; // never hand out a partial payload
-      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    });
+  get(id: string): Promise<Uint8Array | undefined> {
+    return this.ctx.guard('read a payload', () => readChunked(this.backend, id));
   }
 
   async delete(id: string): Promise<void> {

@@ -15,11 +15,9 @@
  * commit(); the transaction has committed, and the outbox entity lets the sweeper enqueue later.
  */
 import type { Transaction } from '@google-cloud/datastore';
-import type { DocumentWrite } from '../../src/core/documents.js';
+import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import * as lifecycle from '../../src/core/lifecycle.js';
-import type { ReferenceHold } from '../../src/core/lifecycle.js';
-import type { TaskRecord } from '../../src/core/records.js';
+import { checkTransactionalPayload, notify, runAfterCommits, runWork, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
 import type { DatastoreDocuments } from './documents.js';
 import { payloadWrites } from './payload-store.js';
@@ -49,13 +47,7 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
 
   async stage(tx: Transaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
     if (tx.readOnly) throw new CloudDeferError('INVALID_OPTION', 'defer() cannot join a read-only Datastore transaction: it writes the task record.');
-    const { record, outbox, payload } = staged;
-    if (payload && payload.data.byteLength > MAX_TRANSACTIONAL_PAYLOAD) {
-      throw new CloudDeferError(
-        'PAYLOAD_TOO_LARGE',
-        `A transactional defer's arguments (${payload.data.byteLength} bytes) must fit in one Datastore commit (10 MiB with the rest of the transaction); defer outside the transaction or pass a smaller argument.`,
-      );
-    }
+    checkTransactionalPayload(staged, MAX_TRANSACTIONAL_PAYLOAD, 'Datastore');
     const state = this.staging.get(tx) ?? this.wrap(tx);
     const refuseIfClosed = (): void => {
       if (state.closed) {
@@ -66,31 +58,18 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
       }
     };
     refuseIfClosed();
-    const writes: DocumentWrite[] = [];
-    if (record.reference !== undefined) {
-      // Unguarded: an ABORTED read dooms the user's transaction, and they retry on that code.
-      const hold = await this.readIn(tx, 'ref', record.reference);
-      const holder = hold?.value.held ? await this.readIn(tx, 'task', hold.value.taskId) : undefined;
-      refuseIfClosed(); // commit() may have been called while we read
-      const decision = lifecycle.createWithReference(record, record.createdAt, {
-        ...(hold ? { hold: hold.value } : {}),
-        ...(holder ? { holder: holder.value } : {}),
-      });
-      if (decision.kind !== 'create') return;
-      if (decision.hold)
-        writes.push({ kind: 'ref', id: record.reference, expect: hold ? hold.version : 'absent', value: decision.hold, expiresAt: record.expiresAt });
-    }
+    // Unguarded reads: an ABORTED read dooms the user's transaction, and they retry on that code.
+    // refuseIfClosed after them: commit() may have been called while we read.
+    const read: StagedRead = async (kind, id) =>
+      this.docs.decode((await this.docs.ctx.read(tx, [this.docs.key({ kind, id })]))[0]) as Versioned<never> | undefined;
+    const writes = await stagedWrites(staged, staged.record.createdAt, read, refuseIfClosed);
+    if (!writes) return;
     // Insert: a record under this fresh id already there fails the commit rather than being overwritten.
-    tx.insert(this.docs.entity({ kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt }));
-    writes.push({ kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox });
-    for (const write of writes) tx.upsert(this.docs.entity(write as DocumentWrite & { value: object }));
+    tx.insert(this.docs.entity(writes.task as DocumentWrite & { value: object }));
+    for (const write of [writes.hold, writes.outbox]) if (write) tx.upsert(this.docs.entity(write as DocumentWrite & { value: object }));
+    const { payload } = staged;
     if (payload && payload.ttlMs > 0) tx.upsert(payloadWrites(this.docs.ctx, payload.id, payload.data, this.docs.ctx.now() + payload.ttlMs));
     state.afterCommits.push(afterCommit);
-  }
-
-  private async readIn<K extends 'ref' | 'task'>(tx: Transaction, kind: K, id: string) {
-    const [entity] = await this.docs.ctx.read(tx, [this.docs.key({ kind, id })]);
-    return this.docs.decode(entity) as { value: K extends 'ref' ? ReferenceHold : TaskRecord; version: number } | undefined;
   }
 
   /** A transaction the runner begins: it commits, then calls committed(). */
@@ -103,11 +82,7 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
     const state = this.staging.get(tx);
     if (!state) return;
     state.closed = true;
-    const work = state.afterCommits.splice(0);
-    const failures: unknown[] = [];
-    for (const run of work) await run().catch((error: unknown) => failures.push(error));
-    if (failures.length === 1) throw failures[0];
-    if (failures.length > 1) throw new AggregateError(failures, 'Several deferred enqueues failed after the Datastore transaction committed.');
+    throwFailures(await runAfterCommits(state.afterCommits.splice(0)), 'Datastore');
   }
 
   /** The user's own transaction: wrap this instance's commit and rollback, once. */
@@ -131,10 +106,8 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
         return results;
       });
       if (!callback) return done;
-      done.then(
-        (results) => callback(null, results?.[0]),
-        (error: Error) => callback(error),
-      );
+      const response = done.then((results) => results?.[0]);
+      notify(response, callback);
       return undefined;
     };
     return state;
@@ -146,14 +119,9 @@ export async function runTransaction<T>(docs: DatastoreDocuments, hook: Datastor
   const tx = docs.ctx.datastore.transaction();
   await docs.ctx.guard('begin a transaction', () => tx.run());
   hook.own(tx);
-  let result: T;
-  try {
-    result = await work(tx);
-  } catch (error) {
-    await tx.rollback().catch(() => undefined);
-    throw error;
-  }
-  await tx.commit();
-  await hook.committed(tx);
-  return result;
+  const commit = async () => {
+    await tx.commit();
+    await hook.committed(tx);
+  };
+  return runWork(tx, work, commit, () => tx.rollback().catch(() => undefined));
 }

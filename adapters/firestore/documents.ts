@@ -19,9 +19,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, Timestamp } from '@google-cloud/firestore';
-import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
+import { decodeCursor, pageLimit, pageOf } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
-import { CloudDeferError } from '../../src/core/errors.js';
+import { nextVersion, prefixedNames } from '../../src/core/documents.js';
+import { CloudDeferError, rethrownAs } from '../../src/core/errors.js';
 import type { OutboxEntry, TaskPage, TaskQuery } from '../../src/core/stores.js';
 import { GRPC, grpcCode, toStoreError } from './errors.js';
 import type { FirestoreLibrary } from './library.js';
@@ -39,10 +40,7 @@ export function collectionNames(prefix: string): CollectionNames {
   if (!/^[A-Za-z0-9_-]*$/.test(prefix) || prefix.startsWith('__')) {
     throw new CloudDeferError('INVALID_OPTION', `collectionPrefix "${prefix}" must be letters, digits, "_" or "-", not starting with "__".`);
   }
-  const [tasks, references, payloads, payloadChunks, outbox, iterations] = ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations'].map(
-    (n) => prefix + n,
-  );
-  return { tasks: tasks!, references: references!, payloads: payloads!, payloadChunks: payloadChunks!, outbox: outbox!, iterations: iterations! };
+  return prefixedNames(prefix, ['Tasks', 'References', 'Payloads', 'PayloadChunks', 'Outbox', 'Iterations']);
 }
 
 /** Task, payload and iteration ids become document ids as they are; refuse the few Firestore cannot hold. */
@@ -106,13 +104,11 @@ export class FirestoreDocuments implements DocumentStore {
   }
 
   /** Run a backend call; failures to reach Firestore become STORE_UNAVAILABLE. */
-  async guard<T>(action: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
+  guard<T>(action: string, work: () => Promise<T>): Promise<T> {
+    return rethrownAs(work, (error) => {
       const emulator = process.env.FIRESTORE_EMULATOR_HOST;
-      throw toStoreError(`Firestore (database ${this.firestore.databaseId})${emulator ? ` via FIRESTORE_EMULATOR_HOST=${emulator}` : ''}`, action, error);
-    }
+      return toStoreError(`Firestore (database ${this.firestore.databaseId})${emulator ? ` via FIRESTORE_EMULATOR_HOST=${emulator}` : ''}`, action, error);
+    });
   }
 
   /** The stored fields of a write (with its next version and expiry). */
@@ -120,7 +116,7 @@ export class FirestoreDocuments implements DocumentStore {
     const value = write.value as unknown as Record<string, unknown>;
     const expiry = write.expiresAt !== undefined ? { expireAt: this.library.Timestamp.fromMillis(write.expiresAt) } : {};
     if (write.kind === 'task') return { ...withoutUndefined(value), ...expiry };
-    const v = write.expect === 'absent' ? 1 : write.expect + 1;
+    const v = nextVersion(write);
     if (write.kind !== 'outbox') return { ...withoutUndefined(value), v, ...expiry };
     const { bodyBase64, ...request } = (value as unknown as OutboxEntry).request;
     return { ...value, request: JSON.stringify(request), body: Buffer.from(bodyBase64, 'base64'), v, ...expiry };
@@ -189,7 +185,7 @@ export class FirestoreDocuments implements DocumentStore {
 
   /** Newest first (createdAt, then document id, descending) from the cursor, skipping expired documents. */
   private async newestFirst<T extends { createdAt: number; id: string }>(kind: DocumentKind, query: Query, options: { cursor?: string; limit?: number }) {
-    const limit = Math.min(Math.max(options.limit ?? 50, 1), 1000);
+    const limit = pageLimit(options.limit);
     let position = options.cursor ? decodeCursor(options.cursor) : undefined;
     const ordered = query.orderBy('createdAt', 'desc').orderBy(this.library.FieldPath.documentId(), 'desc');
     const found: T[] = [];
@@ -204,8 +200,7 @@ export class FirestoreDocuments implements DocumentStore {
       }
       if (snapshot.size < batch) break;
     }
-    const records = found.slice(0, limit);
-    return { records, ...(found.length > limit ? { nextCursor: encodeCursor(records[records.length - 1]!) } : {}) };
+    return pageOf(found, limit);
   }
 
   /**

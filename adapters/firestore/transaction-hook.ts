@@ -9,10 +9,9 @@
  * See docs/firestore.md for the latency this adds.
  */
 import type { Transaction } from '@google-cloud/firestore';
-import type { DocumentWrite } from '../../src/core/documents.js';
+import type { Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import * as lifecycle from '../../src/core/lifecycle.js';
-import type { TaskRecord } from '../../src/core/records.js';
+import { checkTransactionalPayload, runAfterCommits, type StagedRead, stagedWrites } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
 import type { FirestoreDocuments } from './documents.js';
 import { MAX_COMMIT_BYTES, payloadWrites } from './payload-store.js';
@@ -39,37 +38,27 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
   }
 
   async stage(tx: Transaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
+    checkTransactionalPayload(staged, MAX_COMMIT_BYTES, 'Firestore');
     const { record, outbox, payload } = staged;
-    if (payload && payload.data.byteLength > MAX_COMMIT_BYTES) {
-      throw new CloudDeferError(
-        'PAYLOAD_TOO_LARGE',
-        `A transactional defer's arguments (${payload.data.byteLength} bytes) must fit in one Firestore commit (10 MiB with the rest of the transaction); defer outside the transaction or pass a smaller argument.`,
-      );
-    }
     const attempt = this.attempts.get(tx);
     const reference = record.reference;
     if (attempt && !attempt.open) throw ended();
     if (attempt && reference !== undefined && attempt.references.has(reference)) return; // an earlier defer of this attempt holds it
-    const current = reference === undefined ? {} : await this.readHold(tx, reference);
-    const decision = lifecycle.createWithReference(record, this.docs.now(), current);
-    if (attempt && (!attempt.open || this.attempts.get(tx) !== attempt)) throw ended();
-    if (decision.kind !== 'create') return; // held by an unfinished task: a no-op, as outside a transaction
-    const write = (w: DocumentWrite) => ({ ref: this.docs.ref(w), data: this.docs.encode(w) });
-    const apply = () => {
-      const task = write({ kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt });
-      tx.create(task.ref, task.data);
-      if (decision.hold) {
-        const hold = write({
-          kind: 'ref',
-          id: decision.hold.reference,
-          expect: current.holdVersion ?? 'absent',
-          value: decision.hold,
-          expiresAt: record.expiresAt,
-        });
-        tx.set(hold.ref, hold.data);
+    // Read through the transaction, so that a rival defer conflicts.
+    const read: StagedRead = async (kind, id) => {
+      try {
+        return this.docs.decode(kind, await tx.get(this.docs.ref({ kind, id }))) as Versioned<never> | undefined;
+      } catch (error) {
+        throw clientRefusal(error);
       }
-      const entry = write({ kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox });
-      tx.create(entry.ref, entry.data);
+    };
+    const writes = await stagedWrites(staged, this.docs.now(), read);
+    if (attempt && (!attempt.open || this.attempts.get(tx) !== attempt)) throw ended();
+    if (!writes) return; // held by an unfinished task: a no-op, as outside a transaction
+    const apply = () => {
+      tx.create(this.docs.ref(writes.task), this.docs.encode(writes.task));
+      if (writes.hold) tx.set(this.docs.ref(writes.hold), this.docs.encode(writes.hold));
+      tx.create(this.docs.ref(writes.outbox), this.docs.encode(writes.outbox));
       if (payload) for (const part of payloadWrites(this.docs, payload.id, payload.data, this.docs.now() + payload.ttlMs)) tx.set(part.ref, part.data);
     };
     if (attempt) {
@@ -83,19 +72,6 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
       throw clientRefusal(error);
     }
     this.relay(outbox.taskId, afterCommit);
-  }
-
-  /** The reference's hold and its holder, read through the transaction (so a rival defer conflicts). */
-  private async readHold(tx: Transaction, reference: string): Promise<{ hold?: lifecycle.ReferenceHold; holder?: TaskRecord; holdVersion?: number }> {
-    try {
-      const hold = this.docs.decode('ref', await tx.get(this.docs.ref({ kind: 'ref', id: reference })));
-      const value = hold?.value as lifecycle.ReferenceHold | undefined;
-      if (!hold || !value) return {};
-      const holder = value.held ? this.docs.decode('task', await tx.get(this.docs.ref({ kind: 'task', id: value.taskId }))) : undefined;
-      return { hold: value, holdVersion: hold.version, ...(holder ? { holder: holder.value as TaskRecord } : {}) };
-    } catch (error) {
-      throw clientRefusal(error);
-    }
   }
 
   /** stores.transaction(): see the file comment. */
@@ -175,8 +151,7 @@ function clientRefusal(error: unknown): unknown {
 }
 
 async function runAll(work: ReadonlyArray<() => Promise<void>>): Promise<void> {
-  const failures: unknown[] = [];
-  for (const run of work) await run().catch((error: unknown) => failures.push(error));
+  const failures = await runAfterCommits(work);
   if (failures.length === 0) return;
   throw new CloudDeferError(
     'ENQUEUE_FAILED',

@@ -3,7 +3,7 @@
  * primitives (src/core/documents.ts). The lifecycle is decided in the core; this file only keeps
  * documents in a Map and checks their versions on commit.
  */
-import { decodeCursor, encodeCursor, newestFirst } from '../../src/core/cursor.js';
+import { decodeCursor, newestFirst, pageLimit, pageOf } from '../../src/core/cursor.js';
 import {
   DocumentIterationStore,
   DocumentStateStore,
@@ -13,9 +13,12 @@ import {
   type DocumentValues,
   type DocumentWrite,
   type IterationHeader,
+  isStale,
+  nextVersion,
   type Versioned,
 } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
+import { createStaged, runWork } from '../../src/core/staged-writes.js';
 import type { OutboxEntry, PayloadStore, StagedDefer, Stores, TaskPage, TaskQuery, TransactionHook } from '../../src/core/stores.js';
 
 export interface MemoryStoresOptions {
@@ -100,16 +103,16 @@ class MemoryDocuments implements DocumentStore {
   }
 
   async commit(writes: readonly DocumentWrite[]): Promise<boolean> {
-    for (const write of writes) {
-      const doc = this.live(write.kind, write.id);
-      if (write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect) return false;
-    }
+    if (writes.some((write) => isStale(write, this.live(write.kind, write.id)))) return false;
     for (const write of writes) {
       const key = `${write.kind}:${write.id}`;
       if (write.value === null) this.documents.delete(key);
       else {
-        const version = write.expect === 'absent' ? 1 : write.expect + 1;
-        this.documents.set(key, { value: structuredClone(write.value), version, ...(write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {}) });
+        this.documents.set(key, {
+          value: structuredClone(write.value),
+          version: nextVersion(write),
+          ...(write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {}),
+        });
       }
     }
     return true;
@@ -134,7 +137,7 @@ class MemoryDocuments implements DocumentStore {
         (!query.reference || record.reference === query.reference) &&
         (!query.iterationId || record.iterationId === query.iterationId),
     );
-    return pageOf(matches, query);
+    return listPage(matches, query);
   }
 
   async listOutbox(createdBefore: number, limit: number): Promise<OutboxEntry[]> {
@@ -146,7 +149,7 @@ class MemoryDocuments implements DocumentStore {
   }
 
   async listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
-    return pageOf(this.values('iteration'), query);
+    return listPage(this.values('iteration'), query);
   }
 
   /** Inspection aid for tests: a document as stored, expiry applied, with its version. */
@@ -157,13 +160,14 @@ class MemoryDocuments implements DocumentStore {
 }
 
 /** Newest first with a cursor, as every listing of the contract pages. */
-function pageOf<T extends { createdAt: number; id: string }>(all: T[], query: { cursor?: string; limit?: number }): { records: T[]; nextCursor?: string } {
-  const limit = Math.min(Math.max(query.limit ?? 50, 1), 1000);
+function listPage<T extends { createdAt: number; id: string }>(all: T[], query: { cursor?: string; limit?: number }): { records: T[]; nextCursor?: string } {
+  const limit = pageLimit(query.limit);
   const after = query.cursor ? decodeCursor(query.cursor) : undefined;
   const sorted = all.filter((r) => !after || newestFirst(r, after) > 0).sort(newestFirst);
-  const page = sorted.slice(0, limit);
-  const last = page[page.length - 1];
-  return { records: page.map((r) => structuredClone(r)), ...(sorted.length > limit && last ? { nextCursor: encodeCursor(last) } : {}) };
+  return pageOf(
+    sorted.slice(0, limit + 1).map((r) => structuredClone(r)),
+    limit,
+  );
 }
 
 class MemoryStateStore extends DocumentStateStore {
@@ -203,11 +207,7 @@ export class MemoryTransaction {
     const created: Array<() => Promise<void>> = [];
     for (const { staged, afterCommit } of this.staged) {
       // A reference held by an unfinished task makes that defer a no-op, as outside a transaction.
-      const result = await this.stores.state.createTask(staged.record, now);
-      if (!result.created) continue;
-      if (staged.payload) await this.stores.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
-      await this.stores.state.addOutbox(staged.outbox);
-      created.push(afterCommit);
+      if (await createStaged(this.stores, staged, now)) created.push(afterCommit);
     }
     // Enqueue after everything is written, like the real backends' hooks.
     for (const afterCommit of created) await afterCommit();
@@ -251,17 +251,14 @@ export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
     iterations: new MemoryIterationStore(documents),
     transactions: [new MemoryTransactionHook()],
     beginTransaction: () => new MemoryTransaction(stores),
-    async transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+    transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
       const tx = new MemoryTransaction(stores);
-      let result: T;
-      try {
-        result = await work(tx);
-      } catch (err) {
-        tx.rollback();
-        throw err;
-      }
-      await tx.commit();
-      return result;
+      return runWork(
+        tx,
+        work,
+        () => tx.commit(),
+        () => tx.rollback(),
+      );
     },
   };
   return stores;

@@ -13,7 +13,7 @@
  * Records expire on their own (PEXPIREAT), silently; each also has an entry in the expiry index
  * (scored by its deadline) naming its index entries, so sweep() can remove them afterwards.
  */
-import { decodeCursor, encodeCursor } from '../../src/core/cursor.js';
+import { decodeCursor, pageLimit, pageOf } from '../../src/core/cursor.js';
 import type { DocumentKey, DocumentKind, DocumentStore, DocumentWrite, IterationHeader, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { TASK_STATUSES, type TaskRecord } from '../../src/core/records.js';
@@ -248,7 +248,7 @@ export class RedisDocuments implements DocumentStore {
     query: { cursor?: string; limit?: number },
     judge: (value: T) => Verdict,
   ): Promise<{ records: T[]; nextCursor?: string }> {
-    const limit = Math.min(Math.max(query.limit ?? 50, 1), 1000);
+    const limit = pageLimit(query.limit);
     const after = query.cursor ? decodeCursor(query.cursor) : undefined;
     let upper = after ? `(${indexMember(after.createdAt, after.id)}` : '+';
     const matches: T[] = [];
@@ -270,9 +270,7 @@ export class RedisDocuments implements DocumentStore {
       if (matches.length > limit || members.length < want) break;
     }
     if (stale.length > 0) await this.prune(kind, name, stale, judge);
-    const records = matches.slice(0, limit);
-    const last = records[records.length - 1];
-    return { records, ...(matches.length > limit && last ? { nextCursor: encodeCursor(last) } : {}) };
+    return pageOf(matches, limit);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { CloudDeferError } from '../../src/core/errors.js';
+import { CloudDeferError, rethrownAs } from '../../src/core/errors.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from './scripts.js';
 
@@ -41,10 +41,5 @@ export function toStoreError(client: RedisClient, action: string, error: unknown
   );
 }
 
-export async function guarded<T>(client: RedisClient, action: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toStoreError(client, action, error);
-  }
-}
+export const guarded = <T>(client: RedisClient, action: string, work: () => Promise<T>): Promise<T> =>
+  rethrownAs(work, (error) => toStoreError(client, action, error));

@@ -23,10 +23,9 @@
  * that runs after EXEC, and per-command callbacks inside a MULTI only hear "QUEUED".
  */
 import type { ChainableCommander } from 'ioredis';
-import type { DocumentWrite } from '../../src/core/documents.js';
+import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
-import { createWithReference, type ReferenceHold } from '../../src/core/lifecycle.js';
-import type { TaskRecord } from '../../src/core/records.js';
+import { createStaged, notify, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { PayloadStore, StagedDefer, StateStore, TransactionHook } from '../../src/core/stores.js';
 import type { PreparedCommit, RedisDocuments } from './documents.js';
 import { luaSource } from './scripts.js';
@@ -80,22 +79,11 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
       if (staging.closed) throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
     };
     refuseIfClosed();
-    const { record, outbox, payload } = staged;
-    const writes: DocumentWrite[] = [
-      { kind: 'task', id: record.id, expect: 'absent', value: record, expiresAt: record.expiresAt },
-      { kind: 'outbox', id: outbox.taskId, expect: 'absent', value: outbox },
-    ];
-    if (record.reference !== undefined) {
-      const [hold] = (await this.docs.read([{ kind: 'ref', id: record.reference }])) as Array<{ value: ReferenceHold; version: number } | undefined>;
-      const [holder] = hold?.value.held ? await this.docs.read([{ kind: 'task', id: hold.value.taskId }]) : [];
-      const decision = createWithReference(record, Date.now(), {
-        ...(hold ? { hold: hold.value } : {}),
-        ...(holder ? { holder: holder.value as TaskRecord } : {}),
-      });
-      if (decision.kind !== 'create') return;
-      const expect = hold ? hold.version : 'absent';
-      writes.push({ kind: 'ref', id: record.reference, expect, value: decision.hold!, expiresAt: record.expiresAt });
-    }
+    const read: StagedRead = async (kind, id) => (await this.docs.read([{ kind, id }]))[0] as Versioned<never> | undefined;
+    const decided = await stagedWrites(staged, Date.now(), read);
+    if (!decided) return;
+    const writes: DocumentWrite[] = [decided.task, decided.outbox, ...(decided.hold ? [decided.hold] : [])];
+    const { payload } = staged;
     // A payload whose time-to-live has already run out is no payload (PayloadStore.put does the same).
     const bytes = payload && payload.ttlMs > 0 ? Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength) : undefined;
     const key = payload && this.docs.layout.payload(payload.id);
@@ -115,25 +103,18 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     staging.closed = true;
     if (!results || results.some(([error]) => error)) return;
     const offset = queued - results.length; // 1 for a MULTI: its results start after MULTI
-    const failures: unknown[] = [];
-    for (const commit of staging.commits) {
-      try {
+    const failures = await runAfterCommits(
+      staging.commits.map((commit) => async () => {
         if (await this.docs.finish(commit.prepared, results[commit.position - offset]?.[1])) await commit.afterCommit();
         else await this.createAfresh(commit);
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length === 1) throw failures[0];
-    if (failures.length > 1) throw new AggregateError(failures, 'Several deferred enqueues failed after the Redis transaction committed.');
+      }),
+    );
+    throwFailures(failures, 'Redis');
   }
 
   /** The reference's hold changed between stage and EXEC: the transaction committed, so the defer is made now. */
   private async createAfresh({ staged, afterCommit }: Staged): Promise<void> {
-    if (!(await this.state.createTask(staged.record, Date.now())).created) return;
-    if (staged.payload) await this.payloads.put(staged.payload.id, staged.payload.data, staged.payload.ttlMs);
-    await this.state.addOutbox(staged.outbox);
-    await afterCommit();
+    if (await createStaged({ state: this.state, payloads: this.payloads }, staged, Date.now())) await afterCommit();
   }
 
   /** A MULTI of the user's own: wrap its exec once so that the enqueues follow EXEC. */
@@ -150,11 +131,7 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
         await hook.afterExec(staging, results, queued);
         return results;
       });
-      if (callback)
-        done.then(
-          (results) => callback(null, results),
-          (error: Error) => callback(error),
-        );
+      notify(done, callback);
       return done;
     };
     return staging;

@@ -26,3 +26,13 @@ export function decodeCursor(cursor: string): CursorPosition {
   }
   return { createdAt, id };
 }
+
+/** A listing's page size: `limit` (default 50) within 1..1000. */
+export const pageLimit = (limit: number | undefined): number => Math.min(Math.max(limit ?? 50, 1), 1000);
+
+/** A page from up to `limit + 1` records found newest first: the one past `limit` says there is a next page. */
+export function pageOf<T extends CursorPosition>(found: readonly T[], limit: number): { records: T[]; nextCursor?: string } {
+  const records = found.slice(0, limit);
+  const last = records[records.length - 1];
+  return { records, ...(found.length > limit && last ? { nextCursor: encodeCursor(last) } : {}) };
+}

@@ -55,6 +55,18 @@ export type DocumentWrite = {
   };
 }[DocumentKind];
 
+/** A backend's kind or collection names, `prefix` + suffix, each under its suffix with a lower-case first letter. */
+export function prefixedNames<S extends string>(prefix: string, suffixes: readonly S[]): { readonly [N in S as Uncapitalize<N>]: string } {
+  return Object.fromEntries(suffixes.map((suffix) => [suffix[0]!.toLowerCase() + suffix.slice(1), prefix + suffix])) as { [N in S as Uncapitalize<N>]: string };
+}
+
+/** The version a write gives its document: 1 for a new one, else one more than it expects. */
+export const nextVersion = (write: Pick<DocumentWrite, 'expect'>): number => (write.expect === 'absent' ? 1 : write.expect + 1);
+
+/** True when the live document `doc` is not the one the write was decided on: the round is lost. */
+export const isStale = (write: Pick<DocumentWrite, 'expect'>, doc: Versioned<unknown> | undefined): boolean =>
+  write.expect === 'absent' ? doc !== undefined : doc?.version !== write.expect;
+
 /** The storage primitives. Documents past their `expiresAt` read as absent, also for `expect`. */
 export interface DocumentStore {
   readonly kind: string;

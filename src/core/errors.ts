@@ -161,3 +161,12 @@ export function errorInfo(err: unknown): ThrownValueInfo {
     return { message: 'a value was thrown that cannot be read' };
   }
 }
+
+/** Runs `work`; what it throws is thrown as `map` makes it (a store's failures become STORE_UNAVAILABLE). */
+export async function rethrownAs<T>(work: () => Promise<T>, map: (error: unknown) => unknown): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw map(error);
+  }
+}
