@@ -92,7 +92,7 @@ for (const { label, google } of firestoreBackends())
       assert.equal((await ref.get()).get('v'), 0, 'the aborted commit wrote nothing');
     });
 
-    it('two transactions that read a document and both write it: one waits, times out and runs again; both land', async () => {
+    it('two transactions that read a document and both write it: they wait, time out and run again; both land', async () => {
       const ref = await fresh();
       const both = { a: gate(), b: gate() };
       const calls = { a: 0, b: 0 };
@@ -108,7 +108,8 @@ for (const { label, google } of firestoreBackends())
         });
       await Promise.all([run(db, 'a', 'b'), run(other, 'b', 'a')]);
       assert.equal((await ref.get()).get('v'), 2, 'no lost update');
-      assert.equal(calls.a + calls.b, 3, `one of them ran again (${calls.a}, ${calls.b})`);
+      // Usually one times out and runs again; a loaded Google emulator has timed both out (2, 2).
+      assert.ok(calls.a + calls.b >= 3, `at least one of them ran again (${calls.a}, ${calls.b})`);
     });
 
     it("a write outside any transaction waits past the lock timeout behind a reader's lock, and lands after its commit", async () => {
