@@ -109,91 +109,87 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     return values.map((v) => Number(v ?? 0));
   }
 
-  // Opt-in (CLOUD_DEFER_CHAOS=1): on a loaded 2-core box it last gave 1,000 succeeded, 0 lost, every
-  // record finished, in about 60 s, but 67 tasks completed twice (see notes/reliability.md), so it
-  // does not yet pass and stays out of npm test until that is understood.
-  (process.env.CLOUD_DEFER_CHAOS ? it : it.skip)(
-    '1,000 tasks, queue maxAttempts 3, the app SIGKILLed 20 times and restarted: 1,000 succeeded, none lost, none completed twice',
-    async () => {
-      const port = await freePort();
-      const { deferred, count } = controlInstance(port, 3);
-      app = await startAppProcess(port, prefix, emulator, 3);
-      const ids: string[] = [];
-      let stop = false;
-      // Cloud Scheduler's part: a sweep every 2 s; records younger than 2 s are left alone.
-      const sweeper = (async () => {
-        while (!stop) {
-          const swept = await deferred.sweep({ graceMs: 2 * HEARTBEAT_MS, limit: 1000 }).catch((err: unknown) => err);
-          if (process.env.CHAOS_DEBUG) process.stderr.write(`sweep ${JSON.stringify(swept)}\n`);
-          await sleep(2_000);
-        }
-      })();
-      const deferring = (async () => {
-        for (let i = 0; i < 1_000; i += 50) {
-          const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => count.defer(`k${i + j}`, 40 + ((i + j) % 7) * 20)));
-          ids.push(...batch.map((info) => info.id));
-          await sleep(150);
-        }
-      })();
-      let kills = 0;
-      const started = Date.now();
-      let next = standbyApp(port, prefix, emulator, 3);
-      const killed = new Set<string>();
-      while (kills < 20) {
-        await sleep(1_000 + Math.random() * 1_500);
-        killed.add(String(app.pid));
-        await kill(app);
-        kills += 1;
-        if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
-        app = await next.go();
-        next = standbyApp(port, prefix, emulator, 3);
-      }
-      await kill(next.child);
-      await deferring;
-      const keys = ids.map((_, n) => `k${n}`);
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        const page = await Promise.all(ids.map((id) => deferred.getTask(id)));
-        const unfinished = page.filter((r) => !r || !['succeeded', 'failed', 'cancelled'].includes(r.status));
-        if (unfinished.length === 0) break;
-        if (process.env.CHAOS_DEBUG) {
-          const by: Record<string, number> = {};
-          for (const r of unfinished) by[r?.status ?? 'missing'] = (by[r?.status ?? 'missing'] ?? 0) + 1;
-          process.stderr.write(`unfinished ${JSON.stringify(by)} at ${Date.now() - started} ms\n`);
-        }
-        if (Date.now() > deadline) assert.fail(`${unfinished.length} records unfinished, e.g. ${JSON.stringify(unfinished[0])}`);
+  // About 40 s on an idle 2-core machine (0 completed twice there); on a heavily loaded one a kill
+  // lands more often between a run's last write and its settle, and such a run is run again.
+  it('1,000 tasks, queue maxAttempts 3, the app SIGKILLed 20 times and restarted: 1,000 succeeded, none lost, none completed twice unless a kill cut its settle', async () => {
+    const port = await freePort();
+    const { deferred, count } = controlInstance(port, 3);
+    app = await startAppProcess(port, prefix, emulator, 3);
+    const ids: string[] = [];
+    let stop = false;
+    // Cloud Scheduler's part: a sweep every 2 s; records younger than 2 s are left alone.
+    const sweeper = (async () => {
+      while (!stop) {
+        const swept = await deferred.sweep({ graceMs: 2 * HEARTBEAT_MS, limit: 1000 }).catch((err: unknown) => err);
+        if (process.env.CHAOS_DEBUG) process.stderr.write(`sweep ${JSON.stringify(swept)}\n`);
         await sleep(2_000);
       }
-      stop = true;
-      await sweeper;
-      const records = await Promise.all(ids.map((id) => deferred.getTask(id)));
-      const succeeded = records.filter((r) => r?.status === 'succeeded').length;
-      const completed = await counts(keys, 'completed');
-      const started1 = await counts(keys, 'started');
-      assert.equal(kills, 20);
-      assert.equal(succeeded, 1_000, `failed: ${JSON.stringify(records.find((r) => r?.status !== 'succeeded'))}`);
-      assert.equal(completed.filter((c) => c === 0).length, 0, 'none lost');
-      // A run that completed its work in a process SIGKILLed before its settle committed is run
-      // again (Cloud Tasks and this library are at-least-once: nothing can make a side effect and
-      // the record's write one act). Every other second completion would be a duplicate run.
-      const twice = keys.filter((_, n) => completed[n]! > 1);
-      const unexplained: string[] = [];
-      for (const key of twice) {
-        const by = await client.lrange(`${prefix}:completedBy:${key}`, 0, -1);
-        if (by.slice(0, -1).some((pid) => !killed.has(pid))) unexplained.push(`${key} by ${by.join(',')}`);
+    })();
+    const deferring = (async () => {
+      for (let i = 0; i < 1_000; i += 50) {
+        const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => count.defer(`k${i + j}`, 40 + ((i + j) % 7) * 20)));
+        ids.push(...batch.map((info) => info.id));
+        await sleep(150);
       }
-      assert.deepEqual(unexplained, [], 'no task completed twice except after its process was killed before recording it');
-      const recordedTwice = records.filter((r) => (r?.history ?? []).filter((a) => a.outcome === 'succeeded').length > 1);
-      assert.equal(recordedTwice.length, 0, 'no record holds two successful attempts');
-      assert.ok(
-        started1.some((c) => c > 1),
-        'some runs were killed and run again (the kills hit runs)',
-      );
-      process.stdout.write(
-        `      (${kills} kills, ${started1.filter((c) => c > 1).length} runs cut and run again, ${twice.length} completed before a kill cut their settle and ran again, ${Date.now() - started} ms)\n`,
-      );
-    },
-  );
+    })();
+    let kills = 0;
+    const started = Date.now();
+    let next = standbyApp(port, prefix, emulator, 3);
+    const killed = new Set<string>();
+    while (kills < 20) {
+      await sleep(1_000 + Math.random() * 1_500);
+      killed.add(String(app.pid));
+      await kill(app);
+      kills += 1;
+      if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
+      app = await next.go();
+      next = standbyApp(port, prefix, emulator, 3);
+    }
+    await kill(next.child);
+    await deferring;
+    const keys = ids.map((_, n) => `k${n}`);
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const page = await Promise.all(ids.map((id) => deferred.getTask(id)));
+      const unfinished = page.filter((r) => !r || !['succeeded', 'failed', 'cancelled'].includes(r.status));
+      if (unfinished.length === 0) break;
+      if (process.env.CHAOS_DEBUG) {
+        const by: Record<string, number> = {};
+        for (const r of unfinished) by[r?.status ?? 'missing'] = (by[r?.status ?? 'missing'] ?? 0) + 1;
+        process.stderr.write(`unfinished ${JSON.stringify(by)} at ${Date.now() - started} ms\n`);
+      }
+      if (Date.now() > deadline) assert.fail(`${unfinished.length} records unfinished, e.g. ${JSON.stringify(unfinished[0])}`);
+      await sleep(2_000);
+    }
+    stop = true;
+    await sweeper;
+    const records = await Promise.all(ids.map((id) => deferred.getTask(id)));
+    const succeeded = records.filter((r) => r?.status === 'succeeded').length;
+    const completed = await counts(keys, 'completed');
+    const started1 = await counts(keys, 'started');
+    assert.equal(kills, 20);
+    assert.equal(succeeded, 1_000, `failed: ${JSON.stringify(records.find((r) => r?.status !== 'succeeded'))}`);
+    assert.equal(completed.filter((c) => c === 0).length, 0, 'none lost');
+    // A run that completed its work in a process SIGKILLed before its settle committed is run
+    // again (Cloud Tasks and this library are at-least-once: nothing can make a side effect and
+    // the record's write one act). Every other second completion would be a duplicate run.
+    const twice = keys.filter((_, n) => completed[n]! > 1);
+    const unexplained: string[] = [];
+    for (const key of twice) {
+      const by = await client.lrange(`${prefix}:completedBy:${key}`, 0, -1);
+      if (by.slice(0, -1).some((pid) => !killed.has(pid))) unexplained.push(`${key} by ${by.join(',')}`);
+    }
+    assert.deepEqual(unexplained, [], 'no task completed twice except after its process was killed before recording it');
+    const recordedTwice = records.filter((r) => (r?.history ?? []).filter((a) => a.outcome === 'succeeded').length > 1);
+    assert.equal(recordedTwice.length, 0, 'no record holds two successful attempts');
+    assert.ok(
+      started1.some((c) => c > 1),
+      'some runs were killed and run again (the kills hit runs)',
+    );
+    process.stdout.write(
+      `      (${kills} kills, ${started1.filter((c) => c > 1).length} runs cut and run again, ${twice.length} completed before a kill cut their settle and ran again, ${Date.now() - started} ms)\n`,
+    );
+  });
 
   it('a queue that gives up (maxAttempts 2, a task that always fails) unknown to the app: failed ABANDONED within one sweep, the reference free again', async () => {
     const { deferred } = controlInstance(9, 2);

@@ -264,4 +264,46 @@ describe('reliability: the record follows the queue that gives up (issue 13.4)',
       await tearDown(s, app);
     }
   });
+  it("follows the queue's maxRetryDuration: attempts go on past maxAttempts until the duration has passed, then the record ends failed", async () => {
+    const s = await setUp();
+    // Cloud Tasks' rule: with both limits set, retries stop only once both are reached.
+    const queues = [
+      ...QUEUES,
+      { name: 'gives-up-in-time', retryConfig: { maxAttempts: 2, maxRetryDurationSeconds: 1.5, minBackoffSeconds: 0.1, maxBackoffSeconds: 0.2 } },
+    ];
+    let fails!: DeferredTask<[]>;
+    const app = await startApp('express', { stores: s.stores, queues, logger: false } as CreateDeferredOptions, (d) => {
+      fails = d.task('fails-for-a-while', () => {
+        throw new Error('always');
+      });
+    });
+    try {
+      const info = await fails.with({ queue: 'gives-up-in-time', reference: 'timed-queue-ref' }).defer();
+      // The last attempt ends the record failed when the delivery sees the duration passed; when the
+      // queue gives up first (the two clocks meet at the boundary), the Cloud Scheduler sweep does:
+      // it only acts on records whose Cloud Task is gone, so sweeping while attempts go on is safe.
+      let record = await app.deferred.getTask(info.id);
+      const deadline = Date.now() + 20_000;
+      while (record && record.status !== 'failed' && Date.now() < deadline) {
+        await app.deferred.sweep({ graceMs: 0 });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        record = await app.deferred.getTask(info.id);
+      }
+      assert.ok(record, 'the record is kept');
+      assert.equal(record.status, 'failed', `the record ends failed after the duration (${record.status})`);
+      const codes = record.history.map((h) => h.statusCode);
+      assert.ok(record.attempts > 2, `more attempts than maxAttempts while the duration lasts (${record.attempts})`);
+      assert.ok(
+        codes.slice(0, -1).every((c) => c === 500),
+        `every attempt but the last asked for a retry: ${codes.join(',')}`,
+      );
+      const first = record.history[0]!.at;
+      const last = record.history.at(-1)!.at;
+      assert.ok(last - first >= 1_000, `the attempts spanned the retry duration (${last - first} ms)`);
+      const again = await fails.with({ queue: 'gives-up-in-time', reference: 'timed-queue-ref', onDuplicate: 'throw' }).defer();
+      assert.equal(again.duplicate, false, 'the reference is free again');
+    } finally {
+      await tearDown(s, app);
+    }
+  });
 });
