@@ -8,7 +8,7 @@ import type { Codec } from './codec.js';
 import { ENVELOPE_CONTENT_TYPE, encodeEnvelope } from './envelope.js';
 import { CloudDeferError } from './errors.js';
 import type { EnqueueRetry } from './defer-many.js';
-import type { TaskRecord, TaskStatus } from './records.js';
+import { queuedRecord, type TaskRecord, type TaskStatus } from './records.js';
 import type { RegisteredTask, TaskDefaults } from './registry.js';
 import type { StateStore } from './stores.js';
 import { randomId } from './store-calls.js';
@@ -176,27 +176,23 @@ export function planDefer(
   const expiresAt = Math.max(eta, now) + context.retentionMs;
   const deterministic = options.transaction !== undefined || internal.idempotent === true || internal.enqueueRetry !== undefined;
   const cloudTaskId = options.name ?? (deterministic ? outboxTaskName(id) : undefined);
-  const record: TaskRecord = {
-    id,
-    taskName: registered.name,
-    queue,
-    status: 'queued',
-    createdAt: now,
-    updatedAt: now,
-    eta,
-    attempts: 0,
-    executionCount: 0,
-    payloadSize: argsBytes.byteLength,
-    history: [],
-    version: 1,
-    expiresAt,
-    ...(options.reference !== undefined ? { reference: options.reference } : {}),
-    ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
-    ...(maxAttempts !== undefined ? { maxAttempts } : {}),
-    ...(argsText === undefined ? { payloadRef: id } : { argsJson: argsText }),
-    ...(internal.iterationId !== undefined ? { iterationId: internal.iterationId } : {}),
-    ...(internal.shardIndex !== undefined ? { shardIndex: internal.shardIndex } : {}),
-  };
+  const record: TaskRecord = queuedRecord(
+    {
+      id,
+      taskName: registered.name,
+      queue,
+      eta,
+      payloadSize: argsBytes.byteLength,
+      expiresAt,
+      ...(options.reference !== undefined ? { reference: options.reference } : {}),
+      ...(uniqueUntil !== undefined ? { uniqueUntil } : {}),
+      ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+      ...(argsText === undefined ? { payloadRef: id } : { argsJson: argsText }),
+      ...(internal.iterationId !== undefined ? { iterationId: internal.iterationId } : {}),
+      ...(internal.shardIndex !== undefined ? { shardIndex: internal.shardIndex } : {}),
+    },
+    now,
+  );
   const request: EnqueueRequest = {
     queue,
     ...(cloudTaskId ? { taskId: cloudTaskId } : {}),

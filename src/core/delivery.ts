@@ -7,7 +7,7 @@ import { decodeEnvelope } from './envelope.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { CloudDeferError, isPermanentTaskFailure, isSingularTaskFailure } from './errors.js';
 import type { LogFields, Logger } from './logger.js';
-import { isFinished, type AttemptRecord, type TaskRecord, type TaskStatus } from './records.js';
+import { isFinished, queuedRecord, type AttemptRecord, type TaskRecord, type TaskStatus } from './records.js';
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { Stores } from './stores.js';
@@ -339,22 +339,18 @@ export class DeliveryRunner {
     await this.calls
       .call(() =>
         state.createTask(
-          {
-            id,
-            taskName,
-            queue: delivery.queueName ?? this.options.defaultQueue,
-            status: 'queued',
-            createdAt: now,
-            updatedAt: now,
-            eta,
-            attempts: 0,
-            executionCount: 0,
-            payloadSize: delivery.body.byteLength,
-            history: [],
-            version: 1,
-            expiresAt: now + this.options.retentionMs,
-            ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
-          },
+          queuedRecord(
+            {
+              id,
+              taskName,
+              queue: delivery.queueName ?? this.options.defaultQueue,
+              eta,
+              payloadSize: delivery.body.byteLength,
+              expiresAt: now + this.options.retentionMs,
+              ...(payloadRef ? { payloadRef } : { argsJson: JSON.stringify(envelope.argsTree ?? []) }),
+            },
+            now,
+          ),
           now,
         ),
       )

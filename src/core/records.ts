@@ -129,3 +129,27 @@ export const TASK_RECORD_FIELDS: { readonly [K in keyof TaskRecord]-?: RecordFie
   version: 'number',
   expiresAt: 'number',
 };
+
+/** What a new record is made of; the rest is the same for every record a defer (or a rebuild) writes. */
+export type NewRecordFields = Pick<TaskRecord, 'id' | 'taskName' | 'queue' | 'eta' | 'payloadSize' | 'expiresAt'> & Partial<TaskRecord>;
+
+/** A task record as it is first written: queued, never attempted, version 1. */
+export function queuedRecord(fields: NewRecordFields, now: number): TaskRecord {
+  const { id, taskName, queue, eta, payloadSize, expiresAt, ...rest } = fields;
+  return {
+    id,
+    taskName,
+    queue,
+    status: 'queued',
+    createdAt: now,
+    updatedAt: now,
+    eta,
+    attempts: 0,
+    executionCount: 0,
+    payloadSize,
+    history: [],
+    version: 1,
+    expiresAt,
+    ...rest,
+  };
+}
