@@ -180,17 +180,20 @@ export class DeliveryRunner {
       return { kind: 'refused', taskId: envelope.id, reason: 'NO_RECORD' };
     }
     const record = lease.record;
-    const run = this.running.begin(record.id, owner, now + this.options.leaseMs, now, this.heartbeatFor(record, owner));
+    // The record as this run last wrote it: the settle decides on it without reading first.
+    const held = { record };
+    const run = this.running.begin(record.id, owner, now + this.options.leaseMs, now, this.heartbeatFor(held, owner));
     try {
-      return await this.runAcquired(envelope, record, owner, delivery, now, run.signal, nameSpan);
+      return await this.runAcquired(envelope, held, owner, delivery, now, run.signal, nameSpan);
     } finally {
       this.running.end(record.id);
     }
   }
 
   /** The heartbeat of a run that holds a short lease, or undefined when its lease covers the deadline. */
-  private heartbeatFor(record: TaskRecord, owner: string): { leaseUntil: number; beat: Heartbeat } | undefined {
+  private heartbeatFor(held: { record: TaskRecord }, owner: string): { leaseUntil: number; beat: Heartbeat } | undefined {
     const state = this.options.stores.state;
+    const record = held.record;
     if (this.claimMs >= this.options.leaseMs || !state.renewLease) return undefined;
     const renew = state.renewLease.bind(state);
     return {
@@ -200,6 +203,7 @@ export class DeliveryRunner {
         renew: async (leaseMs) => {
           try {
             const renewed = await renew(record.id, { owner, now: this.options.now(), leaseMs });
+            if (renewed) held.record = renewed;
             return renewed ? 'held' : 'lost';
           } catch {
             return 'unknown';
@@ -211,7 +215,7 @@ export class DeliveryRunner {
 
   private async runAcquired(
     envelope: ReturnType<typeof decodeEnvelope>,
-    record: TaskRecord,
+    held: { readonly record: TaskRecord },
     owner: string,
     delivery: Delivery,
     now: number,
@@ -219,9 +223,10 @@ export class DeliveryRunner {
     nameSpan?: (labels: RunLabels) => void,
   ): Promise<DeliveryOutcome> {
     const { logger } = this.options;
+    const record = held.record;
 
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
-      this.settle(record, owner, status, statusCode, started, delivery, err);
+      this.settle(held.record, owner, status, statusCode, started, delivery, err);
 
     // The record is the authority for what runs: an envelope that says otherwise is not run.
     const disagreement = envelopeDisagreement(envelope, record);
@@ -396,7 +401,7 @@ export class DeliveryRunner {
     let settled: TaskRecord | undefined;
     const write = () =>
       this.calls.call(() =>
-        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) }),
+        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, last: record, ...(error ? { error } : {}) }),
       );
     try {
       // The run has happened: losing its outcome to a short store outage would make the

@@ -187,9 +187,18 @@ export class DocumentStateStore implements StateStore {
   }
 
   /** Rewrites a task record with `change` and frees its reference when the change finished it. */
-  private async changeTask(id: string, what: string, change: (record: TaskRecord | undefined) => TaskRecord | undefined): Promise<TaskRecord | undefined> {
+  private async changeTask(
+    id: string,
+    what: string,
+    change: (record: TaskRecord | undefined) => TaskRecord | undefined,
+    known?: TaskRecord,
+  ): Promise<TaskRecord | undefined> {
+    // A caller that knows the record as it last wrote it saves the first round's read: the
+    // commit's version check still refuses a stale decision, and later rounds read.
+    let assumed: Read<'task'> = known && known.id === id ? { value: known, version: known.version } : undefined;
     return this.decide(what, async () => {
-      const current = await this.readOne('task', id);
+      const current = assumed ?? (await this.readOne('task', id));
+      assumed = undefined;
       const next = change(current?.value);
       if (!current || !next) return { writes: [], result: undefined };
       const writes = [putTask(current, next)];
@@ -263,7 +272,7 @@ export class DocumentStateStore implements StateStore {
   }
 
   settle(id: string, input: SettleInput): Promise<TaskRecord | undefined> {
-    return this.changeTask(id, 'settle a task', (record) => lifecycle.settle(record, input));
+    return this.changeTask(id, 'settle a task', (record) => lifecycle.settle(record, input), input.last);
   }
 
   transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TransitionPatch, now: number): Promise<TaskRecord | undefined> {

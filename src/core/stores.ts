@@ -43,6 +43,12 @@ export interface SettleInput {
   error?: TaskErrorInfo;
   /** New retention deadline for the record. */
   expiresAt: number;
+  /**
+   * The record as this run last wrote it (its lease or latest renewal). A store may decide on it
+   * without reading first, so the outcome is written one round trip after the task returns; the
+   * store must still refuse the write when the stored record has changed since.
+   */
+  last?: TaskRecord;
 }
 
 export interface TaskQuery {
