@@ -37,8 +37,9 @@ let saidAbsent = false;
 
 /**
  * The backends whose full suites (contract, engine, transaction, iteration) run on Google's
- * emulators in this process: CLOUD_DEFER_GOOGLE_SUITES="firestore,datastore-mode" (or
- * "datastore-legacy"). Off by default until they pass there (see docs/datastore.md).
+ * emulators ONLY, in this process: CLOUD_DEFER_GOOGLE_SUITES="firestore,datastore-mode" (or
+ * "datastore-legacy"). Unset (the default), the suites run on ours and then on Google's Firestore
+ * and Datastore modes (see firestoreBackends(), datastoreBackends()).
  */
 export function googleSuites(): ReadonlySet<GoogleEmulatorMode> {
   const listed = (process.env.CLOUD_DEFER_GOOGLE_SUITES ?? '')

@@ -4,6 +4,7 @@ import { datastoreQuery, datastoreStores, type DatastoreFilter } from '../../ada
 import { datastoreForTests, type DatastoreForTests } from '../emulators/datastore/harness.js';
 import { fillKind } from '../datastore/entities.js';
 import { googleSuites } from '../emulators/google.js';
+import { datastoreBackends } from '../datastore/harness.js';
 import { describeIteration } from './suite.js';
 
 /**
@@ -14,33 +15,35 @@ import { describeIteration } from './suite.js';
  */
 const KIND_SOURCE_MAX = 20_000;
 
-let env: DatastoreForTests | undefined;
-const onGoogle = googleSuites().has('datastore-mode') || googleSuites().has('datastore-legacy');
-const client = async (): Promise<Datastore> => (env ??= await datastoreForTests()).datastore;
+for (const { label, backend, google } of datastoreBackends()) {
+  let env: DatastoreForTests | undefined;
+  const legacy = backend.backend === 'datastore-legacy' || googleSuites().has('datastore-legacy');
+  const client = async (): Promise<Datastore> => (env ??= await datastoreForTests(backend)).datastore;
 
-describeIteration({
-  name: `Datastore kind source, Datastore stores${onGoogle ? " on Google's emulator" : ''}`,
-  ...(onGoogle ? { bigItems: 5_000 } : {}),
-  options: async () => {
-    const stores = datastoreStores({ datastore: await client() });
-    return { stores, sources: [stores.source] };
-  },
-  source: async (ids) => (ids.length > KIND_SOURCE_MAX ? ids : datastoreQuery(await fillKind(await client(), ids), { select: 'id' })),
-  filtered: async (ids, from, to) => {
-    const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-    // IN is an equality filter: the built-in indexes serve it with the key range (see sources.ts).
-    // Google's legacy emulator has no IN: a range there (walked by cursors, see sources.ts).
-    const inList = numbers.length <= 30 && !googleSuites().has('datastore-legacy');
-    const filters: DatastoreFilter[] = inList
-      ? [['n', 'IN', numbers]]
-      : [
-          ['n', '>=', from],
-          ['n', '<=', to],
-        ];
-    return datastoreQuery(await fillKind(await client(), ids), { select: 'id', filters });
-  },
-  cleanup: async () => {
-    await env?.stop();
-    env = undefined;
-  },
-});
+  describeIteration({
+    name: `Datastore kind source, Datastore stores${label}`,
+    ...(google ? { bigItems: 5_000 } : {}),
+    options: async () => {
+      const stores = datastoreStores({ datastore: await client() });
+      return { stores, sources: [stores.source] };
+    },
+    source: async (ids) => (ids.length > KIND_SOURCE_MAX ? ids : datastoreQuery(await fillKind(await client(), ids), { select: 'id' })),
+    filtered: async (ids, from, to) => {
+      const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+      // IN is an equality filter: the built-in indexes serve it with the key range (see sources.ts).
+      // Google's legacy emulator has no IN: a range there (walked by cursors, see sources.ts).
+      const inList = numbers.length <= 30 && !legacy;
+      const filters: DatastoreFilter[] = inList
+        ? [['n', 'IN', numbers]]
+        : [
+            ['n', '>=', from],
+            ['n', '<=', to],
+          ];
+      return datastoreQuery(await fillKind(await client(), ids), { select: 'id', filters });
+    },
+    cleanup: async () => {
+      await env?.stop();
+      env = undefined;
+    },
+  });
+}

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
 import { redisStores } from '../../adapters/redis/index.js';
-import { type DeferredTask } from '../../src/index.js';
+import type { DeferredTask } from '../../src/index.js';
 import { eventually, startApp, type TestApp } from '../helpers/app.js';
 import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness.js';
 
