@@ -3,9 +3,9 @@ import type { Key, PathElement, Value } from './types.js';
 import { microsToTimestamp, timestampMicros, valueTypeOf } from './values.js';
 
 /**
- * A place in a query's result order: the row's sort values (then any projected values that
- * tell rows of one entity apart) and its key. Like a real cursor it names a position in the
- * index, not an entity, so it still works after that entity changes or goes away.
+ * A place in a query's result order: the row's sort values (projected and distinct_on values
+ * among them, which tell rows of one entity apart) and its key. Like a real cursor it names a
+ * position in the index, not an entity, so it still works after that entity changes or goes away.
  */
 export interface CursorPosition {
   values: Value[];

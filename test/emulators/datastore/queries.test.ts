@@ -92,8 +92,9 @@ describe('datastore emulator: queries', () => {
     assert.deepEqual(await run((q) => q.filter(either)), ['p2', 'p3']);
   });
 
-  it('orders ascending, descending and by several properties, ties broken by key', async () => {
-    assert.deepEqual(await run((q) => q.order('age', { descending: true })), ['p3', 'p1', 'p2', 'p4']);
+  it('orders ascending, descending and by several properties, ties broken by key in the direction of the last order', async () => {
+    // Google's Datastore-mode emulator breaks ties of a descending order by key descending.
+    assert.deepEqual(await run((q) => q.order('age', { descending: true })), ['p3', 'p1', 'p4', 'p2']);
     assert.deepEqual(await run((q) => q.order('age').order('first', { descending: true })), ['p4', 'p2', 'p1', 'p3']);
     assert.deepEqual(await run((q) => q.order('team').order('first')), ['p2', 'p4', 'p1', 'p3', 'p5']);
   });

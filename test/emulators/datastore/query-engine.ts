@@ -8,10 +8,11 @@ import { compareValues, indexedValues, keyAsValue, sameType, valuesEqual } from 
 
 type PropertyFilterNode = Extract<FilterNode, { type: 'property' }>;
 
-/** One query result: an entity (once per combination of projected array elements). */
+/** One query result: an entity (once per combination of projected or distinct_on array elements). */
 export interface QueryRow {
   found: LiveEntity;
   position: CursorPosition;
+  /** This row's index values of the projected and distinct_on properties. */
   projected?: Record<string, Value>;
 }
 
@@ -23,11 +24,11 @@ export interface PlanResult {
 }
 
 export function runPlan(plan: QueryPlan, candidates: Iterable<LiveEntity>): PlanResult {
-  const ranges = new Map(plan.orders.map((order) => [order.property, rangeFiltersOn(plan.filter, order.property)]));
+  const ranges = rangesOf(plan);
   let rows: QueryRow[] = [];
   for (const found of candidates) {
     if (plan.filter && !matchesFilter(plan.filter, found.entity)) continue;
-    for (const projected of projections(plan, found.entity)) {
+    for (const projected of projections(plan, found.entity, ranges)) {
       const row = rowFor(plan, found, projected, ranges);
       if (row) rows.push(row);
     }
@@ -51,8 +52,14 @@ export function runPlan(plan: QueryPlan, candidates: Iterable<LiveEntity>): Plan
 /** Whether an entity is in the query's result set at all (ignoring cursors, offset and limit). */
 export function qualifies(plan: QueryPlan, entity: Entity): boolean {
   if (plan.filter && !matchesFilter(plan.filter, entity)) return false;
-  const ranges = new Map<string, PropertyFilterNode[]>();
-  return projections(plan, entity).some((projected) => rowFor(plan, { entity, version: 0, createVersion: 0 }, projected, ranges));
+  const ranges = rangesOf(plan);
+  return projections(plan, entity, ranges).some((projected) => rowFor(plan, { entity, version: 0, createVersion: 0 }, projected, ranges));
+}
+
+/** The inequality filters on each property the plan orders or projects by. */
+function rangesOf(plan: QueryPlan): Map<string, PropertyFilterNode[]> {
+  const properties = new Set([...plan.orders.map((order) => order.property), ...plan.projection, ...plan.distinctOn]);
+  return new Map([...properties].map((property) => [property, rangeFiltersOn(plan.filter, property)]));
 }
 
 export function comparePositions(plan: QueryPlan, a: CursorPosition, b: CursorPosition): number {
@@ -61,12 +68,7 @@ export function comparePositions(plan: QueryPlan, a: CursorPosition, b: CursorPo
     if (order !== 0) return plan.orders[i].descending ? -order : order;
   }
   const byKey = compareKeys(a.key, b.key);
-  if (byKey !== 0) return byKey;
-  for (let i = plan.orders.length; i < Math.min(a.values.length, b.values.length); i++) {
-    const order = compareValues(a.values[i], b.values[i]);
-    if (order !== 0) return order;
-  }
-  return 0;
+  return plan.keyDescending ? -byKey : byKey;
 }
 
 export function matchesFilter(node: FilterNode, entity: Entity): boolean {
@@ -102,12 +104,17 @@ function satisfies(node: PropertyFilterNode, value: Value): boolean {
   }
 }
 
-/** Each combination of indexed values of the projected properties; [undefined] without projection. */
-function projections(plan: QueryPlan, entity: Entity): Array<Record<string, Value> | undefined> {
-  if (plan.projection.length === 0) return [undefined];
+/**
+ * Each combination of indexed values of the projected and distinct_on properties (an index
+ * row each), only values within the inequality filters on their property; [undefined] without.
+ */
+function projections(plan: QueryPlan, entity: Entity, ranges: Map<string, PropertyFilterNode[]>): Array<Record<string, Value> | undefined> {
+  const properties = [...new Set([...plan.projection, ...plan.distinctOn])];
+  if (properties.length === 0) return [undefined];
   let combos: Array<Record<string, Value>> = [{}];
-  for (const property of plan.projection) {
-    const values = indexedValues(entity, property);
+  for (const property of properties) {
+    const limits = ranges.get(property) ?? [];
+    const values = indexedValues(entity, property).filter((value) => limits.every((range) => satisfies(range, value)));
     combos = combos.flatMap((combo) => values.map((value) => ({ ...combo, [property]: value })));
   }
   return combos;
@@ -125,8 +132,6 @@ function rowFor(
     if (!value) return undefined; // Entities without the property are not in its index.
     values.push(value);
   }
-  const ordered = new Set(plan.orders.map((order) => order.property));
-  for (const property of plan.projection) if (!ordered.has(property) && projected) values.push(projected[property]);
   return { found, position: { values, key: found.entity.key ?? {} }, projected };
 }
 
@@ -170,7 +175,7 @@ function dropDuplicates(plan: QueryPlan, rows: QueryRow[]): QueryRow[] {
   return rows.filter((row) => {
     const identity =
       plan.distinctOn.length > 0
-        ? JSON.stringify(plan.distinctOn.map((p) => valueIdentity(row.projected?.[p] ?? indexedValues(row.found.entity, p)[0])))
+        ? JSON.stringify(plan.distinctOn.map((p) => valueIdentity(row.projected?.[p])))
         : pathId(row.found.entity.key?.path ?? []) + JSON.stringify(plan.projection.map((p) => valueIdentity(row.projected?.[p])));
     if (seen.has(identity)) return false;
     seen.add(identity);

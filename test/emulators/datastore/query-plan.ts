@@ -1,6 +1,6 @@
 import { decodeCursor, type CursorPosition } from './cursors.js';
 import { invalidArgument, unimplemented } from './errors.js';
-import { isReservedName } from './keys.js';
+import { compareUtf8, isReservedName } from './keys.js';
 import type { Filter, PropertyOperator, Query, Value } from './types.js';
 import { valueTypeOf } from './values.js';
 
@@ -18,8 +18,13 @@ export type FilterNode = { type: 'and' | 'or'; children: FilterNode[] } | { type
 export interface QueryPlan {
   kind?: string;
   filter?: FilterNode;
-  /** The effective order, explicit orders first; the key breaks remaining ties. */
+  /**
+   * The effective order: explicit orders, then inequality properties, then distinct_on and
+   * projected properties not ordered yet; the key breaks remaining ties.
+   */
   orders: SortSpec[];
+  /** Ties on every order are broken by key in the direction of the last explicit order. */
+  keyDescending: boolean;
   /** Projected property names; empty for full entities. */
   projection: string[];
   keysOnly: boolean;
@@ -56,16 +61,20 @@ export function compileQuery(query: Query | undefined): QueryPlan {
   });
   const scatter = explicit.some((order) => order.property === SCATTER_PROPERTY);
   if (scatter && explicit.length > 1) throw invalidArgument('__scatter__ must be the only sort order.');
-  const orders = [...explicit, ...implicitInequalityOrders(leaves, explicit)];
+  // Google's Datastore-mode emulator: implicit orders (and the key) follow the last explicit direction.
+  const descending = explicit[explicit.length - 1]?.descending ?? false;
+  const filterOrders = [...explicit, ...implicitInequalityOrders(leaves, explicit, descending)];
 
   const projected = (query.projection ?? []).map((p) => p.property?.name ?? '');
   if (projected.some((name) => !name)) throw invalidArgument('A projection must name a property.');
   const keysOnly = projected.length > 0 && projected.every((name) => name === KEY_PROPERTY);
-  const projection = keysOnly ? [] : projected.filter((name) => name !== KEY_PROPERTY);
+  const projection = [...new Set(keysOnly ? [] : projected.filter((name) => name !== KEY_PROPERTY))];
   const distinctOn = (query.distinctOn ?? []).map((p) => p.name ?? '');
   if (distinctOn.some((name) => !name)) throw invalidArgument('distinct_on must name properties.');
+  checkDistinctOrder(explicit, distinctOn);
 
-  if (!kind) checkKindless(leaves, orders, projection);
+  if (!kind) checkKindless(leaves, filterOrders, projection);
+  const orders = [...filterOrders, ...indexOrders(filterOrders, distinctOn, projection, descending)];
 
   const offset = query.offset ?? 0;
   const limit = query.limit ? (query.limit.value ?? 0) : undefined;
@@ -75,7 +84,7 @@ export function compileQuery(query: Query | undefined): QueryPlan {
   const signature = JSON.stringify([orders, projection, distinctOn]);
   const start = query.startCursor?.length ? decodeCursor(query.startCursor, signature) : undefined;
   const end = query.endCursor?.length ? decodeCursor(query.endCursor, signature) : undefined;
-  return { kind, filter, orders, projection, keysOnly, distinctOn, start, end, offset, limit, signature };
+  return { kind, filter, orders, keyDescending: descending, projection, keysOnly, distinctOn, start, end, offset, limit, signature };
 }
 
 function compileFilter(filter: Filter): FilterNode {
@@ -134,10 +143,37 @@ function checkOperatorCombinations(leaves: Array<Extract<FilterNode, { type: 'pr
 }
 
 /** Properties with inequality filters sort after the explicit orders, by name, as in Firestore. */
-function implicitInequalityOrders(leaves: Array<Extract<FilterNode, { type: 'property' }>>, explicit: SortSpec[]): SortSpec[] {
+function implicitInequalityOrders(leaves: Array<Extract<FilterNode, { type: 'property' }>>, explicit: SortSpec[], descending: boolean): SortSpec[] {
   const ordered = new Set(explicit.map((order) => order.property));
   const names = new Set(leaves.filter((leaf) => INEQUALITIES.has(leaf.op) && !ordered.has(leaf.property)).map((leaf) => leaf.property));
-  return [...names].sort().map((property) => ({ property, descending: false }));
+  return [...names].sort().map((property) => ({ property, descending }));
+}
+
+/**
+ * A projection (or distinct_on) query reads an index on those properties, so its rows come in
+ * their order even when the query names none: distinct_on properties as listed, then the other
+ * projected ones by name (UTF-8 bytes), as Google's emulators answer.
+ */
+function indexOrders(ordered: SortSpec[], distinctOn: string[], projection: string[], descending: boolean): SortSpec[] {
+  const seen = new Set(ordered.map((order) => order.property));
+  const rest = projection.filter((name) => !distinctOn.includes(name)).sort(compareUtf8);
+  const added: SortSpec[] = [];
+  for (const property of [...distinctOn, ...rest]) {
+    if (seen.has(property)) continue;
+    seen.add(property);
+    added.push({ property, descending });
+  }
+  return added;
+}
+
+/** Google's Datastore-mode emulator refuses an order on another property before a distinct_on one. */
+function checkDistinctOrder(explicit: SortSpec[], distinctOn: string[]): void {
+  if (distinctOn.length === 0) return;
+  const pending = new Set(distinctOn);
+  for (const order of explicit) {
+    if (distinctOn.includes(order.property)) pending.delete(order.property);
+    else if (pending.size > 0) throw invalidArgument('All group by properties must be ordered before any non group by properties.');
+  }
 }
 
 function checkKindless(leaves: Array<Extract<FilterNode, { type: 'property' }>>, orders: SortSpec[], projection: string[]): void {

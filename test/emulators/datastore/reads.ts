@@ -1,6 +1,6 @@
 import { encodeCursor } from './cursors.js';
 import { invalidArgument, unimplemented } from './errors.js';
-import { resolvePartition, validateKey, pathId } from './keys.js';
+import { isReservedName, resolvePartition, validateKey, pathId } from './keys.js';
 import { MAX_LOOKUP_KEYS } from './limits.js';
 import { runPlan, type QueryRow } from './query-engine.js';
 import { compileQuery, type QueryPlan } from './query-plan.js';
@@ -10,6 +10,7 @@ import type {
   Aggregation,
   Entity,
   EntityResult,
+  Query,
   LookupRequest,
   MoreResultsType,
   PropertyMask,
@@ -76,7 +77,7 @@ export class Reads {
     if (request.gqlQuery) throw unimplemented('GQL queries are not supported by this emulator.');
     const aggregations = request.aggregationQuery?.aggregations ?? [];
     if (aggregations.length < 1 || aggregations.length > 5) throw invalidArgument('An aggregation query needs one to five aggregations.');
-    const plan = compileQuery(request.aggregationQuery?.nestedQuery);
+    const plan = compileQuery(overAggregatedProperties(request.aggregationQuery?.nestedQuery, aggregations));
     const partition = resolvePartition(request, request.partitionId);
     const read = this.openRead(request.readOptions);
     read.transaction?.recordQuery(partition, plan);
@@ -179,8 +180,32 @@ function approximateBytes(entity: Entity): number {
 
 function rowResult(plan: QueryPlan, row: QueryRow, mask: PropertyMask | undefined): EntityResult {
   if (plan.keysOnly) return { entity: { key: row.found.entity.key } };
-  if (row.projected) return { entity: { key: row.found.entity.key, properties: row.projected } };
+  if (plan.projection.length > 0) {
+    // A distinct_on property that is not projected is not returned.
+    const properties = Object.fromEntries(Object.entries(row.projected ?? {}).filter(([name]) => plan.projection.includes(name)));
+    return { entity: { key: row.found.entity.key, properties } };
+  }
   return fullResult(row.found, mask);
+}
+
+/**
+ * SUM and AVG read the index of the property they add up, as Google's Datastore-mode emulator
+ * does: the nested query runs as a projection on those properties, so an entity without one is
+ * left out (of COUNT too), each distinct value of a list is a row, and a limit without an order keeps the
+ * smallest values. `__key__` and other `__x__` properties are refused, as there.
+ */
+function overAggregatedProperties(query: Query | undefined, aggregations: Aggregation[]): Query | undefined {
+  const names = aggregations.flatMap((aggregation) => {
+    const field = aggregation.sum ?? aggregation.avg;
+    return field ? [field.property?.name ?? ''] : [];
+  });
+  for (const name of names) {
+    if (isReservedName(name)) throw invalidArgument(`Aggregations are not supported for the property: ${name}`);
+  }
+  if (!query || names.length === 0) return query;
+  const projected = (query.projection ?? []).map((p) => p.property?.name ?? '');
+  const added = [...new Set(names)].filter((name) => name && !projected.includes(name));
+  return { ...query, projection: [...(query.projection ?? []), ...added.map((name) => ({ property: { name } }))] };
 }
 
 function aggregate(aggregations: Aggregation[], rows: QueryRow[]): Record<string, Value> {
@@ -204,7 +229,7 @@ function aggregate(aggregations: Aggregation[], rows: QueryRow[]): Record<string
 
 function numericValues(rows: QueryRow[], property: string): Value[] {
   return rows
-    .map((row) => row.found.entity.properties?.[property])
+    .map((row) => row.projected?.[property])
     .filter((value): value is Value => {
       const type = value && valueTypeOf(value);
       return type === 'integerValue' || type === 'doubleValue';
