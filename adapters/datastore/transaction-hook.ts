@@ -15,7 +15,7 @@
  * commit(); the transaction has committed, and the outbox entity lets the sweeper enqueue later.
  */
 import type { Transaction } from '@google-cloud/datastore';
-import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
+import type { DocumentWrite, Versioned, WriteStagingHook } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { checkTransactionalPayload, notify, runAfterCommits, runWork, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
@@ -33,7 +33,7 @@ interface Staging {
   closed: boolean;
 }
 
-export class DatastoreTransactionHook implements TransactionHook<Transaction> {
+export class DatastoreTransactionHook implements TransactionHook<Transaction>, WriteStagingHook<Transaction> {
   readonly name = 'datastore';
   private readonly staging = new WeakMap<Transaction, Staging>();
 
@@ -70,6 +70,26 @@ export class DatastoreTransactionHook implements TransactionHook<Transaction> {
     const { payload } = staged;
     if (payload && payload.ttlMs > 0) tx.upsert(payloadWrites(this.docs.ctx, payload.id, payload.data, this.docs.ctx.now() + payload.ttlMs));
     state.afterCommits.push(afterCommit);
+  }
+
+  /** Reads through the transaction (a rival writer conflicts) and saves `decide`'s writes in it. */
+  async stageWrites(tx: Transaction, decide: (read: StagedRead) => Promise<DocumentWrite[]>): Promise<void> {
+    if (tx.readOnly)
+      throw new CloudDeferError('INVALID_OPTION', "A read-only Datastore transaction cannot hold the task record's write; use a read-write one.");
+    const state = this.staging.get(tx) ?? this.wrap(tx);
+    const refuseIfClosed = (): void => {
+      if (state.closed) throw new CloudDeferError('INVALID_STATE', 'This Datastore transaction has already been committed or rolled back; start a new one.');
+    };
+    refuseIfClosed();
+    const writes = await decide(
+      async (kind, id) => this.docs.decode((await this.docs.ctx.read(tx, [this.docs.key({ kind, id })]))[0]) as Versioned<never> | undefined,
+    );
+    refuseIfClosed();
+    for (const write of writes) {
+      if (write.value === null) tx.delete(this.docs.key(write));
+      else if (write.expect === 'absent') tx.insert(this.docs.entity(write as DocumentWrite & { value: object }));
+      else tx.upsert(this.docs.entity(write as DocumentWrite & { value: object }));
+    }
   }
 
   /** A transaction the runner begins: it commits, then calls committed(). */

@@ -9,7 +9,7 @@
  * See docs/firestore.md for the latency this adds.
  */
 import type { Transaction } from '@google-cloud/firestore';
-import type { Versioned } from '../../src/core/documents.js';
+import type { DocumentWrite, Versioned, WriteStagingHook } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { checkTransactionalPayload, runAfterCommits, type StagedRead, stagedWrites } from '../../src/core/staged-writes.js';
 import type { StagedDefer, TransactionHook } from '../../src/core/stores.js';
@@ -25,7 +25,7 @@ interface Attempt {
   open: boolean;
 }
 
-export class FirestoreTransactionHook implements TransactionHook<Transaction> {
+export class FirestoreTransactionHook implements TransactionHook<Transaction>, WriteStagingHook<Transaction> {
   readonly name = 'firestore';
   private readonly attempts = new WeakMap<Transaction, Attempt>();
   private readonly relays = new Set<NodeJS.Timeout>();
@@ -72,6 +72,40 @@ export class FirestoreTransactionHook implements TransactionHook<Transaction> {
       throw clientRefusal(error);
     }
     this.relay(outbox.taskId, afterCommit);
+  }
+
+  /**
+   * Reads through the transaction (so a rival writer of those documents conflicts) and writes
+   * `decide`'s writes in it: at once in the user's own runTransaction, after `work` in
+   * stores.transaction(). Firestore wants every read before the first write.
+   */
+  async stageWrites(tx: Transaction, decide: (read: StagedRead) => Promise<DocumentWrite[]>): Promise<void> {
+    const attempt = this.attempts.get(tx);
+    if (attempt && !attempt.open) throw ended();
+    let writes: DocumentWrite[];
+    try {
+      writes = await decide(async (kind, id) => this.docs.decode(kind, await tx.get(this.docs.ref({ kind, id }))) as Versioned<never> | undefined);
+    } catch (error) {
+      if (error instanceof Error && /reads to be executed before all writes/.test(error.message)) {
+        throw new CloudDeferError(
+          'INVALID_STATE',
+          "cloud-defer reads the task record in the transaction, and Firestore wants every read before the first write: call currentTask().recordSuccessIn(tx) before the transaction's own writes, or use stores.transaction().",
+          { cause: error },
+        );
+      }
+      throw clientRefusal(error);
+    }
+    if (attempt && (!attempt.open || this.attempts.get(tx) !== attempt)) throw ended();
+    const apply = () => {
+      for (const write of writes) {
+        const ref = this.docs.ref(write);
+        if (write.value === null) tx.delete(ref);
+        else if (write.expect === 'absent') tx.create(ref, this.docs.encode(write));
+        else tx.set(ref, this.docs.encode(write));
+      }
+    };
+    if (attempt) attempt.staged.push({ apply, afterCommit: async () => {} });
+    else apply();
   }
 
   /** stores.transaction(): see the file comment. */

@@ -14,6 +14,8 @@ import {
   type DocumentWrite,
   type IterationHeader,
   isStale,
+  type TaskRead,
+  type WriteStagingHook,
   nextVersion,
   type Versioned,
 } from '../../src/core/documents.js';
@@ -184,9 +186,19 @@ class MemoryIterationStore extends DocumentIterationStore {}
  */
 export class MemoryTransaction {
   private readonly staged: Array<{ staged: StagedDefer; afterCommit: () => Promise<void> }> = [];
+  private readonly decisions: Array<(read: TaskRead) => Promise<DocumentWrite[]>> = [];
   private state: 'open' | 'committed' | 'rolledBack' = 'open';
 
-  constructor(private readonly stores: MemoryStores) {}
+  constructor(
+    private readonly stores: MemoryStores,
+    private readonly documents: DocumentStore,
+  ) {}
+
+  /** @internal used by the memory TransactionHook: writes decided, and committed, at commit(). */
+  addWrites(decide: (read: TaskRead) => Promise<DocumentWrite[]>): void {
+    if (this.state !== 'open') throw new CloudDeferError('INVALID_STATE', `This transaction is already ${this.state}.`);
+    this.decisions.push(decide);
+  }
 
   /** @internal used by the memory TransactionHook. */
   add(staged: StagedDefer, afterCommit: () => Promise<void>): void {
@@ -205,6 +217,9 @@ export class MemoryTransaction {
     this.state = 'committed';
     const now = Date.now();
     const created: Array<() => Promise<void>> = [];
+    const read: TaskRead = async (kind, id) => (await this.documents.read([{ kind, id }]))[0] as Versioned<never> | undefined;
+    // A document changed since the decision makes that commit write nothing (its caller finds out).
+    for (const decide of this.decisions) await this.documents.commit(await decide(read));
     for (const { staged, afterCommit } of this.staged) {
       // A reference held by an unfinished task makes that defer a no-op, as outside a transaction.
       if (await createStaged(this.stores, staged, now)) created.push(afterCommit);
@@ -217,16 +232,20 @@ export class MemoryTransaction {
     if (this.state !== 'open') return;
     this.state = 'rolledBack';
     this.staged.length = 0;
+    this.decisions.length = 0;
   }
 }
 
-class MemoryTransactionHook implements TransactionHook<MemoryTransaction> {
+class MemoryTransactionHook implements TransactionHook<MemoryTransaction>, WriteStagingHook<MemoryTransaction> {
   readonly name = 'memory';
   accepts(transaction: unknown): transaction is MemoryTransaction {
     return transaction instanceof MemoryTransaction;
   }
   async stage(transaction: MemoryTransaction, staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
     transaction.add(staged, afterCommit);
+  }
+  async stageWrites(transaction: MemoryTransaction, decide: (read: TaskRead) => Promise<DocumentWrite[]>): Promise<void> {
+    transaction.addWrites(decide);
   }
 }
 
@@ -250,9 +269,9 @@ export function memoryStores(options: MemoryStoresOptions = {}): MemoryStores {
     state: new MemoryStateStore(documents),
     iterations: new MemoryIterationStore(documents),
     transactions: [new MemoryTransactionHook()],
-    beginTransaction: () => new MemoryTransaction(stores),
+    beginTransaction: () => new MemoryTransaction(stores, documents),
     transaction<T>(work: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
-      const tx = new MemoryTransaction(stores);
+      const tx = new MemoryTransaction(stores, documents);
       return runWork(
         tx,
         work,

@@ -23,7 +23,7 @@
  * that runs after EXEC, and per-command callbacks inside a MULTI only hear "QUEUED".
  */
 import type { ChainableCommander } from 'ioredis';
-import type { DocumentWrite, Versioned } from '../../src/core/documents.js';
+import type { DocumentWrite, Versioned, WriteStagingHook } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
 import { createStaged, notify, runAfterCommits, type StagedRead, stagedWrites, throwFailures } from '../../src/core/staged-writes.js';
 import type { PayloadStore, StagedDefer, StateStore, TransactionHook } from '../../src/core/stores.js';
@@ -36,8 +36,10 @@ interface Staged {
   /** Index of the script's command in the pipeline's queue. */
   position: number;
   prepared: PreparedCommit;
-  staged: StagedDefer;
-  afterCommit: () => Promise<void>;
+  /** After EXEC, when the script applied its writes. */
+  applied: () => Promise<void>;
+  /** After EXEC, when the script wrote nothing (a document changed since it was read). */
+  lost: () => Promise<void>;
 }
 
 interface Staging {
@@ -45,7 +47,7 @@ interface Staging {
   closed: boolean;
 }
 
-export class RedisTransactionHook implements TransactionHook<ChainableCommander> {
+export class RedisTransactionHook implements TransactionHook<ChainableCommander>, WriteStagingHook<ChainableCommander> {
   readonly name = 'redis';
   private readonly open = new WeakMap<object, Staging>();
 
@@ -94,7 +96,27 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
     await this.docs.guard('register an outbox slot', () => this.docs.registerOutboxSlots(writes));
     refuseIfClosed(); // exec() may have been called while we read
-    staging.commits.push({ position: transaction.length, prepared, staged, afterCommit });
+    staging.commits.push({ position: transaction.length, prepared, applied: afterCommit, lost: () => this.createAfresh(staged, afterCommit) });
+    transaction.eval(luaSource('commit'), prepared.keys.length, ...prepared.keys, ...prepared.args);
+  }
+
+  /**
+   * Stages `decide`'s writes (read outside, as MULTI cannot read) as one guarded commit script.
+   * A document changed between the read and EXEC makes the script write nothing; the rest of the
+   * MULTI still applies (Redis has no rollback), and the caller finds its writes missing.
+   */
+  async stageWrites(transaction: ChainableCommander, decide: (read: StagedRead) => Promise<DocumentWrite[]>): Promise<void> {
+    const staging = this.open.get(transaction) ?? this.wrap(transaction);
+    const refuseIfClosed = (): void => {
+      if (staging.closed) throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one.');
+    };
+    refuseIfClosed();
+    const writes = await decide(async (kind, id) => (await this.docs.read([{ kind, id }]))[0] as Versioned<never> | undefined);
+    if (writes.length === 0) return;
+    const prepared = this.docs.prepare(writes);
+    refuseIfClosed();
+    const nothing = async (): Promise<void> => {};
+    staging.commits.push({ position: transaction.length, prepared, applied: nothing, lost: nothing });
     transaction.eval(luaSource('commit'), prepared.keys.length, ...prepared.keys, ...prepared.args);
   }
 
@@ -105,15 +127,15 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     const offset = queued - results.length; // 1 for a MULTI: its results start after MULTI
     const failures = await runAfterCommits(
       staging.commits.map((commit) => async () => {
-        if (await this.docs.finish(commit.prepared, results[commit.position - offset]?.[1])) await commit.afterCommit();
-        else await this.createAfresh(commit);
+        if (await this.docs.finish(commit.prepared, results[commit.position - offset]?.[1])) await commit.applied();
+        else await commit.lost();
       }),
     );
     throwFailures(failures, 'Redis');
   }
 
   /** The reference's hold changed between stage and EXEC: the transaction committed, so the defer is made now. */
-  private async createAfresh({ staged, afterCommit }: Staged): Promise<void> {
+  private async createAfresh(staged: StagedDefer, afterCommit: () => Promise<void>): Promise<void> {
     if (await createStaged({ state: this.state, payloads: this.payloads }, staged, Date.now())) await afterCommit();
   }
 

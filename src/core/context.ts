@@ -22,6 +22,15 @@ export interface TaskContext {
    * Pass it to fetch() and friends, or check `signal.aborted` between steps.
    */
   readonly signal: AbortSignal;
+  /**
+   * Writes this run's `succeeded` record in `transaction` (a MULTI of the Redis stores' client, a
+   * Datastore or Firestore transaction of the stores' client, a memory transaction, or the one
+   * stores.transaction() hands you), so the task's own writes in it and its outcome commit
+   * together: a process killed after that commit does not have the task run again, and a run
+   * that has lost its lease (another delivery took over) fails the transaction instead of
+   * committing twice. On Firestore call it before the transaction's own writes (it reads).
+   */
+  recordSuccessIn(transaction: unknown): Promise<void>;
 }
 
 const storage = new AsyncLocalStorage<TaskContext>();

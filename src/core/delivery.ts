@@ -10,7 +10,9 @@ import type { LogFields, Logger } from './logger.js';
 import { isFinished, queuedRecord, type AttemptRecord, type TaskRecord, type TaskStatus } from './records.js';
 import type { TaskRegistry } from './registry.js';
 import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
-import type { Stores } from './stores.js';
+import type { SettleInput, Stores } from './stores.js';
+import { canStageWrites, taskChangeWrites } from './documents.js';
+import * as lifecycle from './lifecycle.js';
 import { RunningSet, type Heartbeat } from './lease-keeper.js';
 import type { TaskCounters } from './counters.js';
 import { retriesExhausted } from './reconciler.js';
@@ -225,8 +227,10 @@ export class DeliveryRunner {
     const { logger } = this.options;
     const record = held.record;
 
+    // Set once the task has staged its `succeeded` record in a transaction of its own.
+    let successStaged = false;
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
-      this.settle(held.record, owner, status, statusCode, started, delivery, err);
+      this.settle(held.record, owner, status, statusCode, started, delivery, err, successStaged);
 
     // The record is the authority for what runs: an envelope that says otherwise is not run.
     const disagreement = envelopeDisagreement(envelope, record);
@@ -261,6 +265,7 @@ export class DeliveryRunner {
       return { kind: 'failed', taskId: envelope.id, reason: err instanceof CloudDeferError ? err.code : 'INVALID_ENVELOPE' };
     }
 
+    const started = this.options.now();
     const context: TaskContext = {
       id: record.id,
       name: task.name,
@@ -272,11 +277,14 @@ export class DeliveryRunner {
       ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
       ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
       signal,
+      recordSuccessIn: async (transaction) => {
+        successStaged = true;
+        await this.stageSuccess(transaction, held.record, owner, started, delivery);
+      },
     };
     const labels: RunLabels = { taskId: record.id, taskName: task.name, queue: context.queue, attempt: delivery.retryCount };
     nameSpan?.(labels);
     const telemetry = this.options.telemetry;
-    const started = this.options.now();
     const runTask = async (): Promise<unknown> => runInTaskContext(context, () => (task.fn as (...a: unknown[]) => unknown)(...args));
     try {
       await (telemetry ? telemetry.runSpan(labels, runTask) : runTask());
@@ -377,15 +385,15 @@ export class DeliveryRunner {
     return codec.decodeArgs(bytes);
   }
 
-  private async settle(
-    record: TaskRecord,
+  /** The outcome a settle writes: the attempt's entry in the history, the error, the retention. */
+  private settleInput(
     owner: string,
     status: 'succeeded' | 'failed' | 'retrying',
     statusCode: number,
     started: number,
     delivery: Delivery,
     err?: unknown,
-  ): Promise<void> {
+  ): SettleInput {
     const now = this.options.now();
     // `throw undefined` is still a failure with an error to show.
     const error = status === 'succeeded' ? undefined : errorInfo(err);
@@ -397,16 +405,77 @@ export class DeliveryRunner {
       retryCount: delivery.retryCount,
       ...(error ? { error } : {}),
     };
+    return { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) };
+  }
+
+  /**
+   * currentTask().recordSuccessIn(tx): the run's `succeeded` record joins the user's transaction,
+   * so the task's writes and its outcome commit together and a process killed after that commit
+   * does not have the task run again. A run that no longer holds the lease fails the transaction.
+   */
+  private async stageSuccess(transaction: unknown, record: TaskRecord, owner: string, started: number, delivery: Delivery): Promise<void> {
+    const { stores } = this.options;
+    const hook = stores.transactions.find((candidate) => candidate.accepts(transaction));
+    if (!hook) {
+      throw new CloudDeferError(
+        'INVALID_OPTION',
+        `recordSuccessIn() was given a transaction the ${stores.kind} stores cannot join: pass a transaction of the stores' own client (for example from stores.transaction()).`,
+      );
+    }
+    if (!canStageWrites(hook)) throw new CloudDeferError('INVALID_OPTION', `The ${hook.name} stores cannot write a task record in a transaction.`);
+    const input = this.settleInput(owner, 'succeeded', 200, started, delivery);
+    await hook.stageWrites(transaction, async (read) => {
+      const change = await taskChangeWrites(read, record.id, (current) => lifecycle.settle(current, input));
+      if (!change.result) {
+        throw new CloudDeferError(
+          'INVALID_STATE',
+          `This run no longer holds task ${record.id} (another delivery took it over, or it was cancelled): its transaction must not commit. Stop the run.`,
+        );
+      }
+      return change.writes;
+    });
+  }
+
+  /** True when the record holds this run's own success, committed in the task's transaction. */
+  private static successOfThisRun(record: TaskRecord | undefined, started: number, delivery: Delivery): record is TaskRecord {
+    const last = record?.history.at(-1);
+    return record?.status === 'succeeded' && last?.outcome === 'succeeded' && last.at === started && last.retryCount === delivery.retryCount;
+  }
+
+  private async settle(
+    record: TaskRecord,
+    owner: string,
+    status: 'succeeded' | 'failed' | 'retrying',
+    statusCode: number,
+    started: number,
+    delivery: Delivery,
+    err?: unknown,
+    successStaged = false,
+  ): Promise<void> {
+    const input = { ...this.settleInput(owner, status, statusCode, started, delivery, err), last: record };
     const { stores, logger } = this.options;
     let settled: TaskRecord | undefined;
-    const write = () =>
-      this.calls.call(() =>
-        stores.state.settle(record.id, { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, last: record, ...(error ? { error } : {}) }),
-      );
+    const write = () => this.calls.call(() => stores.state.settle(record.id, input));
     try {
       // The run has happened: losing its outcome to a short store outage would make the
       // record look stuck (and the task run again once its lease expires), so keep trying.
       settled = await this.calls.retryWhileUnavailable(write, this.options.settleRetryMs ?? 30_000);
+      if (!settled && successStaged) {
+        // The task's own transaction committed its success: that is the outcome, whatever came after.
+        const current = await this.calls.retryWhileUnavailable(
+          () => this.calls.call(() => stores.state.getTask(record.id)),
+          this.options.settleRetryMs ?? 30_000,
+        );
+        if (DeliveryRunner.successOfThisRun(current, started, delivery)) {
+          if (status !== 'succeeded') {
+            logger.warn(
+              'the task failed after its transaction had recorded it succeeded; the record stays succeeded',
+              logFields(delivery, current, { error: errorInfo(err) }),
+            );
+          }
+          settled = current;
+        }
+      }
     } catch (settleErr) {
       logger.error('could not record the task outcome', logFields(delivery, record, { error: errorInfo(settleErr) }));
       return;
@@ -415,9 +484,12 @@ export class DeliveryRunner {
       logger.warn('the task lease was taken over before this run settled; its outcome was not recorded', logFields(delivery, record));
       return;
     }
-    if (isFinished(status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
+    if (isFinished(settled.status) && record.payloadRef) await this.calls.bestEffort(() => stores.payloads.delete(record.payloadRef!));
     const counters = this.options.counters;
-    if (counters) await this.calls.bestEffort(() => counters.record({ queue: settled.queue, outcome: status, durationMs: attempt.durationMs, at: now }));
+    if (counters) {
+      const outcome = settled.status === 'succeeded' ? 'succeeded' : status;
+      await this.calls.bestEffort(() => counters.record({ queue: settled.queue, outcome, durationMs: input.attempt.durationMs, at: input.now }));
+    }
     this.onSettled(settled);
   }
 

@@ -163,6 +163,47 @@ function putTask(current: Read<'task'>, next: TaskRecord): DocumentWrite {
   return put('task', next.id, current, next, next.expiresAt);
 }
 
+/**
+ * A transaction hook that can also stage arbitrary document writes in a user's transaction (a
+ * task's `succeeded` record, see TaskContext.recordSuccessIn): `decide` reads through the
+ * transaction, and its writes commit or roll back with the user's own.
+ */
+export interface WriteStagingHook<Tx = unknown> {
+  stageWrites(transaction: Tx, decide: (read: TaskRead) => Promise<DocumentWrite[]>): Promise<void>;
+}
+
+export function canStageWrites<H extends object>(hook: H): hook is H & WriteStagingHook {
+  return typeof (hook as Partial<WriteStagingHook>).stageWrites === 'function';
+}
+
+/** Reads a task record or a reference hold, as the store or a user's transaction sees it. */
+export type TaskRead = <K extends 'task' | 'ref'>(kind: K, id: string) => Promise<Versioned<DocumentValues[K]> | undefined>;
+
+/**
+ * The writes that rewrite task `id` with `change` and free its reference when the change finished
+ * it, decided on what `read` returns (the store's documents, or a user's transaction's reads);
+ * no writes when there is no record or `change` refuses it.
+ */
+export async function taskChangeWrites(
+  read: TaskRead,
+  id: string,
+  change: (record: TaskRecord | undefined) => TaskRecord | undefined,
+): Promise<{ writes: DocumentWrite[]; result: TaskRecord | undefined }> {
+  const current = await read('task', id);
+  const next = change(current?.value);
+  if (!current || !next) return { writes: [], result: undefined };
+  const writes = [putTask(current, next)];
+  if (next.reference !== undefined) {
+    const hold = await read('ref', next.reference);
+    const freed = hold && lifecycle.holdAfter(hold.value, next);
+    // The hold lives as long as its holder's record, so findByReference finds it while it is kept.
+    if (hold && (freed || (hold.value.taskId === id && next.expiresAt !== current.value.expiresAt))) {
+      writes.push(put('ref', next.reference, hold, freed ?? hold.value, next.expiresAt));
+    }
+  }
+  return { writes, result: next };
+}
+
 export class DocumentStateStore implements StateStore {
   private readonly retry: RetryPolicy;
 
@@ -196,21 +237,12 @@ export class DocumentStateStore implements StateStore {
     // A caller that knows the record as it last wrote it saves the first round's read: the
     // commit's version check still refuses a stale decision, and later rounds read.
     let assumed: Read<'task'> = known && known.id === id ? { value: known, version: known.version } : undefined;
-    return this.decide(what, async () => {
-      const current = assumed ?? (await this.readOne('task', id));
+    const read: TaskRead = (kind, key) => this.readOne(kind, key);
+    return this.decide(what, () => {
+      const first = assumed;
       assumed = undefined;
-      const next = change(current?.value);
-      if (!current || !next) return { writes: [], result: undefined };
-      const writes = [putTask(current, next)];
-      if (next.reference !== undefined) {
-        const hold = await this.readOne('ref', next.reference);
-        const freed = hold && lifecycle.holdAfter(hold.value, next);
-        // The hold lives as long as its holder's record, so findByReference finds it while it is kept.
-        if (hold && (freed || (hold.value.taskId === id && next.expiresAt !== current.value.expiresAt))) {
-          writes.push(put('ref', next.reference, hold, freed ?? hold.value, next.expiresAt));
-        }
-      }
-      return { writes, result: next };
+      const readFirst: TaskRead = (kind, key) => (first && kind === 'task' ? Promise.resolve(first as Versioned<never>) : read(kind, key));
+      return taskChangeWrites(readFirst, id, change);
     });
   }
 

@@ -3,13 +3,13 @@
  * reads through its own transaction (so two transactions taking one reference conflict) and
  * applies the writes with its client's own transaction API.
  */
-import type { DocumentValues, DocumentWrite, Versioned } from './documents.js';
+import type { DocumentWrite, TaskRead } from './documents.js';
 import { CloudDeferError } from './errors.js';
 import { createWithReference } from './lifecycle.js';
 import type { StagedDefer, Stores } from './stores.js';
 
 /** Reads one document through the backend's transaction; absent (or expired) reads as undefined. */
-export type StagedRead = <K extends 'ref' | 'task'>(kind: K, id: string) => Promise<Versioned<DocumentValues[K]> | undefined>;
+export type StagedRead = TaskRead;
 
 /** The writes of one staged defer; `hold` only for a defer with a reference. */
 export interface StagedWrites {

@@ -4,19 +4,21 @@
  * env: APP_PORT, REDIS_PREFIX, GRACE_MS, and optionally MAX_ATTEMPTS (the queue's) and
  * HEARTBEAT_MS (heartbeatLeaseMs). Prints "READY <port>" once listening.
  * Task "work"(key, firstRunMs, laterRunMs): counts its runs in Redis from inside the task.
- * Task "count"(key, runMs): counts runs started and runs completed, in Redis, from inside the task.
+ * Task "count"(key, runMs): counts runs started and runs completed, in Redis, from inside the task;
+ * the completion commits with the record's success (currentTask().recordSuccessIn).
  */
 import * as http from 'node:http';
 import express from 'express';
 import Redis from 'ioredis';
 import { redisStores } from '../../../adapters/redis/index.js';
-import { createDeferred, deferredMiddleware } from '../../../src/index.js';
+import { createDeferred, currentTask, deferredMiddleware } from '../../../src/index.js';
 
 const port = Number(process.env.APP_PORT);
 const prefix = process.env.REDIS_PREFIX!;
 const client = new Redis({ host: '127.0.0.1', port: 6379 });
+const stores = redisStores({ client, prefix });
 const deferred = createDeferred({
-  stores: redisStores({ client, prefix }),
+  stores,
   queues: [
     {
       name: 'default',
@@ -39,8 +41,13 @@ deferred.task('work', async (key: string, firstRunMs: number, laterRunMs: number
 deferred.task('count', async (key: string, runMs: number) => {
   await client.incr(`${prefix}:started:${key}`);
   await new Promise((resolve) => setTimeout(resolve, runMs));
-  // Which process completed the run: a completion in a process killed before its settle is re-run.
-  await client.multi().incr(`${prefix}:completed:${key}`).rpush(`${prefix}:completedBy:${key}`, String(process.pid)).exec();
+  // The completion and the record's `succeeded` commit in one MULTI, so a kill after it does not
+  // have the task run again (and a run that lost its lease cannot commit). Which process
+  // completed it is kept to explain a failure.
+  await stores.transaction(async (multi) => {
+    multi.incr(`${prefix}:completed:${key}`).rpush(`${prefix}:completedBy:${key}`, String(process.pid));
+    await currentTask()!.recordSuccessIn(multi);
+  });
 });
 
 const app = express();
