@@ -35,12 +35,11 @@ const backends: Array<{ name: string; open: () => Promise<Backend> }> = [
       const written = new Set<string>();
       return {
         stores,
-        // The memory stores hold no user data: the write is kept beside them, applied on commit.
-        inTransaction: (key, more) =>
-          stores.transaction(async (tx) => {
-            await more(tx);
-            written.add(key);
-          }),
+        // The memory stores hold no user data: the write is kept beside them, applied once committed.
+        inTransaction: async (key, more) => {
+          await stores.transaction((tx) => more(tx));
+          written.add(key);
+        },
         written: async (key) => written.has(key),
         cleanup: async () => {},
       };
@@ -118,6 +117,8 @@ for (const { name, open } of backends) {
     let commitThenThrow!: DeferredTask<[string]>;
     let rollBackOnce!: DeferredTask<[string]>;
     let wrongTransaction!: DeferredTask<[]>;
+    let losesItsLease!: DeferredTask<[string]>;
+    const refusals = new Map<string, unknown>();
 
     before(async () => {
       backend = await open();
@@ -137,6 +138,18 @@ for (const { name, open } of backends) {
             await task.recordSuccessIn(tx);
             throw new Error('the transaction rolls back');
           });
+        });
+        losesItsLease = deferred.task(`loses-its-lease-${name}`, async (key: string) => {
+          const task = currentTask()!;
+          if (task.attempt > 0) return;
+          // Another party ends this run's hold on the record (as a shutdown's release does).
+          await backend.stores.state.transition(task.id, ['running'], 'retrying', {}, Date.now());
+          try {
+            await backend.inTransaction(key, (tx) => task.recordSuccessIn(tx));
+          } catch (error) {
+            refusals.set(key, error);
+            throw error;
+          }
         });
         wrongTransaction = deferred.task(`wrong-transaction-${name}`, async () => {
           await currentTask()!.recordSuccessIn({ not: 'a transaction' });
@@ -183,6 +196,16 @@ for (const { name, open } of backends) {
       );
       assert.match(record.history[0]!.error?.message ?? '', /rolls back/);
       assert.equal(await backend.written(`${key}-attempt-0`), false, 'the rolled-back write is not there');
+    });
+
+    it('a run that no longer holds its record fails its transaction (INVALID_STATE): its write does not commit, the next attempt runs', async () => {
+      const key = `k-${name}-lease`;
+      const info = await losesItsLease.defer(key);
+      const record = await finished(info.id);
+      const refusal = refusals.get(key) as { code?: string } | undefined;
+      assert.equal(refusal?.code, 'INVALID_STATE', `the transaction was refused (${String(refusal)})`);
+      assert.equal(await backend.written(key), false, 'the write of the run that lost its hold is not there');
+      assert.equal(record.status, 'succeeded', 'the next attempt ran');
     });
 
     it('a value that is no transaction of these stores is refused with INVALID_OPTION, and says what to pass', async () => {
