@@ -29,6 +29,7 @@ const STORE_SPECS = [
   '.build/test/iteration/datastore*.test.js',
   '.build/test/iteration/firestore*.test.js',
   '.build/test/emulators/**/*.test.js',
+  '.build/test/reliability/record-success.test.js',
 ];
 
 /** .mocharc.json's options other than its spec, as arguments (the groups name their own files). */

@@ -1,7 +1,7 @@
 /**
  * Issue 13, "runs once" for a task's own writes: currentTask().recordSuccessIn(tx) commits the
  * run's `succeeded` record in the task's transaction, on every shipped backend (memory, Redis,
- * Datastore, Firestore on the test emulators). Once that transaction has committed, whatever
+ * Datastore and Firestore on our emulators and on Google's when gcloud is present). Once that transaction has committed, whatever
  * happens to the run (it throws, its process dies: see chaos.test.ts for SIGKILL) the record
  * says succeeded and the task is not run again; a transaction that rolls back records nothing.
  */
@@ -13,8 +13,8 @@ import Redis, { type ChainableCommander } from 'ioredis';
 import { memoryStores } from '../../adapters/memory/index.js';
 import { redisStores } from '../../adapters/redis/index.js';
 import { currentTask, type DeferredTask, type Stores, type TaskRecord } from '../../src/index.js';
-import { openDatastoreHarness } from '../datastore/harness.js';
-import { openFirestoreHarness } from '../firestore/harness.js';
+import { datastoreBackends, openDatastoreHarness } from '../datastore/harness.js';
+import { firestoreBackends, openFirestoreHarness } from '../firestore/harness.js';
 import { eventually, startApp, type TestApp } from '../helpers/app.js';
 import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness.js';
 
@@ -66,10 +66,10 @@ const backends: Array<{ name: string; open: () => Promise<Backend> }> = [
       };
     },
   },
-  {
-    name: 'datastore',
-    open: async () => {
-      const h = await openDatastoreHarness();
+  ...datastoreBackends().map(({ label, backend }) => ({
+    name: `datastore${label}`,
+    open: async (): Promise<Backend> => {
+      const h = await openDatastoreHarness({}, backend);
       const datastore: Datastore = h.datastore;
       const keyOf = (key: string) => datastore.key({ namespace: h.stores.namespace, path: ['Business', key] });
       return {
@@ -83,11 +83,11 @@ const backends: Array<{ name: string; open: () => Promise<Backend> }> = [
         cleanup: () => h.cleanup(),
       };
     },
-  },
-  {
-    name: 'firestore',
-    open: async () => {
-      const h = await openFirestoreHarness();
+  })),
+  ...firestoreBackends().map(({ label, backend }) => ({
+    name: `firestore${label}`,
+    open: async (): Promise<Backend> => {
+      const h = await openFirestoreHarness({}, backend ? { backend } : {});
       const firestore: Firestore = h.firestore;
       const doc = (key: string) => firestore.doc(`${h.prefix}Business/${key}`);
       return {
@@ -102,12 +102,13 @@ const backends: Array<{ name: string; open: () => Promise<Backend> }> = [
         cleanup: () => h.cleanup(),
       };
     },
-  },
+  })),
 ];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 for (const { name, open } of backends) {
+  const slug = name.replace(/[^A-Za-z0-9_-]+/g, '-');
   describe(`reliability: currentTask().recordSuccessIn(tx) on ${name} (issue 13)`, function () {
     this.timeout(30_000);
     let backend: Backend;
@@ -123,7 +124,7 @@ for (const { name, open } of backends) {
     before(async () => {
       backend = await open();
       served = await startApp('express', { stores: backend.stores, logger: false }, (deferred) => {
-        commitThenThrow = deferred.task(`commit-then-throw-${name}`, async (key: string) => {
+        commitThenThrow = deferred.task(`commit-then-throw-${slug}`, async (key: string) => {
           runs.set(key, (runs.get(key) ?? 0) + 1);
           const task = currentTask()!;
           await backend.inTransaction(key, (tx) => task.recordSuccessIn(tx));
@@ -131,7 +132,7 @@ for (const { name, open } of backends) {
           // As if the process died here, after the commit and before the run's own settle.
           throw new Error('lost after the commit');
         });
-        rollBackOnce = deferred.task(`roll-back-once-${name}`, async (key: string) => {
+        rollBackOnce = deferred.task(`roll-back-once-${slug}`, async (key: string) => {
           const task = currentTask()!;
           if (task.attempt > 0) return;
           await backend.inTransaction(`${key}-attempt-0`, async (tx) => {
@@ -139,7 +140,7 @@ for (const { name, open } of backends) {
             throw new Error('the transaction rolls back');
           });
         });
-        losesItsLease = deferred.task(`loses-its-lease-${name}`, async (key: string) => {
+        losesItsLease = deferred.task(`loses-its-lease-${slug}`, async (key: string) => {
           const task = currentTask()!;
           if (task.attempt > 0) return;
           // Another party ends this run's hold on the record (as a shutdown's release does).
@@ -151,7 +152,7 @@ for (const { name, open } of backends) {
             throw error;
           }
         });
-        wrongTransaction = deferred.task(`wrong-transaction-${name}`, async () => {
+        wrongTransaction = deferred.task(`wrong-transaction-${slug}`, async () => {
           await currentTask()!.recordSuccessIn({ not: 'a transaction' });
         });
       });
@@ -168,7 +169,7 @@ for (const { name, open } of backends) {
       }, `task ${id} to finish`);
 
     it('the write and the succeeded record commit together: the record says succeeded before the task returns, and a failure after the commit is not run again', async () => {
-      const key = `k-${name}-commit`;
+      const key = `k-${slug}-commit`;
       const info = await commitThenThrow.defer(key);
       const record = await finished(info.id);
       await sleep(1_000); // time for the queue's retry of the 500, which must not run it again
@@ -186,7 +187,7 @@ for (const { name, open } of backends) {
     });
 
     it('a transaction that rolls back records nothing: the failure is recorded and the next attempt runs', async () => {
-      const key = `k-${name}-rollback`;
+      const key = `k-${slug}-rollback`;
       const info = await rollBackOnce.defer(key);
       const record = await finished(info.id);
       assert.equal(record.status, 'succeeded');
@@ -199,7 +200,7 @@ for (const { name, open } of backends) {
     });
 
     it('a run that no longer holds its record fails its transaction (INVALID_STATE): its write does not commit, the next attempt runs', async () => {
-      const key = `k-${name}-lease`;
+      const key = `k-${slug}-lease`;
       const info = await losesItsLease.defer(key);
       const record = await finished(info.id);
       const refusal = refusals.get(key) as { code?: string } | undefined;
