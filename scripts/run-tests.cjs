@@ -7,7 +7,8 @@
  * emulators every lost round of a contended commit is a lock wait of about 2 s. They run in a
  * second mocha process beside the rest, so the whole suite (both backends, ours and Google's)
  * stays well under 10 minutes on a 2-core machine. The rest streams as it runs; the store
- * suites' report is printed after it, then "N passed, N failed, N skipped" for both.
+ * suites' report is printed after it, then the SIGKILL test runs alone, then one line
+ * "N passed, N failed, N skipped" for all of it.
  *
  *   npm test                      both groups at once
  *   npm test -- --grep lease      one mocha process with .mocharc.json and these arguments
@@ -20,7 +21,13 @@ const config = require('../.mocharc.json');
 const root = path.join(__dirname, '..');
 const mochaBin = require.resolve('mocha/bin/mocha.js');
 
-/** The files of the store group; everything else is the main group. */
+/**
+ * Run alone once both groups are done: the 1,000-task / 20-SIGKILL test counts how often kills cut
+ * the same task, and a machine loaded by the two groups makes runs slower and cuts more frequent.
+ */
+const SOLO_SPECS = ['.build/test/reliability/chaos.test.js'];
+
+/** The files of the store group; everything else (but SOLO_SPECS) is the main group. */
 const STORE_SPECS = [
   '.build/test/contract/datastore.test.js',
   '.build/test/contract/firestore.test.js',
@@ -84,20 +91,23 @@ async function main() {
     return;
   }
   const shared = sharedArgs();
-  const mainArgs = [...shared, ...[config.spec].flat(), ...STORE_SPECS.flatMap((spec) => ['--ignore', spec])];
+  const mainArgs = [...shared, ...[config.spec].flat(), ...[...STORE_SPECS, ...SOLO_SPECS].flatMap((spec) => ['--ignore', spec])];
   const storeArgs = [...shared, ...STORE_SPECS];
+  const soloArgs = [...shared, ...SOLO_SPECS];
   const sequential = process.env.CLOUD_DEFER_TEST_JOBS === '1';
   const started = Date.now();
   let results;
   if (sequential) {
-    results = [await runMocha('main', mainArgs, true), await runMocha('store suites', storeArgs, true)];
+    results = [await runMocha('main', mainArgs, true), await runMocha('store suites', storeArgs, true), await runMocha('alone', soloArgs, true)];
   } else {
     const store = runMocha('store suites', storeArgs, false);
     const first = await runMocha('main', mainArgs, true);
     process.stdout.write('\n(the Datastore and Firestore store suites ran beside these; their report follows)\n');
     const second = await store;
     process.stdout.write(second.output);
-    results = [first, second];
+    process.stdout.write(`\n(then, with nothing beside it: ${SOLO_SPECS.join(', ')})\n`);
+    const third = await runMocha('alone', soloArgs, true);
+    results = [first, second, third];
   }
   const total = { passed: 0, failed: 0, skipped: 0 };
   for (const result of results) {
