@@ -81,8 +81,7 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
       if (staging.closed) throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one to defer in a transaction.');
     };
     refuseIfClosed();
-    const read: StagedRead = async (kind, id) => (await this.docs.read([{ kind, id }]))[0] as Versioned<never> | undefined;
-    const decided = await stagedWrites(staged, Date.now(), read);
+    const decided = await stagedWrites(staged, Date.now(), this.read);
     if (!decided) return;
     const writes: DocumentWrite[] = [decided.task, decided.outbox, ...(decided.hold ? [decided.hold] : [])];
     const { payload } = staged;
@@ -96,8 +95,7 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
     // Registered before EXEC so that the outbox sweeper finds this slot even if we die right after it.
     await this.docs.guard('register an outbox slot', () => this.docs.registerOutboxSlots(writes));
     refuseIfClosed(); // exec() may have been called while we read
-    staging.commits.push({ position: transaction.length, prepared, applied: afterCommit, lost: () => this.createAfresh(staged, afterCommit) });
-    transaction.eval(luaSource('commit'), prepared.keys.length, ...prepared.keys, ...prepared.args);
+    this.queue(transaction, staging, prepared, afterCommit, () => this.createAfresh(staged, afterCommit));
   }
 
   /**
@@ -111,12 +109,20 @@ export class RedisTransactionHook implements TransactionHook<ChainableCommander>
       if (staging.closed) throw new CloudDeferError('INVALID_STATE', 'This MULTI has already been executed; start a new one.');
     };
     refuseIfClosed();
-    const writes = await decide(async (kind, id) => (await this.docs.read([{ kind, id }]))[0] as Versioned<never> | undefined);
+    const writes = await decide(this.read);
     if (writes.length === 0) return;
     const prepared = this.docs.prepare(writes);
     refuseIfClosed();
     const nothing = async (): Promise<void> => {};
-    staging.commits.push({ position: transaction.length, prepared, applied: nothing, lost: nothing });
+    this.queue(transaction, staging, prepared, nothing, nothing);
+  }
+
+  /** Reads outside the MULTI (it cannot read); the commit script checks the versions at EXEC. */
+  private readonly read: StagedRead = async (kind, id) => (await this.docs.read([{ kind, id }]))[0] as Versioned<never> | undefined;
+
+  /** Queues one commit script and remembers what to run after EXEC, by whether it applied. */
+  private queue(transaction: ChainableCommander, staging: Staging, prepared: PreparedCommit, applied: () => Promise<void>, lost: () => Promise<void>): void {
+    staging.commits.push({ position: transaction.length, prepared, applied, lost });
     transaction.eval(luaSource('commit'), prepared.keys.length, ...prepared.keys, ...prepared.args);
   }
 
