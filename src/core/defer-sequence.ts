@@ -21,7 +21,7 @@ export interface DeferSequenceOptions {
   resolvedTransport: () => QueueTransport | undefined;
   transport: () => Promise<QueueTransport>;
   now: () => number;
-  info: (record: TaskRecord, flags: { duplicate: boolean; pendingCommit?: boolean }) => TaskInfo;
+  info: (record: TaskRecord, flags: { duplicate: boolean; pendingCommit?: boolean; cloudTaskName?: string }) => TaskInfo;
   getTask: (id: string) => Promise<TaskRecord | undefined>;
   queueUsed: (queue: string) => void;
 }
@@ -63,7 +63,7 @@ export class DeferSequence {
       throw err;
     }
     this.options.queueUsed(record.queue);
-    return this.options.info({ ...record, cloudTaskName }, { duplicate: false });
+    return this.options.info(record, { duplicate: false, cloudTaskName });
   }
 
   /** Finish an idempotent defer whose record exists: enqueue under the same name; a clash means it is queued. */

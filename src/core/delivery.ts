@@ -13,7 +13,7 @@ import { errorInfo, randomId, type StoreCalls } from './store-calls.js';
 import type { SettleInput, Stores } from './stores.js';
 import { canStageWrites, taskChangeWrites } from './documents.js';
 import * as lifecycle from './lifecycle.js';
-import { RunningSet, type Heartbeat } from './lease-keeper.js';
+import { RunningSet, type Heartbeat, type RunHandle } from './lease-keeper.js';
 import type { TaskCounters } from './counters.js';
 import { retriesExhausted } from './reconciler.js';
 import type { DeliveryTrace, RunLabels, TaskTelemetry } from './telemetry.js';
@@ -186,7 +186,7 @@ export class DeliveryRunner {
     const held = { record };
     const run = this.running.begin(record.id, owner, now + this.options.leaseMs, now, this.heartbeatFor(held, owner));
     try {
-      return await this.runAcquired(envelope, held, owner, delivery, now, run.signal, nameSpan);
+      return await this.runAcquired(envelope, held, owner, delivery, now, run, nameSpan);
     } finally {
       this.running.end(record.id);
     }
@@ -221,7 +221,7 @@ export class DeliveryRunner {
     owner: string,
     delivery: Delivery,
     now: number,
-    signal: AbortSignal,
+    run: RunHandle,
     nameSpan?: (labels: RunLabels) => void,
   ): Promise<DeliveryOutcome> {
     const { logger } = this.options;
@@ -276,7 +276,10 @@ export class DeliveryRunner {
       ...(record.reference !== undefined ? { reference: record.reference } : {}),
       ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
       ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
-      signal,
+      // Made on first use: most tasks never look at it.
+      get signal() {
+        return run.signal;
+      },
       recordSuccessIn: async (transaction) => {
         successStaged = true;
         await this.stageSuccess(transaction, held.record, owner, started, delivery);

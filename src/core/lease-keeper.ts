@@ -23,11 +23,57 @@ export interface RunHandle {
   readonly signal: AbortSignal;
 }
 
-interface Entry extends RunHandle {
-  readonly controller: AbortController;
-  readonly timer: ReturnType<typeof setTimeout> | undefined;
+/**
+ * One run. Its AbortController and deadline timer are made only when someone asks for the signal
+ * (most tasks never do, and each costs microseconds per delivery); an abort that comes first is
+ * kept and applied to the signal when it is made.
+ */
+class Entry implements RunHandle {
+  private controller?: AbortController;
+  private timer?: ReturnType<typeof setTimeout>;
+  private abortedWith?: DOMException;
   beat?: ReturnType<typeof setTimeout>;
-  ended?: boolean;
+  ended = false;
+
+  constructor(
+    readonly taskId: string,
+    readonly owner: string,
+    /** When the run's lease ends (Date.now() ms), if it has an end. */
+    private readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    if (this.abortedWith) controller.abort(this.abortedWith);
+    else if (this.deadline !== undefined && !this.ended) {
+      const left = this.deadline - Date.now();
+      if (left <= 0) this.abortAtDeadline();
+      else {
+        this.timer = setTimeout(() => this.abortAtDeadline(), left);
+        // A run's deadline must not keep the process alive on its own.
+        if (typeof this.timer === 'object' && 'unref' in this.timer) this.timer.unref();
+      }
+    }
+    return controller.signal;
+  }
+
+  private abortAtDeadline(): void {
+    this.abort(new DOMException('The task reached the end of its lease (its dispatch deadline)', 'TimeoutError'));
+  }
+
+  abort(reason: DOMException): void {
+    if (this.abortedWith) return;
+    this.abortedWith = reason;
+    this.controller?.abort(reason);
+  }
+
+  finish(): void {
+    this.ended = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.beat) clearTimeout(this.beat);
+  }
 }
 
 export class RunningSet {
@@ -42,23 +88,14 @@ export class RunningSet {
   }
 
   /**
-   * Registers a run; its signal fires at `deadline` (epoch ms) if the run is still going. With a
-   * heartbeat, the lease (ending at `leaseUntil`) is renewed until the run ends or the deadline.
+   * Registers a run; its signal fires at `deadline` (engine-clock ms) if the run is still going.
+   * With a heartbeat, the lease (ending at `leaseUntil`) is renewed until the run ends or the deadline.
    */
   begin(taskId: string, owner: string, deadline: number | undefined, now: number, heartbeat?: { leaseUntil: number; beat: Heartbeat }): RunHandle {
-    const controller = new AbortController();
-    const timer =
-      deadline === undefined
-        ? undefined
-        : setTimeout(
-            () => controller.abort(new DOMException('The task reached the end of its lease (its dispatch deadline)', 'TimeoutError')),
-            Math.max(0, deadline - now),
-          );
-    // A run's deadline must not keep the process alive on its own.
-    if (timer && typeof timer === 'object' && 'unref' in timer) timer.unref();
-    const entry: Entry = { taskId, owner, controller, signal: controller.signal, timer };
+    const skew = Date.now() - now;
+    const entry = new Entry(taskId, owner, deadline === undefined ? undefined : deadline + skew);
     this.runs.set(taskId, entry);
-    if (heartbeat) this.scheduleBeat(entry, heartbeat.beat, heartbeat.leaseUntil, deadline, Date.now() - now);
+    if (heartbeat) this.scheduleBeat(entry, heartbeat.beat, heartbeat.leaseUntil, deadline, skew);
     return entry;
   }
 
@@ -78,13 +115,13 @@ export class RunningSet {
       }
       if (entry.ended) return;
       if (answer === 'lost') {
-        entry.controller.abort(new DOMException('The task lease was taken over by another delivery; this run should stop', 'AbortError'));
+        entry.abort(new DOMException('The task lease was taken over by another delivery; this run should stop', 'AbortError'));
         return;
       }
       const until = answer === 'held' ? now + leaseMs : leaseUntil;
       if (answer === 'unknown' && Date.now() - skew >= until) {
         // Not renewed before it ran out: another delivery may take the task now.
-        entry.controller.abort(new DOMException('The task lease ran out while the store was unreachable', 'AbortError'));
+        entry.abort(new DOMException('The task lease ran out while the store was unreachable', 'AbortError'));
         return;
       }
       this.scheduleBeat(entry, beat, until, deadline, skew);
@@ -95,15 +132,13 @@ export class RunningSet {
   end(taskId: string): void {
     const entry = this.runs.get(taskId);
     if (!entry) return;
-    if (entry.timer) clearTimeout(entry.timer);
-    if (entry.beat) clearTimeout(entry.beat);
-    entry.ended = true;
+    entry.finish();
     this.runs.delete(taskId);
   }
 
   /** Fires every run's signal (shutdown). */
   abortAll(reason: string): void {
-    for (const entry of this.runs.values()) entry.controller.abort(new DOMException(reason, 'AbortError'));
+    for (const entry of this.runs.values()) entry.abort(new DOMException(reason, 'AbortError'));
   }
 
   /** The runs still under way. */

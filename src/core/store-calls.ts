@@ -14,15 +14,19 @@ export class StoreCalls {
     private readonly logger: Logger,
   ) {}
 
-  /** Store errors become STORE_UNAVAILABLE unless they are already ours. */
-  async call<T>(fn: () => Promise<T>): Promise<T> {
+  /** Store errors become STORE_UNAVAILABLE unless they are already ours. Not async: one promise less per store call. */
+  call<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return fn().catch(this.unavailable);
     } catch (err) {
-      if (err instanceof CloudDeferError) throw err;
-      throw new CloudDeferError('STORE_UNAVAILABLE', `The ${this.storeKind} state store failed: ${errorInfo(err).message}`, { cause: err });
+      return this.unavailable(err);
     }
   }
+
+  private readonly unavailable = (err: unknown): never => {
+    if (err instanceof CloudDeferError) throw err;
+    throw new CloudDeferError('STORE_UNAVAILABLE', `The ${this.storeKind} state store failed: ${errorInfo(err).message}`, { cause: err });
+  };
 
   /** A clean-up whose failure only delays it: whatever it leaves expires by itself. */
   async bestEffort(fn: () => Promise<unknown>): Promise<void> {

@@ -18,7 +18,11 @@ function queryOf(req: ExpressRequest): string {
 
 function send(res: ServerResponse, response: NeutralResponse): void {
   // writeHead with the whole set: one call instead of a setHeader (and its validation) per header.
-  res.writeHead(response.status, response.headers);
+  // With its length the answer goes out in one write, not chunked (Cloud Tasks reads the status only).
+  // (Every NeutralResponse is built for its one request, so adding to its headers is safe.)
+  const headers = response.headers;
+  if (response.status !== 204 && response.status !== 304) headers['Content-Length'] = String(Buffer.byteLength(response.body));
+  res.writeHead(response.status, headers);
   res.end(response.body);
 }
 
