@@ -263,7 +263,10 @@ export class Iterations {
         }
         const t0 = this.now();
         try {
-          await (callback.fn as (...a: unknown[]) => unknown)(item.value, ...plan.args);
+          const result = (callback.fn as (...a: unknown[]) => unknown)(item.value, ...plan.args);
+          // Awaited only when it is a promise: an await per synchronous item costs a microtask
+          // (more with AsyncLocalStorage on), which was a fifth of a no-op iteration's time.
+          if (isPromiseLike(result)) await result;
         } catch (err) {
           await flush({ errorsDelta: 1, lastError: errorInfo(err) });
           // An error on the first item of a run goes to the queue's retry policy; otherwise
@@ -413,4 +416,8 @@ export class Iterations {
 /** The shard index inside an iteration callback; undefined anywhere else. */
 export function currentShardIndex(): number | undefined {
   return currentTask()?.shardIndex;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
