@@ -78,7 +78,7 @@ interface StoredDocument {
 
 /**
  * A deep copy of a stored value. Documents are plain JSON-shaped objects, which this copies about
- * seven times faster than structuredClone (measured: 0.33 vs 2.36 µs for a task record); anything
+ * seven times faster than structuredClone (measured: 0.3 vs 2.4 µs for a task record); anything
  * else (a Uint8Array, a Date) goes to structuredClone, so the copy is as faithful.
  */
 function copyOf<T>(value: T): T {
@@ -86,7 +86,10 @@ function copyOf<T>(value: T): T {
   if (Array.isArray(value)) return value.map(copyOf) as T;
   if (Object.getPrototypeOf(value) !== Object.prototype) return structuredClone(value);
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) out[key] = copyOf((value as Record<string, unknown>)[key]);
+  for (const key of Object.keys(value)) {
+    const field = (value as Record<string, unknown>)[key];
+    out[key] = typeof field === 'object' && field !== null ? copyOf(field) : field;
+  }
   return out as T;
 }
 

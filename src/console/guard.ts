@@ -27,7 +27,7 @@ function isLoopback(address: string | undefined): boolean {
 }
 
 /** Headers a proxy or tunnel adds: such a request came from elsewhere, whatever the socket says. */
-const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-host'];
+const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-host'] as const;
 
 /**
  * The embedded default's hook: the developer's own machine only. A local proxy or tunnel (ngrok,

@@ -254,7 +254,8 @@ export class DeliveryRunner {
 
     let args: unknown[];
     try {
-      args = await this.loadArgs(envelope, record);
+      // Inline arguments (most tasks) decode without a store call, so without an await.
+      args = record.payloadRef === undefined ? this.inlineArgs(envelope, record) : await this.loadArgs(envelope, record);
     } catch (err) {
       if (err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE') {
         await finish('retrying', 503, now, err);
@@ -266,16 +267,14 @@ export class DeliveryRunner {
     }
 
     const started = this.options.now();
-    const context: TaskContext = {
+    // Built field by field (no conditional spreads: each is a copy, on every delivery).
+    const context: { -readonly [K in keyof TaskContext]: TaskContext[K] } = {
       id: record.id,
       name: task.name,
       queue: delivery.queueName ?? record.queue,
       attempt: delivery.retryCount,
       executionCount: delivery.executionCount,
       eta: new Date(delivery.eta ?? record.eta),
-      ...(record.reference !== undefined ? { reference: record.reference } : {}),
-      ...(record.iterationId !== undefined ? { iterationId: record.iterationId } : {}),
-      ...(record.shardIndex !== undefined ? { shardIndex: record.shardIndex } : {}),
       // Made on first use: most tasks never look at it.
       get signal() {
         return run.signal;
@@ -285,6 +284,9 @@ export class DeliveryRunner {
         await this.stageSuccess(transaction, held.record, owner, started, delivery);
       },
     };
+    if (record.reference !== undefined) context.reference = record.reference;
+    if (record.iterationId !== undefined) context.iterationId = record.iterationId;
+    if (record.shardIndex !== undefined) context.shardIndex = record.shardIndex;
     const labels: RunLabels = { taskId: record.id, taskName: task.name, queue: context.queue, attempt: delivery.retryCount };
     nameSpan?.(labels);
     const telemetry = this.options.telemetry;
@@ -374,18 +376,21 @@ export class DeliveryRunner {
     return this.calls.call(() => state.acquireLease(id, input));
   }
 
-  /** The record's arguments (inline, or its payload reference); the envelope's only for a record that holds none. */
+  /** The record's inline arguments; the envelope's only for a record that holds none. */
+  private inlineArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): unknown[] {
+    const { codec } = this.options;
+    return record.argsJson !== undefined ? codec.decodeArgs(Buffer.from(record.argsJson, 'utf8')) : codec.decodeArgsTree(envelope.argsTree ?? []);
+  }
+
+  /** The record's arguments (inline, or its payload reference). */
   private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
-    const { codec, stores } = this.options;
     const payloadRef = record.payloadRef;
-    if (payloadRef === undefined) {
-      return record.argsJson !== undefined ? codec.decodeArgs(Buffer.from(record.argsJson, 'utf8')) : codec.decodeArgsTree(envelope.argsTree ?? []);
-    }
-    const bytes = await this.calls.call(() => stores.payloads.get(payloadRef));
+    if (payloadRef === undefined) return this.inlineArgs(envelope, record);
+    const bytes = await this.calls.call(() => this.options.stores.payloads.get(payloadRef));
     if (!bytes) {
       throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
     }
-    return codec.decodeArgs(bytes);
+    return this.options.codec.decodeArgs(bytes);
   }
 
   /** The outcome a settle writes: the attempt's entry in the history, the error, the retention. */
@@ -396,6 +401,7 @@ export class DeliveryRunner {
     started: number,
     delivery: Delivery,
     err?: unknown,
+    last?: TaskRecord,
   ): SettleInput {
     const now = this.options.now();
     // `throw undefined` is still a failure with an error to show.
@@ -408,7 +414,10 @@ export class DeliveryRunner {
       retryCount: delivery.retryCount,
       ...(error ? { error } : {}),
     };
-    return { owner, status, now, attempt, expiresAt: now + this.options.retentionMs, ...(error ? { error } : {}) };
+    const input: SettleInput = { owner, status, now, attempt, expiresAt: now + this.options.retentionMs };
+    if (error) input.error = error;
+    if (last) input.last = last;
+    return input;
   }
 
   /**
@@ -455,7 +464,7 @@ export class DeliveryRunner {
     err?: unknown,
     successStaged = false,
   ): Promise<void> {
-    const input = { ...this.settleInput(owner, status, statusCode, started, delivery, err), last: record };
+    const input = this.settleInput(owner, status, statusCode, started, delivery, err, record);
     const { stores, logger } = this.options;
     let settled: TaskRecord | undefined;
     const write = () => this.calls.call(() => stores.state.settle(record.id, input));

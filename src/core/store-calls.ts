@@ -38,19 +38,27 @@ export class StoreCalls {
   }
 
   /** Retries `fn` with backoff while it fails with STORE_UNAVAILABLE, for up to `budgetMs`. */
-  async retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
+  retryWhileUnavailable<T>(fn: () => Promise<T>, budgetMs: number, onFirstRetry?: () => void): Promise<T> {
+    // The first attempt without an async frame: it is the one every delivery makes.
     const deadline = Date.now() + budgetMs;
+    return fn().catch((err: unknown) => this.retryAfter(err, fn, deadline, onFirstRetry));
+  }
+
+  private async retryAfter<T>(first: unknown, fn: () => Promise<T>, deadline: number, onFirstRetry?: () => void): Promise<T> {
+    let err = first;
     let delay = 50;
     for (let attempt = 0; ; attempt += 1) {
+      const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
+      if (!unavailable || Date.now() + delay > deadline) throw err;
+      if (attempt === 0) onFirstRetry?.();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 1_000);
       try {
         return await fn();
-      } catch (err) {
-        const unavailable = err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE';
-        if (!unavailable || Date.now() + delay > deadline) throw err;
-        if (attempt === 0) onFirstRetry?.();
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 1_000);
+      } catch (next) {
+        err = next;
       }
     }
   }
+
 }

@@ -50,8 +50,12 @@ export type AuthResult = { ok: true; via: 'oidc' | 'appEngine' | 'none'; princip
 
 export const GOOGLE_ISSUERS = ['https://accounts.google.com', 'accounts.google.com'] as const;
 
-export function header(headers: HeaderBag, name: string): string | undefined {
-  const value = headers[name.toLowerCase()];
+/**
+ * A request header's first value. `name` is in lower case, as Node keys incoming headers: a
+ * constant name is an interned string, so the lookup needs no lower-casing or hashing per call.
+ */
+export function header(headers: HeaderBag, name: Lowercase<string>): string | undefined {
+  const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 

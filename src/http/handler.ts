@@ -71,30 +71,51 @@ function declaredTooLarge(headers: HeaderBag, limit: number): boolean {
   return declared !== undefined && /^\d+$/.test(declared.trim()) && Number(declared) > limit;
 }
 
+/** The delivery headers of each target kind, as constants: a name built per request costs a hash per lookup. */
+const CLOUD_TASKS_HEADERS = {
+  eta: 'x-cloudtasks-tasketa',
+  queueName: 'x-cloudtasks-queuename',
+  taskName: 'x-cloudtasks-taskname',
+  retryCount: 'x-cloudtasks-taskretrycount',
+  executionCount: 'x-cloudtasks-taskexecutioncount',
+} as const;
+const APP_ENGINE_HEADERS = {
+  eta: 'x-appengine-tasketa',
+  queueName: 'x-appengine-queuename',
+  taskName: 'x-appengine-taskname',
+  retryCount: 'x-appengine-taskretrycount',
+  executionCount: 'x-appengine-taskexecutioncount',
+} as const;
+
 /** Reads the delivery headers of either target kind. */
 export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boolean): Delivery {
   const appEngine = header(headers, 'x-appengine-taskname') !== undefined && header(headers, 'x-cloudtasks-taskname') === undefined;
-  const prefix = appEngine ? 'x-appengine-' : 'x-cloudtasks-';
-  const etaSeconds = Number(header(headers, `${prefix}tasketa`));
-  const queueName = header(headers, `${prefix}queuename`);
-  const cloudTaskName = header(headers, `${prefix}taskname`);
+  const names = appEngine ? APP_ENGINE_HEADERS : CLOUD_TASKS_HEADERS;
+  const etaSeconds = Number(header(headers, names.eta));
+  const queueName = header(headers, names.queueName);
+  const cloudTaskName = header(headers, names.taskName);
   const trace = traceOf(headers);
   const traceHeaders: Record<string, string> = {};
   for (const name of TRACE_HEADERS) {
     const value = header(headers, name);
     if (value !== undefined) traceHeaders[name] = value;
   }
-  return {
+  // Field by field: conditional spreads cost a copy each, on every delivery.
+  const delivery: Delivery = {
     body,
     targetKind: appEngine ? 'appEngine' : 'http',
     verified,
-    retryCount: count(header(headers, `${prefix}taskretrycount`)),
-    executionCount: count(header(headers, `${prefix}taskexecutioncount`)),
-    ...(queueName ? { queueName } : {}),
-    ...(cloudTaskName ? { cloudTaskName } : {}),
-    ...(Number.isFinite(etaSeconds) && etaSeconds > 0 ? { eta: Math.round(etaSeconds * 1000) } : {}),
-    ...(trace ? { trace, traceHeaders } : {}),
+    retryCount: count(header(headers, names.retryCount)),
+    executionCount: count(header(headers, names.executionCount)),
   };
+  if (queueName) delivery.queueName = queueName;
+  if (cloudTaskName) delivery.cloudTaskName = cloudTaskName;
+  if (Number.isFinite(etaSeconds) && etaSeconds > 0) delivery.eta = Math.round(etaSeconds * 1000);
+  if (trace) {
+    delivery.trace = trace;
+    delivery.traceHeaders = traceHeaders;
+  }
+  return delivery;
 }
 
 /**
