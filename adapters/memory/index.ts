@@ -81,6 +81,15 @@ interface StoredDocument {
  * seven times faster than structuredClone (measured: 0.3 vs 2.4 µs for a task record); anything
  * else (a Uint8Array, a Date) goes to structuredClone, so the copy is as faithful.
  */
+/** `work()`'s result as a promise, or its throw as a rejection, without an async frame. */
+function settled<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 function copyOf<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyOf) as T;
@@ -119,14 +128,22 @@ class MemoryDocuments implements DocumentStore {
     return doc;
   }
 
-  async read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
-    return keys.map(({ kind, id }) => {
-      const doc = this.live(kind, id);
-      return doc && { value: copyOf(doc.value), version: doc.version };
-    });
+  // read and commit are not async functions: they finish synchronously, and an async frame per
+  // call (two per delivery each) was a measurable share of a delivery's allocations.
+  read(keys: readonly DocumentKey[]): Promise<Array<Versioned<unknown> | undefined>> {
+    return settled(() =>
+      keys.map(({ kind, id }) => {
+        const doc = this.live(kind, id);
+        return doc && { value: copyOf(doc.value), version: doc.version };
+      }),
+    );
   }
 
-  async commit(writes: readonly DocumentWrite[]): Promise<boolean> {
+  commit(writes: readonly DocumentWrite[]): Promise<boolean> {
+    return settled(() => this.commitNow(writes));
+  }
+
+  private commitNow(writes: readonly DocumentWrite[]): boolean {
     for (const write of writes) if (isStale(write, this.live(write.kind, write.id))) return false;
     for (const write of writes) {
       const kind = this.documents[write.kind];
