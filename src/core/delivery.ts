@@ -255,7 +255,8 @@ export class DeliveryRunner {
     let args: unknown[];
     try {
       // Inline arguments (most tasks) decode without a store call, so without an await.
-      args = record.payloadRef === undefined ? this.inlineArgs(envelope, record) : await this.loadArgs(envelope, record);
+      const payloadRef = record.payloadRef;
+      args = payloadRef === undefined ? this.inlineArgs(envelope, record) : await this.storedArgs(record.id, payloadRef);
     } catch (err) {
       if (err instanceof CloudDeferError && err.code === 'STORE_UNAVAILABLE') {
         await finish('retrying', 503, now, err);
@@ -382,13 +383,11 @@ export class DeliveryRunner {
     return record.argsJson !== undefined ? codec.decodeArgs(Buffer.from(record.argsJson, 'utf8')) : codec.decodeArgsTree(envelope.argsTree ?? []);
   }
 
-  /** The record's arguments (inline, or its payload reference). */
-  private async loadArgs(envelope: ReturnType<typeof decodeEnvelope>, record: TaskRecord): Promise<unknown[]> {
-    const payloadRef = record.payloadRef;
-    if (payloadRef === undefined) return this.inlineArgs(envelope, record);
+  /** The arguments a record keeps in the PayloadStore (large ones). */
+  private async storedArgs(taskId: string, payloadRef: string): Promise<unknown[]> {
     const bytes = await this.calls.call(() => this.options.stores.payloads.get(payloadRef));
     if (!bytes) {
-      throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${record.id} is gone (expired or deleted); the task cannot run.`);
+      throw new CloudDeferError('PAYLOAD_MISSING', `The stored payload of task ${taskId} is gone (expired or deleted); the task cannot run.`);
     }
     return this.options.codec.decodeArgs(bytes);
   }

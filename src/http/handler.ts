@@ -71,21 +71,18 @@ function declaredTooLarge(headers: HeaderBag, limit: number): boolean {
   return declared !== undefined && /^\d+$/.test(declared.trim()) && Number(declared) > limit;
 }
 
-/** The delivery headers of each target kind, as constants: a name built per request costs a hash per lookup. */
-const CLOUD_TASKS_HEADERS = {
-  eta: 'x-cloudtasks-tasketa',
-  queueName: 'x-cloudtasks-queuename',
-  taskName: 'x-cloudtasks-taskname',
-  retryCount: 'x-cloudtasks-taskretrycount',
-  executionCount: 'x-cloudtasks-taskexecutioncount',
-} as const;
-const APP_ENGINE_HEADERS = {
-  eta: 'x-appengine-tasketa',
-  queueName: 'x-appengine-queuename',
-  taskName: 'x-appengine-taskname',
-  retryCount: 'x-appengine-taskretrycount',
-  executionCount: 'x-appengine-taskexecutioncount',
-} as const;
+/** The delivery headers of a target kind, built once: a name built per request costs a hash per lookup. */
+function deliveryHeaders<P extends 'x-cloudtasks-' | 'x-appengine-'>(prefix: P) {
+  return {
+    eta: `${prefix}tasketa`,
+    queueName: `${prefix}queuename`,
+    taskName: `${prefix}taskname`,
+    retryCount: `${prefix}taskretrycount`,
+    executionCount: `${prefix}taskexecutioncount`,
+  } as const;
+}
+const CLOUD_TASKS_HEADERS = deliveryHeaders('x-cloudtasks-');
+const APP_ENGINE_HEADERS = deliveryHeaders('x-appengine-');
 
 /** Reads the delivery headers of either target kind. */
 export function deliveryFrom(headers: HeaderBag, body: Uint8Array, verified: boolean): Delivery {
