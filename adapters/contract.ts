@@ -463,6 +463,43 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
         assert.equal((await h.raw.rawTask(record.id))?.attempts, 2);
       });
 
+      it('the store that created a task leases it on what is stored now: busy, finished or missing after another store changed it', async function () {
+        // The creating store may decide the lease on the record as it created it; another
+        // instance's writes in between must still win (its own store object, own connection).
+        const [other] = await h.contenders(1);
+        const lease = (id: string, owner: string, now: number) => h.stores.state.acquireLease(id, { owner, now, leaseMs: 60_000, executionCount: 1 });
+        const otherLease = (id: string, now: number) => other!.state.acquireLease(id, { owner: 'other', now, leaseMs: 60_000, executionCount: 1 });
+
+        const leased = await created();
+        assert.equal((await otherLease(leased.id, leased.createdAt + 1)).kind, 'acquired');
+        const busy = await lease(leased.id, 'creator', leased.createdAt + 2);
+        assert.equal(busy.kind, 'busy');
+        assert.equal((await h.raw.rawTask(leased.id))?.leaseOwner, 'other');
+
+        const settled = await created();
+        await otherLease(settled.id, settled.createdAt + 1);
+        await other!.state.settle(settled.id, settleInput('other', 'succeeded', settled.createdAt + 2));
+        const before = await h.raw.rawTask(settled.id);
+        assert.equal((await lease(settled.id, 'creator', settled.createdAt + 3)).kind, 'finished');
+        assert.deepEqual(await h.raw.rawTask(settled.id), before, 'the finished record is left as it was');
+
+        const cancelled = await created();
+        await other!.state.transition(cancelled.id, ['queued'], 'cancelled', {}, cancelled.createdAt + 1);
+        assert.equal((await lease(cancelled.id, 'creator', cancelled.createdAt + 2)).kind, 'finished');
+        assert.equal((await h.raw.rawTask(cancelled.id))?.status, 'cancelled');
+
+        const deleted = await created();
+        await other!.state.deleteTask(deleted.id);
+        assert.equal((await lease(deleted.id, 'creator', deleted.createdAt + 1)).kind, 'missing');
+        assert.equal(await h.raw.rawTask(deleted.id), undefined, 'nothing was written back');
+
+        const untouched = await created();
+        const mine = await lease(untouched.id, 'creator', untouched.createdAt + 1);
+        assert.equal(mine.kind, 'acquired');
+        assert.equal((await h.raw.rawTask(untouched.id))?.leaseOwner, 'creator');
+        assert.equal((await h.raw.rawTask(untouched.id))?.version, untouched.version + 1);
+      });
+
       for (const status of ['succeeded', 'failed', 'cancelled'] as const) {
         it(`a ${status} task answers finished and is left unchanged`, async function () {
           const record = await created({ status, finishedAt: Date.now() });

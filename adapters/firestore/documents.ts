@@ -148,8 +148,12 @@ export class FirestoreDocuments implements DocumentStore {
         const absent = `${snapshot.ref.path}@absent`;
         // An expired document still there is "absent" to the core; its replacement must name it.
         if (doc) this.remember(`${snapshot.ref.path}@${doc.version}`, snapshot);
-        else if (snapshot.exists) this.remember(absent, snapshot);
-        else this.seen.delete(absent);
+        else if (snapshot.exists) {
+          this.remember(absent, snapshot);
+          // Expired: a commit expecting the version it had when live must read (and find it absent).
+          const data = snapshot.data()!;
+          this.seen.delete(`${snapshot.ref.path}@${keys[i]!.kind === 'task' ? data.version : data.v}`);
+        } else this.seen.delete(absent);
         return doc;
       });
     });

@@ -69,6 +69,7 @@ export class RedisStateStore extends DocumentStateStore {
       decision.kind === 'create' &&
       (await this.documents.commit([{ kind: 'task', id: record.id, expect: 'absent', value: decision.record, expiresAt: record.expiresAt }]))
     ) {
+      this.rememberCreated(decision.record);
       return { created: true };
     }
     throw new CloudDeferError('TASK_ALREADY_EXISTS', `A task record with id ${record.id} already exists.`);

@@ -204,8 +204,19 @@ export async function taskChangeWrites(
   return { writes, result: next };
 }
 
+/** How many created-but-not-yet-leased records a store remembers, and the inline arguments it keeps for one. */
+const REMEMBERED_RECORDS = 512;
+const REMEMBERED_ARGS_CHARS = 4096;
+
 export class DocumentStateStore implements StateStore {
   private readonly retry: RetryPolicy;
+  /**
+   * Task records this store created and has not leased since, oldest first. A delivery that reaches
+   * the instance that deferred its task (always, with one instance) decides its lease on the record
+   * as created and skips a read: the commit's version check still refuses the decision when another
+   * writer changed the record, and a decision that would write nothing is made again on a read.
+   */
+  private readonly created = new Map<string, TaskRecord>();
 
   constructor(
     private readonly docs: DocumentStore,
@@ -216,6 +227,21 @@ export class DocumentStateStore implements StateStore {
   }
 
   newTaskId?: (reference: string | undefined) => string;
+
+  /** Called by every create that committed `record`; a copy is kept, so later changes to the caller's object do not count. */
+  protected rememberCreated(record: TaskRecord): void {
+    if ((record.argsJson?.length ?? 0) > REMEMBERED_ARGS_CHARS) return;
+    if (this.created.size >= REMEMBERED_RECORDS) this.created.delete(this.created.keys().next().value!);
+    this.created.set(record.id, structuredClone(record));
+  }
+
+  /** The remembered record of `id`, forgotten as it is taken; none once past its retention (it reads as absent then). */
+  private takeCreated(id: string, now: number): Versioned<TaskRecord> | undefined {
+    const record = this.created.get(id);
+    if (!record) return undefined;
+    this.created.delete(id);
+    return record.expiresAt > now && record.expiresAt > Date.now() ? { value: record, version: record.version } : undefined;
+  }
 
   private async readOne<K extends DocumentKind>(kind: K, id: string): Promise<Read<K>> {
     const [doc] = await this.docs.read([{ kind, id }]);
@@ -236,6 +262,7 @@ export class DocumentStateStore implements StateStore {
   ): Promise<TaskRecord | undefined> {
     // A caller that knows the record as it last wrote it saves the first round's read: the
     // commit's version check still refuses a stale decision, and later rounds read.
+    this.created.delete(id);
     let assumed: Read<'task'> = known && known.id === id ? { value: known, version: known.version } : undefined;
     const read: TaskRead = (kind, key) => this.readOne(kind, key);
     return this.decide(what, () => {
@@ -269,6 +296,9 @@ export class DocumentStateStore implements StateStore {
       const writes = [putTask(undefined, decision.record)];
       if (decision.hold) writes.push(put('ref', decision.hold.reference, hold, decision.hold, decision.record.expiresAt));
       return { writes, result: { created: true } as CreateTaskResult };
+    }).then((result) => {
+      if (result.created) this.rememberCreated(record);
+      return result;
     });
   }
 
@@ -283,9 +313,16 @@ export class DocumentStateStore implements StateStore {
   }
 
   acquireLease(id: string, input: AcquireLeaseInput): Promise<LeaseOutcome> {
+    let assumed = this.takeCreated(id, input.now);
     return this.decide('take a task lease', async () => {
-      const current = await this.readOne('task', id);
-      const decision = lifecycle.acquireLease(current?.value, input);
+      let current = assumed;
+      assumed = undefined;
+      let decision = current && lifecycle.acquireLease(current.value, input);
+      // Only a lease taken on the remembered record is checked by its commit; any other answer is read.
+      if (!decision || decision.kind !== 'acquired' || !decision.changed) {
+        current = await this.readOne('task', id);
+        decision = lifecycle.acquireLease(current?.value, input);
+      }
       if (decision.kind === 'missing') return { writes: [], result: { kind: 'missing' } as LeaseOutcome };
       const result = { kind: decision.kind, record: decision.record } as LeaseOutcome;
       const writes = decision.kind === 'acquired' && decision.changed ? [putTask(current, decision.record)] : [];
@@ -316,6 +353,7 @@ export class DocumentStateStore implements StateStore {
   }
 
   async deleteTask(id: string): Promise<void> {
+    this.created.delete(id);
     await this.decide('delete a task', async () => {
       const current = await this.readOne('task', id);
       if (!current) return { writes: [], result: undefined };

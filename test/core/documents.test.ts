@@ -184,3 +184,98 @@ describe('documents: shard completion', function () {
     assert.deepEqual(await iterations.completeShard('missing', 0, Date.now()), { allDone: false, shardsDone: 0 }, 'an unknown iteration');
   });
 });
+
+describe('documents: a lease on a task this store created', function () {
+  /** The memory documents, counting task reads and commits, shared by two stores as two instances would share a backend. */
+  function counted() {
+    const memory = memoryStores().state.documents;
+    const counts = { taskReads: 0, commits: 0 };
+    const docs: DocumentStore = {
+      kind: 'memory-counted',
+      read(keys) {
+        counts.taskReads += keys.filter((key) => key.kind === 'task').length;
+        return memory.read(keys);
+      },
+      commit(writes) {
+        counts.commits += 1;
+        return memory.commit(writes);
+      },
+      listTasks: (query) => memory.listTasks(query),
+      listOutbox: (before, limit) => memory.listOutbox(before, limit),
+      listIterations: (query) => memory.listIterations(query),
+    };
+    return { docs, counts, here: new DocumentStateStore(docs), elsewhere: new DocumentStateStore(docs) };
+  }
+  const input = (owner: string, now: number) => ({ owner, now, leaseMs: 60_000, executionCount: 1 });
+
+  it('skips the read: one commit, and the stored record is the lease', async function () {
+    const { counts, here, elsewhere } = counted();
+    const record = sampleRecord('docs.lease');
+    await here.createTask(record, record.createdAt);
+    counts.taskReads = 0;
+    counts.commits = 0;
+    const outcome = await here.acquireLease(record.id, input('w1', record.createdAt + 1));
+    assert.equal(outcome.kind, 'acquired');
+    assert.deepEqual(counts, { taskReads: 0, commits: 1 });
+    const stored = await elsewhere.getTask(record.id);
+    assert.equal(stored?.status, 'running');
+    assert.equal(stored?.leaseOwner, 'w1');
+    assert.equal(stored?.attempts, 1);
+  });
+
+  it('another instance leased it first: the commit is refused, the read shows its lease, and nothing is overwritten', async function () {
+    const { here, elsewhere } = counted();
+    const record = sampleRecord('docs.lease');
+    await here.createTask(record, record.createdAt);
+    assert.equal((await elsewhere.acquireLease(record.id, input('other', record.createdAt + 1))).kind, 'acquired');
+    const outcome = await here.acquireLease(record.id, input('w1', record.createdAt + 2));
+    assert.equal(outcome.kind, 'busy');
+    assert.equal((await elsewhere.getTask(record.id))?.leaseOwner, 'other');
+    assert.equal((await elsewhere.getTask(record.id))?.attempts, 1, 'one attempt counted');
+  });
+
+  it('another instance finished or cancelled it: finished, decided on a read (the remembered record says queued)', async function () {
+    const { counts, here, elsewhere } = counted();
+    const record = sampleRecord('docs.lease');
+    await here.createTask(record, record.createdAt);
+    await elsewhere.transition(record.id, ['queued'], 'cancelled', {}, record.createdAt + 1);
+    counts.taskReads = 0;
+    const outcome = await here.acquireLease(record.id, input('w1', record.createdAt + 2));
+    assert.equal(outcome.kind, 'finished');
+    assert.ok(counts.taskReads >= 1, 'the outcome came from a read');
+    assert.equal((await elsewhere.getTask(record.id))?.status, 'cancelled');
+  });
+
+  it('created finished, then queued again by another instance (a rerun): the lease is taken, not refused as finished', async function () {
+    const { here, elsewhere } = counted();
+    const record = sampleRecord('docs.lease', { status: 'failed', finishedAt: Date.now() });
+    await here.createTask(record, record.createdAt);
+    await elsewhere.transition(record.id, ['failed'], 'queued', { finishedAt: undefined }, record.createdAt + 1);
+    const outcome = await here.acquireLease(record.id, input('w1', record.createdAt + 2));
+    assert.equal(outcome.kind, 'acquired');
+    assert.equal((await elsewhere.getTask(record.id))?.leaseOwner, 'w1');
+  });
+
+  it("the caller's record object changed after the create does not count; the second lease of a task reads", async function () {
+    const { counts, here, elsewhere } = counted();
+    const record = sampleRecord('docs.lease');
+    await here.createTask(record, record.createdAt);
+    record.status = 'cancelled';
+    const first = await here.acquireLease(record.id, input('w1', record.createdAt + 1));
+    assert.equal(first.kind, 'acquired');
+    counts.taskReads = 0;
+    const again = await here.acquireLease(record.id, input('w2', record.createdAt + 2));
+    assert.equal(again.kind, 'busy');
+    assert.equal(counts.taskReads, 1);
+    assert.equal((await elsewhere.getTask(record.id))?.leaseOwner, 'w1');
+  });
+
+  it('remembers a bounded number of records: the oldest beyond it lease through a read', async function () {
+    const { counts, here } = counted();
+    const records = Array.from({ length: 600 }, () => sampleRecord('docs.lease'));
+    for (const record of records) await here.createTask(record, record.createdAt);
+    counts.taskReads = 0;
+    for (const record of records) assert.equal((await here.acquireLease(record.id, input('w', record.createdAt + 1))).kind, 'acquired');
+    assert.ok(counts.taskReads > 0 && counts.taskReads < 600, `${counts.taskReads} of 600 leases read`);
+  });
+});

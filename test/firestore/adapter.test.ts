@@ -92,6 +92,31 @@ for (const { label, backend } of firestoreBackends())
       assert.equal((await h.stores.state.findByReference(record.reference!))?.id, record.id);
     });
 
+    it('a settle decided on the lease it last wrote does not bring back a record whose retention passed since it was read', async function () {
+      // The store's clock passes the record's expireAt with no write to the document (as time does).
+      let clock = Date.now();
+      const stores = firestoreStores({ firestore: h.firestore, collectionPrefix: h.prefix, now: () => clock });
+      const record = taskRecord({ queue: `q-${Date.now()}`, expiresAt: clock + HOUR });
+      await stores.state.createTask(record, record.createdAt);
+      const lease = await stores.state.acquireLease(record.id, { owner: 'w', now: clock, leaseMs: 60_000, executionCount: 1 });
+      assert.equal(lease.kind, 'acquired');
+      assert.equal((await stores.state.getTask(record.id))?.status, 'running', 'read while live');
+      clock = record.expiresAt + 1;
+      assert.equal(await stores.state.getTask(record.id), undefined, 'read once expired');
+      const settled = await stores.state.settle(record.id, {
+        owner: 'w',
+        status: 'succeeded',
+        now: clock,
+        attempt: { at: clock - 5, statusCode: 200, outcome: 'succeeded', durationMs: 5 },
+        expiresAt: clock + HOUR,
+        last: lease.kind === 'acquired' ? lease.record : undefined,
+      });
+      assert.equal(settled, undefined, 'the settle found no record');
+      const stored = await doc('Tasks', record.id).get();
+      assert.equal(stored.get('status'), 'running', 'the expired document was not written');
+      assert.equal((stored.get('expireAt') as Timestamp).toMillis(), record.expiresAt);
+    });
+
     it('a listing skips expired records and still fills its page', async function () {
       const queue = `q-${Date.now()}-fill`;
       const base = Date.now();
