@@ -16,6 +16,22 @@ export async function pool(count: number, concurrency: number, op: (i: number) =
   );
 }
 
+/**
+ * Starts `op(0..count-1)` at `perSecond`, as a rate-limited queue hands out work (one Cloud Tasks
+ * queue dispatches at most 500/s), without waiting for one call before the next; resolves when all
+ * have settled.
+ */
+export async function paced(count: number, perSecond: number, op: (i: number) => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  const calls: Array<Promise<unknown>> = [];
+  while (calls.length < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - started) * perSecond) / 1000) + 1);
+    while (calls.length < due) calls.push(op(calls.length));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(calls);
+}
+
 /** Collect garbage before a timed phase (when node runs with --expose-gc), so no phase pays for another's. */
 export function settleHeap(): void {
   (globalThis as { gc?: () => void }).gc?.();

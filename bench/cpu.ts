@@ -22,11 +22,13 @@ import { redisStores } from '../adapters/redis/index.js';
 import { createDeferred } from '../src/index.js';
 import { createEmulatorClient } from '../src/emulator/index.js';
 import type { BenchResult } from './types.js';
-import { median, pool, serveDeferred, settleHeap } from './common.js';
+import { median, paced, pool, serveDeferred, settleHeap } from './common.js';
 
 const N = Number(process.env.BENCH_CPU_N ?? 3_000);
 const CONCURRENCY = 64;
 const ROUNDS = 3;
+/** Dispatches per second of one queue (Cloud Tasks' cap, and the bench queues' setting). */
+const QUEUE_RATE = 500;
 const PROJECT = 'local-project';
 const LOCATION = 'us-central1';
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -196,7 +198,7 @@ async function cloudDefer(redisPort: number, emulator: Emulator, profile: boolea
     defaultQueue: queue,
     queues: Array.from({ length: queueCount }, (_, k) => ({
       name: k === 0 ? queue : `${queue}-${k}`,
-      rateLimits: { maxConcurrentDispatches: CONCURRENCY, maxDispatchesPerSecond: 500 },
+      rateLimits: { maxConcurrentDispatches: CONCURRENCY, maxDispatchesPerSecond: QUEUE_RATE },
     })),
   });
   const queueNames = Array.from({ length: queueCount }, (_, k) => (k === 0 ? queue : `${queue}-${k}`));
@@ -319,8 +321,12 @@ async function deleteKeys(client: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** BullMQ on the same Redis: Queue.add + Worker, N no-op jobs, 64 in flight. */
-async function bullmq(redisPort: number): Promise<CpuFigure & { roundTripsPerTask: number }> {
+/**
+ * BullMQ on the same Redis: Queue.add + Worker, N no-op jobs, 64 in flight; with `perSecond`, the
+ * jobs are added at that rate instead (the arrival rate of one Cloud Tasks queue), so both sides
+ * wake up per job the same way.
+ */
+async function bullmq(redisPort: number, perSecond?: number): Promise<CpuFigure & { roundTripsPerTask: number }> {
   const name = `cpu-${randomUUID().slice(0, 8)}`;
   const options = { port: redisPort, host: '127.0.0.1', maxRetriesPerRequest: null };
   const connection = new Redis(options);
@@ -340,8 +346,9 @@ async function bullmq(redisPort: number): Promise<CpuFigure & { roundTripsPerTas
   };
   await pool(200, CONCURRENCY, (i) => queue.add('noop', { i }, { removeOnComplete: true }));
   await until(200);
+  const add = (i: number): Promise<unknown> => queue.add('noop', { i }, { removeOnComplete: true });
   const figure = await measure(probe, N, async () => {
-    await pool(N, CONCURRENCY, (i) => queue.add('noop', { i }, { removeOnComplete: true }));
+    await (perSecond === undefined ? pool(N, CONCURRENCY, add) : paced(N, perSecond, add));
     await until(200 + N);
   });
   const sample = 200;
@@ -377,8 +384,11 @@ async function bareCreateTask(emulator: Emulator): Promise<number> {
   return perTask;
 }
 
-/** Floor 2: a bare node:http server answering N POSTs of an envelope-sized body, the client in a child. */
-async function bareHttpRequest(): Promise<number> {
+/**
+ * Floor 2: a bare node:http server answering N POSTs of an envelope-sized body, the client in a
+ * child: 64 in flight, or with `perSecond` sent at that rate (as one Cloud Tasks queue dispatches).
+ */
+async function bareHttpRequest(perSecond?: number): Promise<number> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -390,6 +400,7 @@ async function bareHttpRequest(): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
+  const paced = perSecond !== undefined;
   const client = (count: number): string => `
     const http = require('node:http');
     const agent = new http.Agent({ keepAlive: true, maxSockets: ${CONCURRENCY} });
@@ -398,9 +409,15 @@ async function bareHttpRequest(): Promise<number> {
     const one = () => { if (next >= ${count}) return; next++;
       const req = http.request({ host: '127.0.0.1', port: ${port}, method: 'POST', path: '/_ah/queue/deferred', agent,
         headers: { 'content-type': 'application/json', 'content-length': body.length, 'x-cloudtasks-taskname': 't', 'x-cloudtasks-queuename': 'q', authorization: 'Bearer ' + 'x'.repeat(800) } },
-        (res) => { res.resume(); res.on('end', () => { if (++done === ${count}) { agent.destroy(); process.exit(0); } one(); }); });
+        (res) => { res.resume(); res.on('end', () => { if (++done === ${count}) { agent.destroy(); process.exit(0); } if (!${paced}) one(); }); });
       req.end(body); };
-    for (let i = 0; i < ${CONCURRENCY}; i++) one();`;
+    if (${paced}) {
+      const started = performance.now();
+      const tick = () => { const due = Math.min(${count}, Math.floor((performance.now() - started) * ${perSecond ?? 0} / 1000) + 1);
+        while (next < due) one();
+        if (next < ${count}) setTimeout(tick, 1); };
+      tick();
+    } else for (let i = 0; i < ${CONCURRENCY}; i++) one();`;
   const run = async (count: number): Promise<void> => {
     const child = spawn(process.execPath, ['-e', client(count)], { stdio: 'inherit' });
     await once(child, 'exit');
@@ -415,8 +432,11 @@ async function bareHttpRequest(): Promise<number> {
   return perRequest;
 }
 
-/** Floor 3: app-side CPU of one ioredis round trip (an EVALSHA of a small script on one key). */
-async function bareRedisRoundTrip(redisPort: number): Promise<number> {
+/**
+ * Floor 3: app-side CPU of one ioredis round trip (an EVALSHA of a small script on one key), 64 in
+ * flight or, with `perSecond`, sent at that rate.
+ */
+async function bareRedisRoundTrip(redisPort: number, perSecond?: number): Promise<number> {
   const client = new Redis({ port: redisPort, host: '127.0.0.1' });
   const script = "return redis.call('SET', KEYS[1], ARGV[1])";
   const sha = (await client.script('LOAD', script)) as string;
@@ -425,7 +445,7 @@ async function bareRedisRoundTrip(redisPort: number): Promise<number> {
   await pool(1000, CONCURRENCY, op);
   settleHeap();
   const start = process.cpuUsage();
-  await pool(N * 3, CONCURRENCY, op);
+  await (perSecond === undefined ? pool(N * 3, CONCURRENCY, op) : paced(N * 3, perSecond, op));
   const perCall = cpuMs(process.cpuUsage(start)) / (N * 3);
   await deleteKeys(client, 'cpu-floor:*');
   await client.quit();
@@ -444,9 +464,11 @@ export async function benchCpu(): Promise<BenchResult[]> {
   const saturated: StageFigures[] = [];
   const pipelined: StageFigures[] = [];
   const bull: Array<CpuFigure & { roundTripsPerTask: number }> = [];
+  const bullAtQueueRate: CpuFigure[] = [];
   try {
     for (let round = 0; round < ROUNDS; round += 1) {
       bull.push(await bullmq(redisServer.port));
+      bullAtQueueRate.push(await bullmq(redisServer.port, QUEUE_RATE));
       ours.push(await cloudDefer(redisServer.port, emulator, round === ROUNDS - 1));
       saturated.push(await cloudDefer(redisServer.port, emulator, false, SATURATING_QUEUES));
       pipelined.push(await cloudDefer(redisServer.port, emulator, false, SATURATING_QUEUES, true));
@@ -454,6 +476,7 @@ export async function benchCpu(): Promise<BenchResult[]> {
     const floorCreate = await bareCreateTask(emulator);
     const floorHttp = await bareHttpRequest();
     const floorRedis = await bareRedisRoundTrip(redisServer.port);
+    const floorHttpAtQueueRate = await bareHttpRequest(QUEUE_RATE);
 
     const m = (pick: (f: StageFigures) => number): number => median(ours.map(pick));
     const mb = (pick: (f: CpuFigure) => number): number => median(bull.map(pick));
@@ -467,6 +490,12 @@ export async function benchCpu(): Promise<BenchResult[]> {
     const deferStage = m((f) => f.defer.appMsPerTask);
     const deliveryStage = m((f) => f.deliverAndSettle.appMsPerTask);
     const storeFloor = floorRedis * trips;
+    // The store's round trips at the rate one queue's deliveries cause them (trips per task x 500/s).
+    const floorRedisAtQueueRate = await bareRedisRoundTrip(redisServer.port, QUEUE_RATE * Math.max(1, Math.round(trips)));
+    const floorAtQueueRate = floorHttpAtQueueRate + floorRedisAtQueueRate * trips;
+    const mq = (pick: (f: CpuFigure) => number): number => median(bullAtQueueRate.map(pick));
+    const appBullAtQueueRate = mq((f) => f.appMsPerTask);
+    const redisBullAtQueueRate = mq((f) => f.redisMsPerTask);
     const floor = floorCreate + floorHttp + storeFloor;
     const profile = ours[ours.length - 1]!.profile;
     const ms = (pick: (f: StageFigures) => number): number => median(saturated.map(pick));
@@ -514,6 +543,33 @@ export async function benchCpu(): Promise<BenchResult[]> {
           .sort((a, b) => b[1] - a[1])
           .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
           .join(', ')}. Top self time: ${profile.top.join('; ')}`,
+      },
+      {
+        name: `app-process CPU per task, one queue, against BullMQ with its jobs added at ${QUEUE_RATE}/s`,
+        value: round3(appOurs),
+        unit: 'ms',
+        baseline: { name: `BullMQ Queue.add at ${QUEUE_RATE} jobs/s + Worker, same Redis`, value: round3(appBullAtQueueRate) },
+        ratio: round3(appOurs / appBullAtQueueRate),
+        notes:
+          "the same arrival rate on both sides: one Cloud Tasks queue dispatches at most 500/s, so each delivery wakes the app on its own; BullMQ's jobs are made to arrive the same way",
+      },
+      {
+        name: `Redis CPU per task, one queue, against BullMQ with its jobs added at ${QUEUE_RATE}/s`,
+        value: round3(redisOurs),
+        unit: 'ms',
+        baseline: { name: `BullMQ at ${QUEUE_RATE} jobs/s, same Redis`, value: round3(redisBullAtQueueRate) },
+        ratio: round3(redisOurs / redisBullAtQueueRate),
+      },
+      {
+        name: `app CPU per task by stage: delivery + settle, one queue, against the floor at the same ${QUEUE_RATE}/s`,
+        value: round3(deliveryStage),
+        unit: 'ms',
+        baseline: {
+          name: `floor at ${QUEUE_RATE}/s: a bare node:http request + the store round trips, each sent at that rate`,
+          value: round3(floorAtQueueRate),
+        },
+        ratio: round3(deliveryStage / floorAtQueueRate),
+        notes: `bare HTTP request at ${QUEUE_RATE}/s ${round3(floorHttpAtQueueRate)} ms; one EVALSHA round trip at ${QUEUE_RATE * Math.max(1, Math.round(trips))}/s ${round3(floorRedisAtQueueRate)} ms x ${trips.toFixed(1)}`,
       },
       {
         name: `app-process CPU per task, ${saturatedName}`,
