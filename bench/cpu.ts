@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as inspector from 'node:inspector';
 import { createServer, type AddressInfo } from 'node:net';
@@ -26,7 +27,7 @@ import { median, paced, pool, serveDeferred, settleHeap } from './common.js';
 
 const N = Number(process.env.BENCH_CPU_N ?? 3_000);
 const CONCURRENCY = 64;
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 3);
 /** Dispatches per second of one queue (Cloud Tasks' cap, and the bench queues' setting). */
 const QUEUE_RATE = 500;
 const PROJECT = 'local-project';
@@ -238,7 +239,10 @@ async function cloudDefer(redisPort: number, emulator: Emulator, profile: boolea
     for (const name of queueNames) await deferred.resumeQueue(name);
     await until(200 + 2 * N);
   });
-  const shares = session ? categorise((await post(session, 'Profiler.stop')).profile as CpuProfile) : { shares: {}, top: [] };
+  const recorded = session ? ((await post(session, 'Profiler.stop')).profile as CpuProfile) : undefined;
+  // BENCH_CPU_PROFILE=<file> keeps the delivery phase's profile (open it in Chrome DevTools' Performance tab).
+  if (recorded && process.env.BENCH_CPU_PROFILE) writeFileSync(process.env.BENCH_CPU_PROFILE, JSON.stringify(recorded));
+  const shares = recorded ? categorise(recorded) : { shares: {}, top: [] };
   session?.disconnect();
   const sample = 200;
   const trips = await roundTrips(redisPort, async () => {
