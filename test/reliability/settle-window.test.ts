@@ -45,11 +45,27 @@ describe('reliability: the outcome is written one round trip after the task retu
       const seen: string[][] = [];
       monitor = await client.monitor();
       monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.map(String)));
+      // Wait on the engine's settle event, not by polling getTask: a poll is itself a read of the
+      // record and could land in the very window this test watches.
+      const settledIds = new Set<string>();
+      let wake = (): void => undefined;
+      const stopListening = served.deferred.engine.onSettled((record) => {
+        settledIds.add(record.id);
+        wake();
+      });
       const info = await task.with({ maxAttempts: 1 }).defer();
-      await eventually(async () => {
-        const record = await served!.deferred.getTask(info.id);
-        return record && ['succeeded', 'failed'].includes(record.status);
-      }, 'the record to settle');
+      await new Promise<void>((resolve) => {
+        wake = () => {
+          if (settledIds.has(info.id)) resolve();
+        };
+        wake();
+      });
+      stopListening();
+      // MONITOR's stream lags the commands it reports: send a marker and wait until it shows, so
+      // everything Redis ran before it (the commit included) is in `seen`.
+      const marker = `${prefix}:monitor-caught-up`;
+      await client.get(marker);
+      await eventually(() => seen.some((args) => args[1] === marker), 'MONITOR to catch up');
       taskClient.disconnect();
       const write = seen.findIndex((args) => args[0]?.toLowerCase() === 'set' && args[1] === `${prefix}:last-write`);
       assert.ok(write >= 0, 'the task wrote');
