@@ -463,7 +463,11 @@ const SATURATING_QUEUES = 6;
 
 export async function benchCpu(): Promise<BenchResult[]> {
   const redisServer = await startRedis();
-  const emulator = await startEmulatorProcess();
+  // A failed emulator start must not leave the private redis-server running.
+  const emulator = await startEmulatorProcess().catch(async (error: unknown) => {
+    await redisServer.stop();
+    throw error;
+  });
   const ours: StageFigures[] = [];
   const saturated: StageFigures[] = [];
   const pipelined: StageFigures[] = [];
