@@ -499,7 +499,8 @@ export async function benchCpu(): Promise<BenchResult[]> {
     const deliveryStage = m((f) => f.deliverAndSettle.appMsPerTask);
     const storeFloor = floorRedis * trips;
     // The store's round trips at the rate one queue's deliveries cause them (trips per task x 500/s).
-    const floorRedisAtQueueRate = await bareRedisRoundTrip(redisServer.port, QUEUE_RATE * Math.max(1, Math.round(trips)));
+    const redisRateAtQueueRate = QUEUE_RATE * Math.max(1, Math.round(trips));
+    const floorRedisAtQueueRate = await bareRedisRoundTrip(redisServer.port, redisRateAtQueueRate);
     const floorAtQueueRate = floorHttpAtQueueRate + floorRedisAtQueueRate * trips;
     const mq = (pick: (f: CpuFigure) => number): number => median(bullAtQueueRate.map(pick));
     const appBullAtQueueRate = mq((f) => f.appMsPerTask);
@@ -577,7 +578,7 @@ export async function benchCpu(): Promise<BenchResult[]> {
           value: round3(floorAtQueueRate),
         },
         ratio: round3(deliveryStage / floorAtQueueRate),
-        notes: `bare HTTP request at ${QUEUE_RATE}/s ${round3(floorHttpAtQueueRate)} ms; one EVALSHA round trip at ${QUEUE_RATE * Math.max(1, Math.round(trips))}/s ${round3(floorRedisAtQueueRate)} ms x ${trips.toFixed(1)}`,
+        notes: `bare HTTP request at ${QUEUE_RATE}/s ${round3(floorHttpAtQueueRate)} ms; one EVALSHA round trip at ${redisRateAtQueueRate}/s ${round3(floorRedisAtQueueRate)} ms x ${trips.toFixed(1)}`,
       },
       {
         name: `app-process CPU per task, ${saturatedName}`,

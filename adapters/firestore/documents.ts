@@ -73,6 +73,11 @@ interface Seen {
   fields: string[];
 }
 
+/** A stored document's version: a task record carries its own, every other kind the `v` field. */
+function storedVersion(kind: DocumentKind, data: DocumentData): number {
+  return (kind === 'task' ? data.version : data.v) as number;
+}
+
 export class FirestoreDocuments implements DocumentStore {
   readonly kind = 'firestore';
   private readonly seen = new Map<string, Seen>();
@@ -125,13 +130,14 @@ export class FirestoreDocuments implements DocumentStore {
   /** A live document's value and version. */
   decode(kind: DocumentKind, snapshot: DocumentSnapshot): Versioned<unknown> | undefined {
     if (!this.isLive(snapshot)) return undefined;
-    const { v, expireAt: _expireAt, ...value } = snapshot.data()!;
-    if (kind === 'task') return { value, version: value.version as number };
+    const data = snapshot.data()!;
+    const { v: _v, expireAt: _expireAt, ...value } = data;
+    const version = storedVersion(kind, data);
     if (kind === 'outbox') {
       const request = { ...JSON.parse(value.request as string), bodyBase64: Buffer.from(value.body as Uint8Array).toString('base64') };
-      return { value: { taskId: value.taskId, createdAt: value.createdAt, request }, version: v as number };
+      return { value: { taskId: value.taskId, createdAt: value.createdAt, request }, version };
     }
-    return { value, version: v as number };
+    return { value, version };
   }
 
   private remember(key: string, snapshot: DocumentSnapshot): void {
@@ -151,8 +157,7 @@ export class FirestoreDocuments implements DocumentStore {
         else if (snapshot.exists) {
           this.remember(absent, snapshot);
           // Expired: a commit expecting the version it had when live must read (and find it absent).
-          const data = snapshot.data()!;
-          this.seen.delete(`${snapshot.ref.path}@${keys[i]!.kind === 'task' ? data.version : data.v}`);
+          this.seen.delete(`${snapshot.ref.path}@${storedVersion(keys[i]!.kind, snapshot.data()!)}`);
         } else this.seen.delete(absent);
         return doc;
       });

@@ -20,6 +20,7 @@ import {
   type Versioned,
 } from '../../src/core/documents.js';
 import { CloudDeferError } from '../../src/core/errors.js';
+import { copyJson } from '../../src/core/json-copy.js';
 import { createStaged, runWork } from '../../src/core/staged-writes.js';
 import type { OutboxEntry, PayloadStore, StagedDefer, Stores, TaskPage, TaskQuery, TransactionHook } from '../../src/core/stores.js';
 
@@ -86,23 +87,6 @@ function settled<T>(work: () => T): Promise<T> {
 }
 
 /**
- * A deep copy of a stored value. Documents are plain JSON-shaped objects, which this copies about
- * seven times faster than structuredClone (measured: 0.3 vs 2.4 µs for a task record); anything
- * else (a Uint8Array, a Date) goes to structuredClone, so the copy is as faithful.
- */
-function copyOf<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(copyOf) as T;
-  if (Object.getPrototypeOf(value) !== Object.prototype) return structuredClone(value);
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    const field = (value as Record<string, unknown>)[key];
-    out[key] = typeof field === 'object' && field !== null ? copyOf(field) : field;
-  }
-  return out as T;
-}
-
-/**
  * The storage primitives as a Map per kind with a version check. Each call runs to completion
  * without awaiting in between, so a commit is atomic in Node's single thread. Documents are
  * copied in and out so callers can never change stored state by accident.
@@ -134,7 +118,7 @@ class MemoryDocuments implements DocumentStore {
     return settled(() =>
       keys.map(({ kind, id }) => {
         const doc = this.live(kind, id);
-        return doc && { value: copyOf(doc.value), version: doc.version };
+        return doc && { value: copyJson(doc.value), version: doc.version };
       }),
     );
   }
@@ -149,7 +133,7 @@ class MemoryDocuments implements DocumentStore {
       const kind = this.documents[write.kind];
       if (write.value === null) kind.delete(write.id);
       else {
-        const doc: StoredDocument = { value: copyOf(write.value), version: nextVersion(write) };
+        const doc: StoredDocument = { value: copyJson(write.value), version: nextVersion(write) };
         if (write.expiresAt !== undefined) doc.expiresAt = write.expiresAt;
         kind.set(write.id, doc);
       }
@@ -183,7 +167,7 @@ class MemoryDocuments implements DocumentStore {
       .filter((entry) => entry.createdAt < createdBefore)
       .sort((a, b) => a.createdAt - b.createdAt)
       .slice(0, Math.max(limit, 0))
-      .map((entry) => copyOf(entry));
+      .map((entry) => copyJson(entry));
   }
 
   async listIterations(query: { cursor?: string; limit?: number }): Promise<{ records: IterationHeader[]; nextCursor?: string }> {
@@ -193,7 +177,7 @@ class MemoryDocuments implements DocumentStore {
   /** Inspection aid for tests: a document as stored, expiry applied, with its version. */
   rawDocument(kind: DocumentKind, id: string): Versioned<unknown> | undefined {
     const doc = this.live(kind, id);
-    return doc && { value: copyOf(doc.value), version: doc.version };
+    return doc && { value: copyJson(doc.value), version: doc.version };
   }
 }
 
@@ -203,7 +187,7 @@ function listPage<T extends { createdAt: number; id: string }>(all: T[], query: 
   const after = query.cursor ? decodeCursor(query.cursor) : undefined;
   const sorted = all.filter((r) => !after || newestFirst(r, after) > 0).sort(newestFirst);
   return pageOf(
-    sorted.slice(0, limit + 1).map((r) => copyOf(r)),
+    sorted.slice(0, limit + 1).map((r) => copyJson(r)),
     limit,
   );
 }

@@ -7,6 +7,7 @@
  */
 import { CloudDeferError } from './errors.js';
 import type { IterationRecord, IterationStore, ShardProgress, ShardProgressUpdate } from './iteration.js';
+import { copyJson } from './json-copy.js';
 import * as lifecycle from './lifecycle.js';
 import type { ReferenceHold, TransitionPatch } from './lifecycle.js';
 import type { TaskRecord, TaskStatus } from './records.js';
@@ -232,7 +233,7 @@ export class DocumentStateStore implements StateStore {
   protected rememberCreated(record: TaskRecord): void {
     if ((record.argsJson?.length ?? 0) > REMEMBERED_ARGS_CHARS) return;
     if (this.created.size >= REMEMBERED_RECORDS) this.created.delete(this.created.keys().next().value!);
-    this.created.set(record.id, structuredClone(record));
+    this.created.set(record.id, copyJson(record));
   }
 
   /** The remembered record of `id`, forgotten as it is taken; none once past its retention (it reads as absent then). */
