@@ -593,6 +593,8 @@ export function describeStoreContract(adapterName: string, makeHarness: () => Pr
             }
             const expected: TaskRecord = { ...record, status: to, updatedAt: now + 5, version: record.version + 1 };
             if (to !== 'running') Object.assign(expected, { leaseOwner: undefined, leaseUntil: undefined });
+            // A run moved on by anyone but its own settle was cut short.
+            if (from === 'running' && to !== 'running') expected.interruptedRuns = 1;
             if (isFinished(to)) expected.finishedAt = record.finishedAt ?? now + 5;
             assert.deepEqual(plain(moved), plain(expected), `${from} -> ${to}`);
             assert.deepEqual(await h.raw.rawTask(record.id), plain(expected), `${from} -> ${to} as stored`);

@@ -27,6 +27,8 @@ export interface TaskDetail extends TaskSummary {
   uniqueUntil?: number;
   updatedAt: number;
   executionCount: number;
+  /** Runs that ended without an outcome because their instance did (killed, crashed, shut down). */
+  interruptedRuns?: number;
   maxAttempts?: number;
   payloadSize: number;
   /** The arguments live in the payload store rather than in the record. */
@@ -92,6 +94,7 @@ export function taskDetail(record: TaskRecord, codec: Codec): TaskDetail {
     ...optional('uniqueUntil', record.uniqueUntil),
     updatedAt: record.updatedAt,
     executionCount: record.executionCount,
+    ...optional('interruptedRuns', record.interruptedRuns),
     ...optional('maxAttempts', record.maxAttempts),
     payloadSize: record.payloadSize,
     payloadStored: record.payloadRef !== undefined,

@@ -232,6 +232,18 @@ export class DeliveryRunner {
     const finish = (status: 'succeeded' | 'failed' | 'retrying', statusCode: number, started: number, err?: unknown) =>
       this.settle(held.record, owner, status, statusCode, started, delivery, err, successStaged);
 
+    // Earlier runs, some cut short by their instance, may have used up maxAttempts; a Cloud Task
+    // the sweep enqueued again has attempts of its own, so the record decides.
+    const cut = record.interruptedRuns ?? 0;
+    if (
+      cut > 0 &&
+      retriesExhausted(record, record.maxAttempts, this.options.queueMaxRetryMs?.(record.queue), now, { attempts: record.attempts - 1, interruptedRuns: cut })
+    ) {
+      const message = `No attempt is left for this task (${record.attempts - 1} runs, ${cut} of them cut short by their instance; maxAttempts ${record.maxAttempts ?? '-'}); recorded failed, not run again.`;
+      logger.error(message, logFields(delivery, record));
+      await finish('failed', 200, now, { code: 'ABANDONED', message });
+      return { kind: 'failed', taskId: record.id, reason: 'MAX_ATTEMPTS' };
+    }
     // The record is the authority for what runs: an envelope that says otherwise is not run.
     const disagreement = envelopeDisagreement(envelope, record);
     if (disagreement) {
@@ -320,7 +332,7 @@ export class DeliveryRunner {
     const exhausted = retriesExhausted(record, record.maxAttempts, this.options.queueMaxRetryMs?.(record.queue), this.options.now());
     if (exhausted) {
       logger.error(
-        `task ${record.taskName} failed on its last allowed attempt (${record.attempts}/${record.maxAttempts})`,
+        `task ${record.taskName} failed on its last allowed attempt (${record.maxAttempts === undefined ? record.attempts : lifecycle.countedAttempts(record.attempts, record.interruptedRuns ?? 0, record.maxAttempts)}/${record.maxAttempts})`,
         logFields(delivery, record, { error: errorInfo(err) }),
       );
       await finish('failed', 200, started, err);

@@ -85,6 +85,8 @@ export function acquireLease(record: TaskRecord | undefined, input: AcquireLease
   if (record.status === 'running' && record.leaseOwner === input.owner) return { kind: 'acquired', record, changed: false };
   if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) return { kind: 'busy', record };
   const next = bump(record, input.now);
+  // Taking over a lease that ran out: the run that held it ended without an outcome.
+  if (record.status === 'running') next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
   next.status = 'running';
   next.leaseOwner = input.owner;
   next.leaseUntil = input.now + input.leaseMs;
@@ -92,6 +94,16 @@ export function acquireLease(record: TaskRecord | undefined, input: AcquireLease
   next.executionCount = input.executionCount;
   next.startedAt = record.startedAt ?? input.now;
   return { kind: 'acquired', record: next, changed: true };
+}
+
+/**
+ * The attempts that count against `maxAttempts`: a run its instance cut short (killed, crashed,
+ * shut down) is not the task's failure, so up to `maxAttempts - 1` such runs are not counted.
+ * Bounded that way, `maxAttempts: 1` still means at most one run, and a task that kills its
+ * instance on every run is given up after at most `2 * maxAttempts - 1` runs.
+ */
+export function countedAttempts(attempts: number, interruptedRuns: number, maxAttempts: number): number {
+  return attempts - Math.min(interruptedRuns, Math.max(0, maxAttempts - 1));
 }
 
 /** Extend `owner`'s live lease (a heartbeat); undefined when the owner no longer holds it. */
@@ -111,6 +123,7 @@ export function releaseLease(record: TaskRecord | undefined, input: { owner: str
   if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
   const next = bump(record, input.now, true);
   next.status = 'retrying';
+  next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
   return next;
 }
 
@@ -138,6 +151,8 @@ export function transition(
 ): TaskRecord | undefined {
   if (!record || !from.includes(record.status) || !canTransition(record.status, to)) return undefined;
   const next = bump(record, now, to !== 'running');
+  // Moved out of `running` by anyone but its own settle (the reconciler, after the lease ran out).
+  if (record.status === 'running' && to !== 'running') next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
   next.status = to;
   for (const [name, value] of Object.entries(patch) as Array<[keyof TransitionPatch, unknown]>) {
     if (value === undefined) delete next[name];

@@ -10,6 +10,7 @@
  */
 import { outboxTaskName, requestForRecord, type EngineTarget } from './defer-plan.js';
 import { CloudDeferError } from './errors.js';
+import { countedAttempts } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import type { TaskRecord, TaskStatus } from './records.js';
 import { errorInfo, type StoreCalls } from './store-calls.js';
@@ -34,15 +35,29 @@ export interface ReconcileResult {
   abandoned: number;
 }
 
+/** The runs a limit is checked against: started, and of those cut short by their instance. */
+export interface RunsSoFar {
+  attempts: number;
+  interruptedRuns: number;
+}
+
 /**
  * Whether Cloud Tasks retries this task no more, by its rules: with only maxAttempts, after that
  * many; with maxRetryDuration too, only once both are reached (Cloud Tasks' default maxAttempts
- * is 100; -1 means time alone decides).
+ * is 100; -1 means time alone decides). Runs cut short count as countedAttempts says.
+ * `runs` defaults to the record's own.
  */
-export function retriesExhausted(record: TaskRecord, maxAttempts: number | undefined, maxRetryMs: number | undefined, now: number): boolean {
-  if (maxRetryMs === undefined || maxRetryMs <= 0) return maxAttempts !== undefined && maxAttempts !== -1 && record.attempts >= maxAttempts;
+export function retriesExhausted(
+  record: TaskRecord,
+  maxAttempts: number | undefined,
+  maxRetryMs: number | undefined,
+  now: number,
+  runs: RunsSoFar = { attempts: record.attempts, interruptedRuns: record.interruptedRuns ?? 0 },
+): boolean {
+  const used = (limit: number) => countedAttempts(runs.attempts, runs.interruptedRuns, limit);
+  if (maxRetryMs === undefined || maxRetryMs <= 0) return maxAttempts !== undefined && maxAttempts !== -1 && used(maxAttempts) >= maxAttempts;
   const outOfTime = now - (record.startedAt ?? record.createdAt) >= maxRetryMs;
-  return outOfTime && (maxAttempts === -1 || record.attempts >= (maxAttempts ?? 100));
+  return outOfTime && (maxAttempts === -1 || used(maxAttempts ?? 100) >= (maxAttempts ?? 100));
 }
 
 interface QueueLimits {
@@ -145,10 +160,14 @@ export class Reconciler {
     const { calls, stores } = this.options;
     // The record's own limit, else the queue's: a queue that gave up after its maxAttempts has no more to give.
     const maxAttempts = record.maxAttempts ?? limits.maxAttempts;
-    if (retriesExhausted(record, maxAttempts, limits.maxRetryMs, now)) {
+    // A `running` record here has a lease that ran out: its own run was cut short too.
+    const interrupted = (record.interruptedRuns ?? 0) + (record.status === 'running' ? 1 : 0);
+    if (retriesExhausted(record, maxAttempts, limits.maxRetryMs, now, { attempts: record.attempts, interruptedRuns: interrupted })) {
+      const counted = maxAttempts !== undefined && maxAttempts > 0 ? countedAttempts(record.attempts, interrupted, maxAttempts) : record.attempts;
+      const cut = interrupted > 0 ? `; ${record.attempts} runs, ${interrupted} of them cut short by their instance` : '';
       const error = {
         code: 'ABANDONED',
-        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${record.attempts}/${maxAttempts ?? '-'}${limits.maxRetryMs ? `, maxRetryDuration ${limits.maxRetryMs / 1000} s` : ''}); recorded failed by sweep().`,
+        message: `No Cloud Task is left for this ${record.status} task and it has no attempts left (${counted}/${maxAttempts ?? '-'}${limits.maxRetryMs ? `, maxRetryDuration ${limits.maxRetryMs / 1000} s` : ''}${cut}); recorded failed by sweep().`,
       };
       const failed = await calls.call(() => stores.state.transition(record.id, [record.status], 'failed', { lastError: error }, now));
       if (!failed) return 'skipped';

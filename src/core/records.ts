@@ -66,6 +66,11 @@ export interface TaskRecord {
   finishedAt?: number;
   /** Runs started by the handler (guard acquisitions). */
   attempts: number;
+  /**
+   * Runs that ended without an outcome because their instance did: killed, crashed, stalled past
+   * its lease or shut down. Up to maxAttempts - 1 of them do not use up an attempt (countedAttempts).
+   */
+  interruptedRuns?: number;
   /** X-CloudTasks-TaskExecutionCount seen on the latest delivery. */
   executionCount: number;
   maxAttempts?: number;
@@ -114,6 +119,7 @@ export const TASK_RECORD_FIELDS: { readonly [K in keyof TaskRecord]-?: RecordFie
   startedAt: 'number',
   finishedAt: 'number',
   attempts: 'number',
+  interruptedRuns: 'number',
   executionCount: 'number',
   maxAttempts: 'number',
   lastError: 'error',

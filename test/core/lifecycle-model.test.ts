@@ -57,6 +57,8 @@ interface Model {
   owner?: string;
   leaseUntil?: number;
   attempts: number;
+  /** Runs that ended without a settle: a lease taken over after it ran out, or released. */
+  interrupted: number;
   history: number;
   version: number;
   held: boolean;
@@ -72,11 +74,19 @@ function modelStep(m: Model, action: Action, owner: string, now: number): Model 
   switch (action.kind) {
     case 'acquire':
       if (DONE.includes(m.status) || (m.status === 'running' && (m.owner === owner || live))) return undefined;
-      return next({ status: 'running', owner, leaseUntil: now + LEASE_MS, attempts: m.attempts + 1 });
+      return next({
+        status: 'running',
+        owner,
+        leaseUntil: now + LEASE_MS,
+        attempts: m.attempts + 1,
+        interrupted: m.interrupted + (m.status === 'running' ? 1 : 0),
+      });
     case 'renew':
       return m.status === 'running' && m.owner === owner && live ? next({ leaseUntil: Math.max(m.leaseUntil ?? 0, now + LEASE_MS) }) : undefined;
     case 'release':
-      return m.status === 'running' && m.owner === owner ? next({ status: 'retrying', owner: undefined, leaseUntil: undefined }) : undefined;
+      return m.status === 'running' && m.owner === owner
+        ? next({ status: 'retrying', owner: undefined, leaseUntil: undefined, interrupted: m.interrupted + 1 })
+        : undefined;
     case 'settle':
       if (m.status !== 'running' || m.owner !== owner) return undefined;
       return next({
@@ -244,7 +254,7 @@ function runSequence(steps: readonly Step[]): void {
   if (created.kind !== 'create' || !created.hold) throw new Error('unreachable');
   let doc = { record: created.record, version: created.record.version };
   let hold = created.hold;
-  let model: Model = { status: 'queued', attempts: 0, history: 0, version: doc.version, held: true };
+  let model: Model = { status: 'queued', attempts: 0, interrupted: 0, history: 0, version: doc.version, held: true };
   const snapshots: Array<{ record: TaskRecord; version: number } | undefined> = new Array(CALLERS).fill(undefined);
 
   for (const step of steps) {
@@ -285,6 +295,7 @@ function runSequence(steps: readonly Step[]): void {
     assert.equal(r.leaseOwner, model.owner);
     assert.equal(r.leaseUntil, model.leaseUntil);
     assert.equal(r.attempts, model.attempts);
+    assert.equal(r.interruptedRuns ?? 0, model.interrupted, 'runs that ended without their own settle');
     assert.equal(r.history.length, model.history);
     assert.equal(r.version, model.version);
     assert.equal(hold.held, model.held, 'the hold is held exactly while the holder is unfinished');

@@ -100,6 +100,31 @@ describe('lifecycle: leases', function () {
   });
 });
 
+describe('lifecycle: runs cut short by their instance', function () {
+  it('a run that ends without its own settle is counted in interruptedRuns: taken over after its lease ran out, released, or moved on by sweep', function () {
+    const record = running();
+    assert.equal(record.interruptedRuns, undefined, 'a first run is no interruption');
+    const taken = lifecycle.acquireLease(record, { ...lease, owner: 'b', now: T0 + 1_010 });
+    assert.equal(taken.kind === 'acquired' && taken.record.interruptedRuns, 1);
+    const released = lifecycle.releaseLease(record, { owner: 'a', now: T0 + 20 });
+    assert.equal(released?.interruptedRuns, 1);
+    const swept = lifecycle.transition(record, ['running'], 'retrying', { lastError: { message: 'lease ran out' } }, T0 + 2_000);
+    assert.equal(swept?.interruptedRuns, 1);
+    const settled = lifecycle.settle(record, settleInput('retrying'));
+    assert.equal(settled?.interruptedRuns, undefined, 'a settled run, even a failed one, is an attempt that counts');
+    const again = lifecycle.acquireLease(swept, { ...lease, owner: 'c', now: T0 + 3_000 });
+    assert.equal(again.kind === 'acquired' && again.record.interruptedRuns, 1, 'leasing a retrying record interrupts nothing');
+  });
+
+  it('countedAttempts forgives at most maxAttempts - 1 cut-short runs: maxAttempts 1 stays one run, a task that always kills its instance ends', function () {
+    assert.equal(lifecycle.countedAttempts(1, 1, 1), 1, 'maxAttempts 1: the one run counts, cut short or not');
+    assert.equal(lifecycle.countedAttempts(3, 3, 3), 1, 'three runs cut short, queue maxAttempts 3: two forgiven');
+    assert.equal(lifecycle.countedAttempts(5, 5, 3), 3, 'a task cut short every time is given up after 2 x 3 - 1 runs');
+    assert.equal(lifecycle.countedAttempts(3, 0, 3), 3, 'runs that failed all count');
+    assert.equal(lifecycle.countedAttempts(3, 1, 2), 2, 'one cut-short run and two failures use up maxAttempts 2');
+  });
+});
+
 describe('lifecycle: settle, transition, cancel', function () {
   it('settling records the outcome, clears the lease, appends the attempt and sets finishedAt when finished', function () {
     const settled = lifecycle.settle(running(), settleInput('failed'));

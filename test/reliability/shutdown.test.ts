@@ -4,33 +4,14 @@
  * them at once instead of waiting out the 10.5-minute lease. Real Redis, emulator in its own process.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import * as path from 'node:path';
 import Redis from 'ioredis';
 import { redisStores } from '../../adapters/redis/index.js';
 import { createDeferred } from '../../src/index.js';
 import { eventually } from '../helpers/app.js';
 import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness.js';
-import { freePort, lineFrom, startEmulatorProcess, track, type EmulatorProcess } from './helpers/processes.js';
-
-async function startAppProcess(port: number, prefix: string, emulator: EmulatorProcess, graceMs: number): Promise<ChildProcess> {
-  const child = track(
-    spawn(process.execPath, [path.join(__dirname, 'helpers', 'app-child.js')], {
-      env: {
-        ...process.env,
-        APP_PORT: String(port),
-        REDIS_PREFIX: prefix,
-        GRACE_MS: String(graceMs),
-        CLOUD_TASKS_EMULATOR_HOST: emulator.address,
-        CLOUD_TASKS_EMULATOR_JWKS_URI: emulator.jwksUri,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }),
-  );
-  await lineFrom(child, 'READY ');
-  return child;
-}
+import { startAppProcess } from './helpers/app-process.js';
+import { freePort, startEmulatorProcess } from './helpers/processes.js';
 
 describe('reliability: graceful shutdown (issue 13.2)', function () {
   this.timeout(60_000);
@@ -44,7 +25,7 @@ describe('reliability: graceful shutdown (issue 13.2)', function () {
     emulator.useFromEnv();
     const deferrer = createDeferred({ stores: redisStores({ client, prefix }), queues: [{ name: 'default' }], logger: false, target: { url: handler } });
     const work = deferrer.task('work', (_key: string, _first: number, _later: number) => undefined);
-    let app = await startAppProcess(appPort, prefix, emulator, 1_500);
+    let app = await startAppProcess({ port: appPort, prefix, emulator, graceMs: 1_500 });
     try {
       const short = await Promise.all(Array.from({ length: 25 }, (_, i) => work.defer(`s${i}`, 300, 300)));
       const long = await Promise.all(Array.from({ length: 25 }, (_, i) => work.defer(`l${i}`, 30_000, 50)));
@@ -70,7 +51,7 @@ describe('reliability: graceful shutdown (issue 13.2)', function () {
       );
 
       const restartedAt = Date.now();
-      app = await startAppProcess(appPort, prefix, emulator, 1_500);
+      app = await startAppProcess({ port: appPort, prefix, emulator, graceMs: 1_500 });
       const records = await Promise.all(long.map((info) => info.wait({ timeoutMs: 30_000 })));
       assert.deepEqual(
         records.map((r) => r.status),

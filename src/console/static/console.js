@@ -231,7 +231,9 @@
             ['Created', timeRel(t.createdAt)], ['ETA', timeRel(t.eta)],
             ['Next attempt', t.cloudTask && t.cloudTask.scheduleTime != null ? h('span', { id: 'next-attempt' }, timeRel(t.cloudTask.scheduleTime), ` · Cloud Tasks has dispatched it ${t.cloudTask.dispatchCount} time(s)`) : undefined], ['Started', opt(t.startedAt, time)], ['Finished', opt(t.finishedAt, timeRel)],
             ['Duration', opt(t.durationMs, duration)], ['Waited after ETA', t.startedAt ? duration(Math.max(0, t.startedAt - t.eta)) : undefined],
-            ['Attempts', `${t.attempts}${t.maxAttempts ? ` of at most ${t.maxAttempts}` : ''}`], ['Execution count', String(t.executionCount)],
+            ['Attempts', t.interruptedRuns
+              ? `${t.attempts}, ${t.interruptedRuns} of them cut short by their instance${t.maxAttempts > 0 ? ` (at most ${t.maxAttempts} counted; up to ${t.maxAttempts - 1} cut-short runs are not)` : ''}`
+              : `${t.attempts}${t.maxAttempts ? ` of at most ${t.maxAttempts}` : ''}`], ['Execution count', String(t.executionCount)],
             ['Payload', `${t.payloadSize} bytes${t.payloadStored ? ' (in the payload store)' : ''}`], ['Cloud Tasks name', opt(t.cloudTaskName)],
             ['Iteration', opt(t.iterationId, (i) => [link(`#/iteration/${enc(i)}`, i), t.shardIndex != null ? `, shard ${t.shardIndex}` : ''])],
             ['Lease until', opt(t.leaseUntil, time)], ['Kept until', time(t.expiresAt)],

@@ -6,6 +6,7 @@
  * Task "work"(key, firstRunMs, laterRunMs): counts its runs in Redis from inside the task.
  * Task "count"(key, runMs): counts runs started and runs completed, in Redis, from inside the task;
  * the completion commits with the record's success (currentTask().recordSuccessIn).
+ * Task "cut"(key, cutRuns): counts its runs; the first cutRuns wait to be killed, later ones finish.
  */
 import * as http from 'node:http';
 import express from 'express';
@@ -48,6 +49,13 @@ deferred.task('count', async (key: string, runMs: number) => {
     multi.incr(`${prefix}:completed:${key}`).rpush(`${prefix}:completedBy:${key}`, String(process.pid));
     await currentTask()!.recordSuccessIn(multi);
   });
+});
+
+// Its first `cutRuns` runs wait (for the test to SIGKILL the app under them); a later run finishes.
+deferred.task('cut', async (key: string, cutRuns: number) => {
+  const run = await client.incr(`${prefix}:runs:${key}`);
+  if (run <= cutRuns) await new Promise((resolve) => setTimeout(resolve, 600_000));
+  await client.incr(`${prefix}:done:${key}`);
 });
 
 const app = express();
