@@ -5,14 +5,11 @@
  * the emulator and the app in their own processes.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import Redis from 'ioredis';
 import { redisStores } from '../../adapters/redis/index.js';
 import { createDeferred, type Deferred, type DeferredTask } from '../../src/index.js';
 import { eventually, startApp } from '../helpers/app.js';
-import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness.js';
-import { killApp as kill, standbyApp, startAppProcess } from './helpers/app-process.js';
-import { freePort, startEmulatorProcess, type EmulatorProcess } from './helpers/processes.js';
+import { appProcessHarness, killApp as kill, standbyApp, startAppProcess } from './helpers/app-process.js';
+import { freePort, startEmulatorProcess } from './helpers/processes.js';
 
 const HEARTBEAT_MS = 1_000;
 
@@ -20,46 +17,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', function () {
   this.timeout(240_000);
-  let emulator: EmulatorProcess;
-  let client: Redis;
-  let prefix: string;
-  let app: ChildProcess | undefined;
-  let control: Deferred | undefined;
-
-  beforeEach(async () => {
-    emulator = await startEmulatorProcess(await freePort());
-    client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
-    prefix = testPrefix();
-  });
-  afterEach(async () => {
-    if (app) await kill(app);
-    app = undefined;
-    await control?.close({ graceMs: 0 });
-    control = undefined;
-    await emulator.kill();
-    delete process.env.CLOUD_TASKS_EMULATOR_HOST;
-    delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
-    await deleteKeys(client, prefix);
-    client.disconnect();
-  });
+  const h = appProcessHarness();
 
   /** The defers and the sweeps come from this process, on the same Redis and emulator as the app. */
   function controlInstance(port: number, maxAttempts: number): { deferred: Deferred; count: DeferredTask<[string, number]> } {
-    emulator.useFromEnv();
+    h.emulator.useFromEnv();
     const deferred = createDeferred({
-      stores: redisStores({ client: client.duplicate(), prefix }),
+      stores: redisStores({ client: h.client.duplicate(), prefix: h.prefix }),
       queues: [{ name: 'default', retryConfig: { minBackoffSeconds: 0.1, maxBackoffSeconds: 0.5, maxAttempts } }],
       logger: false,
       target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
     });
     // Registered so defers are typed; only the app child runs it.
     const count = deferred.task('count', async (_key: string, _runMs: number) => {});
-    control = deferred;
+    h.control = deferred;
     return { deferred, count };
   }
 
   async function counts(ids: readonly string[], what: 'started' | 'completed'): Promise<number[]> {
-    const values = await client.mget(ids.map((id) => `${prefix}:${what}:${id}`));
+    const values = await h.client.mget(ids.map((id) => `${h.prefix}:${what}:${id}`));
     return values.map((v) => Number(v ?? 0));
   }
 
@@ -67,7 +43,7 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
   it('1,000 tasks, queue maxAttempts 3, the app SIGKILLed 20 times and restarted: 1,000 succeeded, none lost, none completed twice, every record finished', async () => {
     const port = await freePort();
     const { deferred, count } = controlInstance(port, 3);
-    app = await startAppProcess({ port, prefix, emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
+    h.app = await startAppProcess({ port, prefix: h.prefix, emulator: h.emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
     const ids: string[] = [];
     let stop = false;
     // Cloud Scheduler's part: a sweep every 2 s; records younger than 2 s are left alone.
@@ -87,14 +63,14 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     })();
     let kills = 0;
     const started = Date.now();
-    let next = standbyApp({ port, prefix, emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
+    let next = standbyApp({ port, prefix: h.prefix, emulator: h.emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
     while (kills < 20) {
       await sleep(1_000 + Math.random() * 1_500);
-      await kill(app);
+      await kill(h.app);
       kills += 1;
       if (process.env.CHAOS_DEBUG) process.stderr.write(`kill ${kills} at ${Date.now() - started} ms, ${ids.length} deferred\n`);
-      app = await next.go();
-      next = standbyApp({ port, prefix, emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
+      h.app = await next.go();
+      next = standbyApp({ port, prefix: h.prefix, emulator: h.emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
     }
     await kill(next.child);
     await deferring;
@@ -124,7 +100,7 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     // The task commits its completion with its `succeeded` record (recordSuccessIn): a kill after
     // that commit leaves the record finished, so no task completes twice.
     const twice = keys.filter((_, n) => completed[n]! > 1);
-    const by = await Promise.all(twice.map(async (key) => `${key} by ${(await client.lrange(`${prefix}:completedBy:${key}`, 0, -1)).join(',')}`));
+    const by = await Promise.all(twice.map(async (key) => `${key} by ${(await h.client.lrange(`${h.prefix}:completedBy:${key}`, 0, -1)).join(',')}`));
     assert.deepEqual(by, [], 'no task completed twice');
     const recordedTwice = records.filter((r) => (r?.history ?? []).filter((a) => a.outcome === 'succeeded').length > 1);
     assert.equal(recordedTwice.length, 0, 'no record holds two successful attempts');
@@ -145,7 +121,7 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     await deferred.ready(); // the queue exists on the emulator with retryConfig.maxAttempts 2
     // The app's own configuration does not say the limit, so its records do not know it.
     let fails!: DeferredTask<[]>;
-    const served = await startApp('express', { stores: redisStores({ client: client.duplicate(), prefix }), logger: false }, (d) => {
+    const served = await startApp('express', { stores: redisStores({ client: h.client.duplicate(), prefix: h.prefix }), logger: false }, (d) => {
       fails = d.task('always-fails', async () => {
         throw new Error('always');
       });
@@ -175,10 +151,10 @@ describe('reliability: the record follows Cloud Tasks (issue 13 acceptance)', fu
     const { deferred, count } = controlInstance(port, 3);
     // Scheduled 3 s ahead, so all 100 are still queued when the emulator dies; they keep that ETA.
     const infos = await Promise.all(Array.from({ length: 100 }, (_, n) => count.with({ countdown: 3 }).defer(`r${n}`, 10)));
-    const emulatorPort = Number(emulator.address.split(':')[1]);
-    await emulator.kill();
-    emulator = await startEmulatorProcess(emulatorPort);
-    app = await startAppProcess({ port, prefix, emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
+    const emulatorPort = Number(h.emulator.address.split(':')[1]);
+    await h.emulator.kill();
+    h.emulator = await startEmulatorProcess(emulatorPort);
+    h.app = await startAppProcess({ port, prefix: h.prefix, emulator: h.emulator, maxAttempts: 3, heartbeatMs: HEARTBEAT_MS });
     await eventually(
       async () =>
         (await deferred

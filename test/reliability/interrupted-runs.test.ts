@@ -5,46 +5,22 @@
  * Real Redis, the emulator and the app in their own processes; sweep() from this process.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import Redis from 'ioredis';
 import { memoryStores } from '../../adapters/memory/index.js';
 import { redisStores } from '../../adapters/redis/index.js';
-import { createDeferred, type Deferred, type DeferredTask, type TaskRecord } from '../../src/index.js';
+import { createDeferred, type DeferredTask, type TaskRecord } from '../../src/index.js';
 import { eventually, startApp } from '../helpers/app.js';
-import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../redis/harness.js';
-import { killApp, startAppProcess } from './helpers/app-process.js';
-import { freePort, startEmulatorProcess, type EmulatorProcess } from './helpers/processes.js';
+import { appProcessHarness, killApp, startAppProcess } from './helpers/app-process.js';
+import { freePort } from './helpers/processes.js';
 
 const HEARTBEAT_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('reliability: runs cut short by their instance do not use up the queueâ€™s attempts', function () {
   this.timeout(90_000);
-  let emulator: EmulatorProcess;
-  let client: Redis;
-  let prefix: string;
-  let app: ChildProcess | undefined;
-  let control: Deferred | undefined;
+  const h = appProcessHarness();
 
-  beforeEach(async () => {
-    emulator = await startEmulatorProcess(await freePort());
-    client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
-    prefix = testPrefix();
-  });
-  afterEach(async () => {
-    if (app) await killApp(app);
-    app = undefined;
-    await control?.close({ graceMs: 0 });
-    control = undefined;
-    await emulator.kill();
-    delete process.env.CLOUD_TASKS_EMULATOR_HOST;
-    delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
-    await deleteKeys(client, prefix);
-    client.disconnect();
-  });
-
-  const runs = async (key: string) => Number((await client.get(`${prefix}:runs:${key}`)) ?? 0);
-  const done = async (key: string) => Number((await client.get(`${prefix}:done:${key}`)) ?? 0);
+  const runs = async (key: string) => Number((await h.client.get(`${h.prefix}:runs:${key}`)) ?? 0);
+  const done = async (key: string) => Number((await h.client.get(`${h.prefix}:done:${key}`)) ?? 0);
 
   /**
    * Defers cut(key, cutRuns) on a queue with `maxAttempts`, SIGKILLs the app under each of its
@@ -53,18 +29,18 @@ describe('reliability: runs cut short by their instance do not use up the queueâ
    */
   async function killRuns(key: string, maxAttempts: number, cutRuns: number, kills: number): Promise<TaskRecord> {
     const port = await freePort();
-    emulator.useFromEnv();
-    control = createDeferred({
-      stores: redisStores({ client: client.duplicate(), prefix }),
+    h.emulator.useFromEnv();
+    h.control = createDeferred({
+      stores: redisStores({ client: h.client.duplicate(), prefix: h.prefix }),
       queues: [{ name: 'default', retryConfig: { minBackoffSeconds: 0.1, maxBackoffSeconds: 0.5, maxAttempts } }],
       logger: false,
       target: { url: `http://127.0.0.1:${port}/_ah/queue/deferred` },
     });
     // Registered so the defer is typed; only the app child runs it.
-    const cut: DeferredTask<[string, number]> = control.task('cut', async (_key: string, _cutRuns: number) => {});
-    const deferred = control;
-    const appOptions = { port, prefix, emulator, maxAttempts, heartbeatMs: HEARTBEAT_MS };
-    app = await startAppProcess(appOptions);
+    const cut: DeferredTask<[string, number]> = h.control.task('cut', async (_key: string, _cutRuns: number) => {});
+    const deferred = h.control;
+    const appOptions = { port, prefix: h.prefix, emulator: h.emulator, maxAttempts, heartbeatMs: HEARTBEAT_MS };
+    h.app = await startAppProcess(appOptions);
     let stop = false;
     const sweeper = (async () => {
       while (!stop) {
@@ -76,8 +52,8 @@ describe('reliability: runs cut short by their instance do not use up the queueâ
       const info = await cut.defer(key, cutRuns);
       for (let kill = 1; kill <= kills; kill += 1) {
         await eventually(async () => (await runs(key)) >= kill || undefined, `run ${kill} started`, 30_000);
-        await killApp(app);
-        app = await startAppProcess(appOptions);
+        await killApp(h.app);
+        h.app = await startAppProcess(appOptions);
       }
       return await info.wait({ timeoutMs: 30_000 });
     } finally {

@@ -2,7 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as path from 'node:path';
-import { lineFrom, track, type EmulatorProcess } from './processes.js';
+import Redis from 'ioredis';
+import type { Deferred } from '../../../src/index.js';
+import { deleteKeys, REDIS_HOST, REDIS_PORT, testPrefix } from '../../redis/harness.js';
+import { freePort, lineFrom, startEmulatorProcess, track, type EmulatorProcess } from './processes.js';
 
 export interface AppChildOptions {
   port: number;
@@ -64,4 +67,35 @@ export async function killApp(child: ChildProcess, signal: NodeJS.Signals = 'SIG
   const exited = once(child, 'exit');
   child.kill(signal);
   await exited;
+}
+
+/** What a suite of app processes shares: an emulator process, a Redis client and key prefix, the app and this process's own Deferred. */
+export interface AppProcessHarness {
+  emulator: EmulatorProcess;
+  client: Redis;
+  prefix: string;
+  app: ChildProcess | undefined;
+  control: Deferred | undefined;
+}
+
+/** Registers the suite's hooks: a fresh emulator, client and prefix per test; afterwards the app killed, the Deferred closed, the keys deleted. */
+export function appProcessHarness(): AppProcessHarness {
+  const h = {} as AppProcessHarness;
+  beforeEach(async () => {
+    h.emulator = await startEmulatorProcess(await freePort());
+    h.client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    h.prefix = testPrefix();
+  });
+  afterEach(async () => {
+    if (h.app) await killApp(h.app);
+    h.app = undefined;
+    await h.control?.close({ graceMs: 0 });
+    h.control = undefined;
+    await h.emulator.kill();
+    delete process.env.CLOUD_TASKS_EMULATOR_HOST;
+    delete process.env.CLOUD_TASKS_EMULATOR_JWKS_URI;
+    await deleteKeys(h.client, h.prefix);
+    h.client.disconnect();
+  });
+  return h;
 }
