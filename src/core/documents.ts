@@ -149,6 +149,9 @@ export interface DocumentStoreOptions {
 
 type Read<K extends DocumentKind> = Versioned<DocumentValues[K]> | undefined;
 
+/** The most rounds a completion that saw every shard done waits for the ones ranked before it. */
+const MAX_FINISHER_WAITS = 8;
+
 /** Shards read per round trip when a completion checks whether every shard is done. */
 const SHARD_PAGE = 50;
 
@@ -492,6 +495,7 @@ export class DocumentIterationStore implements IterationStore {
    * exactly one wins that write and hears allDone; a repeated completion never counts twice.
    */
   async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
+    const marking = Date.now();
     const marked = await commitRounds(this.docs, this.retry, 'complete a shard', async () => {
       const [header, shard] = (await this.docs.read([
         { kind: 'iteration', id },
@@ -502,35 +506,51 @@ export class DocumentIterationStore implements IterationStore {
       return { writes: done ? [put('shard', shardId(id, shardIndex), shard, { ...done, iterationId: id }, header.value.expiresAt)] : [], result: true };
     });
     if (!marked) return { allDone: false, shardsDone: 0 };
+    // About what one round (read, decide, commit) takes on this store: the mark's own round.
+    const roundMs = Date.now() - marking;
+    let yielded = false;
     return commitRounds(this.docs, this.retry, "finish an iteration's shards", async () => {
-      const header = await this.header(id);
-      if (!header) return { writes: [], result: { allDone: false, shardsDone: 0 } };
-      // Once a finisher is named the shards need not be read again.
-      const shardsDone = header.value.completedBy === undefined ? await this.doneShards(header.value, shardIndex) : header.value.shardCount;
-      const decision = lifecycle.shardCompletion(header.value, shardsDone, shardIndex);
-      const result = { allDone: decision.allDone, shardsDone: decision.shardsDone };
-      if (decision.kind === 'report') return { writes: [], result };
-      const next: IterationHeader = { ...header.value, shardsDone: decision.shardsDone, completedBy: shardIndex, updatedAt: now };
-      return { writes: [put('iteration', id, header, next, next.expiresAt)], result };
+      for (;;) {
+        const header = await this.header(id);
+        if (!header) return { writes: [], result: { allDone: false, shardsDone: 0 } };
+        // Once a finisher is named the shards need not be read again.
+        const done = header.value.completedBy === undefined ? await this.doneShards(header.value, shardIndex) : { count: header.value.shardCount, marks: [] };
+        const decision = lifecycle.shardCompletion(header.value, done.count, shardIndex);
+        const result = { allDone: decision.allDone, shardsDone: decision.shardsDone };
+        if (decision.kind === 'report') return { writes: [], result };
+        // Several completions may see every shard done at once. Writing the header together, they
+        // would deadlock on a store that locks pessimistically (Datastore mode times every party
+        // out, and they meet again): all but the first in finisherRank's order give the ones
+        // before them a round each, watching the header, and write only if nobody has.
+        const rank = yielded ? 0 : lifecycle.finisherRank(done.marks, shardIndex);
+        yielded = true;
+        if (rank > 0) {
+          for (let round = 0; round < Math.min(rank, MAX_FINISHER_WAITS); round += 1) {
+            await pause(roundMs + 5);
+            if ((await this.header(id))?.value.completedBy !== undefined) break;
+          }
+          continue;
+        }
+        const next: IterationHeader = { ...header.value, shardsDone: decision.shardsDone, completedBy: shardIndex, updatedAt: now };
+        return { writes: [put('iteration', id, header, next, next.expiresAt)], result };
+      }
     });
   }
-
   /**
    * How many shards are done, read in pages starting after `from` and stopping at the first page
    * with a shard not done: all but the last completions of a 1,000-shard iteration read one page,
    * not every shard. Short of all, the count is of the pages read.
    */
-  private async doneShards(header: IterationHeader, from: number): Promise<number> {
+  private async doneShards(header: IterationHeader, from: number): Promise<{ count: number; marks: ShardProgress[] }> {
     const order = Array.from({ length: header.shardCount }, (_, k) => (from + 1 + k) % header.shardCount);
-    let done = 0;
+    const marks: ShardProgress[] = [];
     for (let start = 0; start < order.length; start += SHARD_PAGE) {
       const keys = order.slice(start, start + SHARD_PAGE).map((index) => ({ kind: 'shard' as const, id: shardId(header.id, index) }));
       const page = (await this.docs.read(keys)) as Array<Read<'shard'>>;
-      const pageDone = page.filter((doc) => doc?.value.done).length;
-      done += pageDone;
-      if (pageDone < page.length) return done;
+      for (const doc of page) if (doc?.value.done) marks.push(doc.value);
+      if (marks.length < start + page.length) return { count: marks.length, marks };
     }
-    return done;
+    return { count: marks.length, marks };
   }
 
   async finishIteration(id: string, status: 'finalizing' | 'succeeded' | 'failed', now: number): Promise<void> {

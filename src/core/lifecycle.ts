@@ -183,6 +183,20 @@ export function completeShard(shard: ShardProgress, now: number): ShardProgress 
   return { ...shard, done: true, finishedAt: now };
 }
 
+/**
+ * Of the completions that saw every shard done, which should write the header first: they all
+ * see the same markers (a done marker never changes), so ranking them by the marks, latest
+ * `finishedAt` first (then highest index), gives every one of them the same order. Rank 0 is
+ * the last shard to finish, the one most likely to have read after every mark.
+ */
+export function finisherRank(marks: ReadonlyArray<Pick<ShardProgress, 'index' | 'finishedAt'>>, shardIndex: number): number {
+  const mine = marks.find((mark) => mark.index === shardIndex);
+  if (!mine) return 0;
+  const later = (a: Pick<ShardProgress, 'index' | 'finishedAt'>, b: Pick<ShardProgress, 'index' | 'finishedAt'>) =>
+    (a.finishedAt ?? 0) > (b.finishedAt ?? 0) || ((a.finishedAt ?? 0) === (b.finishedAt ?? 0) && a.index > b.index);
+  return marks.filter((mark) => later(mark, mine)).length;
+}
+
 /** What a shard completion needs to know of its iteration's own document. */
 export interface IterationCompletion {
   shardCount: number;

@@ -255,6 +255,19 @@ for (const framework of ['express', 'koa'] as Framework[]) {
       await ada.get('/tasks/no-such-task').expect(404);
     });
 
+    it('one task: runs cut short by their instance are in interruptedRuns', async () => {
+      const info = await app.deferred.defer('greet', ['cut'], { queue: 'parked', countdown: 30 });
+      const plain = (await ada.get(`/tasks/${info.id}`).expect(200)).body as TaskBody & { task: { interruptedRuns?: number } };
+      assert.equal(plain.task.interruptedRuns, undefined, 'absent while no run was cut short');
+      // Two instances leased it and died: the second took over the first's lease after it ran out.
+      const past = Date.now() - 60_000;
+      await app.deferred.stores.state.acquireLease(info.id, { owner: 'dead-1', now: past, leaseMs: 5, executionCount: 0 });
+      await app.deferred.stores.state.acquireLease(info.id, { owner: 'dead-2', now: past + 10, leaseMs: 5, executionCount: 0 });
+      const { task } = (await ada.get(`/tasks/${info.id}`).expect(200)).body as TaskBody & { task: { interruptedRuns?: number; attempts: number } };
+      assert.equal(task.attempts, 2);
+      assert.equal(task.interruptedRuns, 1);
+    });
+
     it('one task: the last error with its stack and the attempts history of a failed task', async () => {
       failuresLeft = 1;
       const info = await app.deferred.defer('flaky', ['detail'], { queue: 'mail' });

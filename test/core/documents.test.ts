@@ -143,6 +143,55 @@ describe('documents: shard completion', function () {
     assert.equal(docs.rawDocument('iteration', id)!.version, before + 1);
   });
 
+  it('32 concurrent completions on a store that locks pessimistically (colliding commits deadlock until a lock timeout, as on Google\'s Datastore-mode emulator): all finish, one hears allDone', async function () {
+    this.timeout(30_000);
+    // Scaled down 10x from the emulator: a lone commit takes 20 ms, colliding ones all wait out a
+    // 200 ms lock timeout and fail; the retry policy keeps DEFAULT_RETRY's ratio of pause to lock timeout.
+    const COMMIT_MS = 20;
+    const LOCK_TIMEOUT_MS = 200;
+    const memory = memoryStores().state.documents;
+    const holders = new Map<string, Set<{ deadlocked: boolean }>>();
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const locking: DocumentStore = {
+      kind: 'memory-pessimistic',
+      // A read is a round trip too, so most completions read after every shard was marked.
+      read: async (keys) => {
+        await sleep(COMMIT_MS);
+        return memory.read(keys);
+      },
+      async commit(writes) {
+        const keys = writes.map((write) => `${write.kind}/${write.id}`);
+        const attempt = { deadlocked: false };
+        for (const key of keys) {
+          const held = holders.get(key) ?? new Set();
+          if (held.size > 0) {
+            attempt.deadlocked = true;
+            for (const other of held) other.deadlocked = true;
+          }
+          held.add(attempt);
+          holders.set(key, held);
+        }
+        await sleep(COMMIT_MS);
+        if (attempt.deadlocked) await sleep(LOCK_TIMEOUT_MS - COMMIT_MS);
+        for (const key of keys) holders.get(key)?.delete(attempt);
+        return attempt.deadlocked ? false : memory.commit(writes);
+      },
+      listTasks: (query) => memory.listTasks(query),
+      listOutbox: (before, limit) => memory.listOutbox(before, limit),
+      listIterations: (query) => memory.listIterations(query),
+    };
+    const iterations = new DocumentIterationStore(locking, { retry: { budgetMs: 10_000, firstPauseMs: 1, maxPauseMs: 100 } });
+    const id = 'it-locks';
+    await iterations.createIteration(iteration(id));
+    await iterations.startIteration(id, 32, Date.now());
+    const results = await Promise.allSettled(Array.from({ length: 32 }, (_, i) => iterations.completeShard(id, i, Date.now())));
+    const failed = results.flatMap((result) => (result.status === 'rejected' ? [String(result.reason)] : []));
+    assert.deepEqual(failed.slice(0, 1), [], `${failed.length} of 32 completions gave up`);
+    const values = results.map((result) => (result as PromiseFulfilledResult<{ allDone: boolean }>).value);
+    assert.equal(values.filter((value) => value.allDone).length, 1);
+    assert.ok((await iterations.getIteration(id))?.shards.every((shard) => shard.done));
+  });
+
   it('completions of a 200-shard iteration read a page of shards each, not every shard', async function () {
     const memory = memoryStores().state.documents;
     let shardReads = 0;
