@@ -143,7 +143,7 @@ describe('documents: shard completion', function () {
     assert.equal(docs.rawDocument('iteration', id)!.version, before + 1);
   });
 
-  it('32 concurrent completions on a store that locks pessimistically (colliding commits deadlock until a lock timeout, as on Google\'s Datastore-mode emulator): all finish, one hears allDone', async function () {
+  it("32 concurrent completions on a store that locks pessimistically (colliding commits deadlock until a lock timeout, as on Google's Datastore-mode emulator): all finish, one hears allDone", async function () {
     this.timeout(30_000);
     // Scaled down 10x from the emulator: a lone commit takes 20 ms, colliding ones all wait out a
     // 200 ms lock timeout and fail; the retry policy keeps DEFAULT_RETRY's ratio of pause to lock timeout.

@@ -185,6 +185,25 @@ describe('lifecycle: settle, transition, cancel', function () {
 });
 
 describe('lifecycle: shards', function () {
+  it('finisherRank orders the completions that saw every shard done the same way for each: latest finishedAt first, then highest index', function () {
+    const marks = [
+      { index: 0, finishedAt: T0 + 30 },
+      { index: 1, finishedAt: T0 + 10 },
+      { index: 2, finishedAt: T0 + 30 },
+      { index: 3, finishedAt: T0 + 20 },
+    ];
+    assert.deepEqual(
+      marks.map((mark) => lifecycle.finisherRank(marks, mark.index)),
+      [1, 3, 0, 2],
+    );
+    assert.deepEqual(
+      [...marks].reverse().map((mark) => lifecycle.finisherRank([...marks].reverse(), mark.index)),
+      [2, 0, 3, 1],
+      'the order the marks were read in does not matter',
+    );
+    assert.equal(lifecycle.finisherRank(marks, 9), 0, 'a shard not among the marks writes at once');
+  });
+
   it('completing a shard marks it once', function () {
     const shard = { index: 0, processed: 3, errors: 0, done: false };
     const done = lifecycle.completeShard(shard, T0);
