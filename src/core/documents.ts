@@ -493,6 +493,7 @@ export class DocumentIterationStore implements IterationStore {
    * alone; then the shards are read, and only a completion that sees them all done writes the
    * header (guarded by its version), naming itself the finisher. Of many concurrent completions
    * exactly one wins that write and hears allDone; a repeated completion never counts twice.
+   * Those that see every shard done at once take turns (finisherRank) instead of all writing.
    */
   async completeShard(id: string, shardIndex: number, now: number): Promise<{ allDone: boolean; shardsDone: number }> {
     const marking = Date.now();
@@ -536,10 +537,11 @@ export class DocumentIterationStore implements IterationStore {
       }
     });
   }
+
   /**
    * How many shards are done, read in pages starting after `from` and stopping at the first page
    * with a shard not done: all but the last completions of a 1,000-shard iteration read one page,
-   * not every shard. Short of all, the count is of the pages read.
+   * not every shard. Short of all, the count is of the pages read. With the done shards' markers.
    */
   private async doneShards(header: IterationHeader, from: number): Promise<{ count: number; marks: ShardProgress[] }> {
     const order = Array.from({ length: header.shardCount }, (_, k) => (from + 1 + k) % header.shardCount);
