@@ -332,7 +332,7 @@ export class DeliveryRunner {
     const exhausted = retriesExhausted(record, record.maxAttempts, this.options.queueMaxRetryMs?.(record.queue), this.options.now());
     if (exhausted) {
       logger.error(
-        `task ${record.taskName} failed on its last allowed attempt (${record.maxAttempts === undefined ? record.attempts : lifecycle.countedAttempts(record.attempts, record.interruptedRuns ?? 0, record.maxAttempts)}/${record.maxAttempts})`,
+        `task ${record.taskName} failed on its last allowed attempt (${lifecycle.countedAttempts(record.attempts, record.interruptedRuns ?? 0, record.maxAttempts)}/${record.maxAttempts})`,
         logFields(delivery, record, { error: errorInfo(err) }),
       );
       await finish('failed', 200, started, err);

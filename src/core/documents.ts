@@ -526,16 +526,21 @@ export class DocumentIterationStore implements IterationStore {
         const rank = yielded ? 0 : lifecycle.finisherRank(done.marks, shardIndex);
         yielded = true;
         if (rank > 0) {
-          for (let round = 0; round < Math.min(rank, MAX_FINISHER_WAITS); round += 1) {
-            await pause(roundMs + 5);
-            if ((await this.header(id))?.value.completedBy !== undefined) break;
-          }
+          await this.watchForFinisher(id, Math.min(rank, MAX_FINISHER_WAITS), roundMs + 5);
           continue;
         }
         const next: IterationHeader = { ...header.value, shardsDone: decision.shardsDone, completedBy: shardIndex, updatedAt: now };
         return { writes: [put('iteration', id, header, next, next.expiresAt)], result };
       }
     });
+  }
+
+  /** Waits up to `rounds` pauses of `pauseMs`, until the iteration's header names a finisher. */
+  private async watchForFinisher(id: string, rounds: number, pauseMs: number): Promise<void> {
+    for (let round = 0; round < rounds; round += 1) {
+      await pause(pauseMs);
+      if ((await this.header(id))?.value.completedBy !== undefined) return;
+    }
   }
 
   /**

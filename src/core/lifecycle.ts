@@ -86,7 +86,7 @@ export function acquireLease(record: TaskRecord | undefined, input: AcquireLease
   if (record.status === 'running' && (record.leaseUntil ?? 0) > input.now) return { kind: 'busy', record };
   const next = bump(record, input.now);
   // Taking over a lease that ran out: the run that held it ended without an outcome.
-  if (record.status === 'running') next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
+  if (record.status === 'running') countCutShort(record, next);
   next.status = 'running';
   next.leaseOwner = input.owner;
   next.leaseUntil = input.now + input.leaseMs;
@@ -96,14 +96,20 @@ export function acquireLease(record: TaskRecord | undefined, input: AcquireLease
   return { kind: 'acquired', record: next, changed: true };
 }
 
+/** `next` is `record` after its run ended without its own settle: one more run cut short. */
+function countCutShort(record: TaskRecord, next: TaskRecord): void {
+  next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
+}
+
 /**
  * The attempts that count against `maxAttempts`: a run its instance cut short (killed, crashed,
  * shut down) is not the task's failure, so up to `maxAttempts - 1` such runs are not counted.
  * Bounded that way, `maxAttempts: 1` still means at most one run, and a task that kills its
- * instance on every run is given up after at most `2 * maxAttempts - 1` runs.
+ * instance on every run is given up after at most `2 * maxAttempts - 1` runs. With no limit
+ * (undefined, or -1) every run counts.
  */
-export function countedAttempts(attempts: number, interruptedRuns: number, maxAttempts: number): number {
-  return attempts - Math.min(interruptedRuns, Math.max(0, maxAttempts - 1));
+export function countedAttempts(attempts: number, interruptedRuns: number, maxAttempts: number | undefined): number {
+  return attempts - Math.min(interruptedRuns, Math.max(0, (maxAttempts ?? 0) - 1));
 }
 
 /** Extend `owner`'s live lease (a heartbeat); undefined when the owner no longer holds it. */
@@ -123,7 +129,7 @@ export function releaseLease(record: TaskRecord | undefined, input: { owner: str
   if (!record || record.status !== 'running' || record.leaseOwner !== input.owner) return undefined;
   const next = bump(record, input.now, true);
   next.status = 'retrying';
-  next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
+  countCutShort(record, next);
   return next;
 }
 
@@ -152,7 +158,7 @@ export function transition(
   if (!record || !from.includes(record.status) || !canTransition(record.status, to)) return undefined;
   const next = bump(record, now, to !== 'running');
   // Moved out of `running` by anyone but its own settle (the reconciler, after the lease ran out).
-  if (record.status === 'running' && to !== 'running') next.interruptedRuns = (record.interruptedRuns ?? 0) + 1;
+  if (record.status === 'running' && to !== 'running') countCutShort(record, next);
   next.status = to;
   for (const [name, value] of Object.entries(patch) as Array<[keyof TransitionPatch, unknown]>) {
     if (value === undefined) delete next[name];

@@ -163,7 +163,7 @@ export class Reconciler {
     // A `running` record here has a lease that ran out: its own run was cut short too.
     const interrupted = (record.interruptedRuns ?? 0) + (record.status === 'running' ? 1 : 0);
     if (retriesExhausted(record, maxAttempts, limits.maxRetryMs, now, { attempts: record.attempts, interruptedRuns: interrupted })) {
-      const counted = maxAttempts !== undefined && maxAttempts > 0 ? countedAttempts(record.attempts, interrupted, maxAttempts) : record.attempts;
+      const counted = countedAttempts(record.attempts, interrupted, maxAttempts);
       const cut = interrupted > 0 ? `; ${record.attempts} runs, ${interrupted} of them cut short by their instance` : '';
       const error = {
         code: 'ABANDONED',
